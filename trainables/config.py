@@ -192,7 +192,7 @@ def from_dict(cls: type[T], raw: Mapping[str, Any], path: str = "") -> T:
     names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     unknown = [k for k in raw if k not in names]
     if unknown:
-        raise ConfigError(f"unknown key {path}{unknown[0]!r}; valid keys here: {', '.join(names)}")
+        raise ConfigError(f"unknown key '{path}{unknown[0]}'; valid keys here: {', '.join(names)}")
     values = {key: _coerce(value, hints[key], f"{path}{key}") for key, value in raw.items()}
     try:
         return cls(**values)

@@ -470,3 +470,26 @@ def load_scored_pairs(config: DataConfig) -> TaskData:
     built_train, built_validation = build(train), build(validation)
     assert built_train is not None and built_validation is not None
     return TaskData(built_train, built_validation, build(test), None, report)
+
+
+def sample_texts(config: DataConfig, rows: int) -> tuple[str, ...]:
+    """A seeded sample of ``rows`` non-empty texts of the training split (for layer scores).
+
+    Only texts matter here, so rows with a missing label are still usable; the sample is the
+    same wherever it is drawn (CLI, job, search driver), which keeps the scores cache shared.
+    """
+    source = resolve(config)
+    where, found = split_rows(config, source, config.train_split)
+    texts: list[str] = []
+    column = None
+    for _, row in found:
+        if row is None or "__problem__" in row:
+            continue
+        if column is None:
+            column = _pick(list(row), config.text_column or source.columns.get("text"), TEXT_COLUMNS, "text", where)
+        text = str(row.get(column) or "").strip()
+        if text:
+            texts.append(text)
+    if not texts:
+        raise DataError(f"{where}: no non-empty texts to score layers with")
+    return tuple(_sample(texts, rows, config.sample_seed))

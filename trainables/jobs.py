@@ -35,17 +35,17 @@ def _ignore(metrics: Metrics) -> None:
     pass
 
 
-def decide_kept_layers(
-    config: TrialConfig, model: Any, tokenizer: Any, sample: tuple[str, ...]
-) -> tuple[tuple[int, ...], LayerScores | None]:
+def decide_kept_layers(config: TrialConfig, model: Any, tokenizer: Any) -> tuple[tuple[int, ...], LayerScores | None]:
     """The kept layers: fixed in the config (decided by the search driver), or from its strategy here."""
     total = num_layers(model)
+    if config.variant == "scratch" and config.scratch_model is not None:
+        return tuple(range(total)), None  # a named small model is trained whole, at its own depth
     if config.kept_layers is not None:
         return check_kept(total, config.kept_layers), None
     scores = None
     if get_strategy(config.drop.strategy).needs_scores:
         scores = compute_layer_scores(
-            model, tokenizer, sample[: config.scores_sample_rows], model_name=config.model,
+            model, tokenizer, datasets.sample_texts(config.data, config.scores_sample_rows), model_name=config.model,
             max_length=config.training.max_length,
         )
     return kept_layers(config.drop.strategy, total, config.drop.params(), scores), scores
@@ -101,7 +101,7 @@ def run_classification(config: TrialConfig, report: Report = _ignore, output_dir
     assert task_data.label_names is not None
     model = load_classifier(name, task_data.label_names)
     original = num_layers(model)
-    kept, _ = decide_kept_layers(config, model, tokenizer, task_data.train.texts)
+    kept, _ = decide_kept_layers(config, model, tokenizer)
     seed_everything(config.training.seed)  # the head's init must not depend on what scoring consumed
     baseline = prepare(model, config, kept)
     model.to(device)
@@ -174,7 +174,7 @@ def run_sentence_similarity(config: TrialConfig, report: Report = _ignore, outpu
     st = load_sentence_model(model_name_for(config), device=device)
     st.max_seq_length = config.training.max_length
     original = num_layers(st)
-    kept, _ = decide_kept_layers(config, st, st.tokenizer, sts.train.texts)
+    kept, _ = decide_kept_layers(config, st, st.tokenizer)
     seed_everything(config.training.seed)
     baseline = prepare(st, config, kept)
     st.to(device)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.resources
 import importlib.util
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,8 +85,7 @@ def prepare(model: Any, config: TrialConfig, kept: tuple[int, ...]) -> Baseline:
     if config.scratch_model is not None:
         return Baseline("small-pretrained", config.scratch_model)
     keep_layers(model, range(len(kept)))
-    encoder_of(model)  # the encoder and any head are re-initialised together
-    model.apply(_reinit(model))
+    model.apply(_reinit(model))  # the encoder and any head, together
     return Baseline("random-init", config.model)
 
 
@@ -99,18 +97,52 @@ def model_name_for(config: TrialConfig) -> str:
 
 
 def _reinit(model: Any) -> Any:
-    # Every transformers model (and a SentenceTransformer's inner one) knows its own init scheme.
-    inner = encoder_of(model)
+    """BERT's initialisation, which every supported family shares: N(0, initializer_range), zero
+    biases, unit LayerNorms. Written out because transformers' own ``_init_weights`` skips modules
+    already marked initialised by ``from_pretrained``, which would leave the weights pre-trained."""
+    import torch
+
+    std = getattr(encoder_of(model).config, "initializer_range", 0.02)
 
     def reset(module: Any) -> None:
-        if hasattr(inner, "_init_weights"):
-            inner._init_weights(module)
-        elif hasattr(module, "reset_parameters"):
-            module.reset_parameters()
+        with torch.no_grad():
+            if isinstance(module, (torch.nn.Linear, torch.nn.Embedding)):
+                module.weight.normal_(0.0, std)
+                if getattr(module, "bias", None) is not None:
+                    module.bias.zero_()
+                if getattr(module, "padding_idx", None) is not None:
+                    module.weight[module.padding_idx].zero_()
+            elif isinstance(module, torch.nn.LayerNorm) or type(module).__name__ == "LayerNorm":
+                if getattr(module, "weight", None) is not None:
+                    module.weight.fill_(1.0)
+                if getattr(module, "bias", None) is not None:
+                    module.bias.zero_()
 
     return reset
 
 
-def cpu_threads() -> int:
-    """Threads for torch on this process: Ray sets OMP_NUM_THREADS to the trial's CPUs."""
-    return int(os.environ.get("OMP_NUM_THREADS", "0")) or (os.cpu_count() or 1)
+def load_any(name: str, device: str = "cpu") -> Any:
+    """A model as saved: a SentenceTransformer when the folder says so, else its own architecture class."""
+    import transformers
+
+    path = resolve_model(name)
+    if (Path(path) / "modules.json").is_file():
+        return load_sentence_model(name, device=device)
+    config = transformers.AutoConfig.from_pretrained(path)
+    for architecture in config.architectures or []:
+        cls = getattr(transformers, architecture, None)
+        if cls is not None:
+            return cls.from_pretrained(path)
+    return transformers.AutoModel.from_pretrained(path)
+
+
+def save_any(model: Any, tokenizer: Any, output_dir: str) -> None:
+    if hasattr(model, "save_pretrained"):
+        model.save_pretrained(output_dir)
+        tokenizer.save_pretrained(output_dir)
+    else:  # a SentenceTransformer saves its tokenizer and modules itself
+        model.save(output_dir)
+
+
+def tokenizer_of(model: Any, name: str) -> Any:
+    return getattr(model, "tokenizer", None) or load_tokenizer(name)

@@ -1,0 +1,185 @@
+"""The ``prunetune`` command: prune, scores, finetune, strategies.
+
+Hyper-parameters live in a YAML config (``examples/``), not in flags; ``--set key=value``
+overrides single values. Errors a user can fix end with a one-line message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+
+
+def _data_config(args: argparse.Namespace) -> Any:
+    from prunetune.trainables.config import DataConfig
+
+    return DataConfig(
+        source=args.data,
+        text_column=args.text_column,
+        data_dir=args.data_dir,
+        train_split=args.split,
+    )
+
+
+def cmd_strategies(args: argparse.Namespace) -> int:
+    from prunetune.trainables.strategies import describe
+
+    print(describe())
+    return 0
+
+
+def cmd_scores(args: argparse.Namespace) -> int:
+    from prunetune.trainables.data import sample_texts
+    from prunetune.trainables.models import load_any, tokenizer_of
+    from prunetune.trainables.scores import compute_layer_scores
+
+    model = load_any(args.model)
+    texts = sample_texts(_data_config(args), args.rows)
+    scores = compute_layer_scores(
+        model, tokenizer_of(model, args.model), texts, model_name=args.model, max_length=args.max_length
+    )
+    if args.json:
+        print(scores.to_json())
+        return 0
+    print(f"{args.model}: {scores.num_layers} layers, scored on {scores.sample_size} texts of {args.data}")
+    print("\nlayer  cosine(in,out)  block_influence  angular_distance")
+    for row in scores.layer_table():
+        print(f"{row['layer']:>5}  {row['cosine_in_out']:>14.4f}  {row['block_influence']:>15.4f}  {row['angular_distance']:>16.4f}")
+    print("  (contribution drops layers with high cosine(in,out); angular-block the block with the lowest distance)")
+    for count in args.block_sizes or []:
+        print(f"\nblocks of {count}: start  angular_distance")
+        for row in scores.block_table(count):
+            print(f"{'':>10}{row['start']:>5}  {row['angular_distance']:>16.4f}")
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from prunetune.trainables.data import sample_texts
+    from prunetune.trainables.models import load_any, save_any, tokenizer_of
+    from prunetune.trainables.scores import compute_layer_scores
+    from prunetune.trainables.strategies import get_strategy, kept_layers
+    from prunetune.trainables.surgery import keep_layers, num_layers, parameter_count
+
+    params = {
+        "count": args.count,
+        "start": args.start,
+        "start_fraction": args.start_fraction,
+        "threshold": args.threshold,
+        "layers": args.layers,
+    }
+    params = {k: v for k, v in params.items() if v is not None}
+    model = load_any(args.model)
+    tokenizer = tokenizer_of(model, args.model)
+    scores = None
+    if get_strategy(args.strategy).needs_scores:
+        if args.data is None:
+            raise SystemExit(f"prunetune prune: strategy {args.strategy!r} scores layers on data: add --data SOURCE")
+        scores = compute_layer_scores(model, tokenizer, sample_texts(_data_config(args), args.rows), model_name=args.model)
+    before, params_before = num_layers(model), parameter_count(model)
+    kept = kept_layers(args.strategy, before, params, scores)
+    keep_layers(model, kept)
+    save_any(model, tokenizer, args.output)
+    print(
+        f"kept layers {list(kept)} of {before} ({before - len(kept)} dropped); "
+        f"parameters {params_before:,} -> {parameter_count(model):,}; saved to {args.output}"
+    )
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from prunetune.trainables.config import load_trial_config, parse_overrides
+    from prunetune.trainables.jobs import run_job
+
+    config = load_trial_config(args.config, parse_overrides(args.set or []))
+
+    def report(metrics: dict[str, Any]) -> None:
+        shown = ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+        print(f"  {shown}", flush=True)
+
+    print(f"fine-tuning {config.model} on {config.data.source} ({config.task}), drop={config.drop.strategy} "
+          f"{config.drop.params() or ''}".rstrip(), flush=True)
+    result = run_job(config, report, output_dir=args.output)
+    result.pop("history")
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.metrics:
+        with open(args.metrics, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="prunetune", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="show library logs")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def data_args(p: argparse.ArgumentParser, required: bool) -> None:
+        p.add_argument("--data", required=required, help="preset, directory or hub id whose training texts to score on")
+        p.add_argument("--data-dir", help="local copies of presets (default $PRUNETUNE_DATA_DIR)")
+        p.add_argument("--text-column", help="column holding the text (default: text/Text/sentence/…)")
+        p.add_argument("--split", default="train", help="split to sample texts from (default train)")
+        p.add_argument("--rows", type=int, default=256, help="texts in the sample (default 256)")
+
+    p = sub.add_parser("strategies", help="list the layer-dropping strategies")
+    p.set_defaults(run=cmd_strategies)
+
+    p = sub.add_parser("scores", help="per-layer contribution and block angular distances on a data sample")
+    p.add_argument("model", help="hub id or local path (a SentenceTransformer folder works too)")
+    data_args(p, required=True)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--block-sizes", type=int, nargs="*", help="also list blocks of these sizes")
+    p.add_argument("--json", action="store_true", help="print the full table as JSON")
+    p.set_defaults(run=cmd_scores)
+
+    p = sub.add_parser("prune", help="drop layers by a strategy and save the pruned model")
+    p.add_argument("model")
+    p.add_argument("--strategy", required=True, help="see `prunetune strategies`")
+    p.add_argument("--count", type=int)
+    p.add_argument("--start", type=int)
+    p.add_argument("--start-fraction", type=float)
+    p.add_argument("--threshold", type=float)
+    p.add_argument("--layers", type=lambda s: [int(x) for x in s.split(",") if x.strip()], help="explicit: 3,4,5")
+    p.add_argument("--output", "-o", required=True)
+    data_args(p, required=False)
+    p.set_defaults(run=cmd_prune)
+
+    p = sub.add_parser("finetune", help="one prune + fine-tune job from a YAML config (default: the embedded one)")
+    p.add_argument("config", nargs="?", help="YAML TrialConfig (see examples/); omitted: MiniLM on IndicNews English")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one value, e.g. training.epochs=3")
+    p.add_argument("--output", "-o", help="save the fine-tuned model and prunetune-result.json here")
+    p.add_argument("--metrics", help="also write the final metrics as JSON to this file")
+    p.set_defaults(run=cmd_finetune)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from prunetune.trainables.config import ConfigError
+    from prunetune.trainables.data import DataError
+    from prunetune.trainables.strategies import StrategyError
+    from prunetune.trainables.surgery import SurgeryError
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if not args.verbose:
+        _quiet_libraries()
+    try:
+        return int(args.run(args))
+    except (ConfigError, DataError, StrategyError, SurgeryError) as err:
+        print(f"prunetune {args.command}: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Shared fixtures: offline settings, the real data folder, tiny models of every supported family."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Tests never reach the hub: models are tiny ones built from configs or the packaged MiniLM.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SHARED_DATA = Path(os.environ.get("PRUNETUNE_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRUNETUNE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "prunetune-cache"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"the real data sets are not at {SHARED_DATA} (set PRUNETUNE_TEST_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def data_env(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("PRUNETUNE_DATA_DIR", str(shared_data))
+    return shared_data
+
+
+def tiny_config(family: str, layers: int = 4):
+    """A tiny random config of ``family`` (transformers' test recipe: vocab 99, hidden 32)."""
+    import transformers
+
+    common = dict(vocab_size=99, max_position_embeddings=64)
+    if family == "distilbert":
+        return transformers.DistilBertConfig(dim=32, n_layers=layers, n_heads=4, hidden_dim=37, **common)
+    classes = {
+        "bert": transformers.BertConfig,
+        "roberta": transformers.RobertaConfig,
+        "xlm-roberta": transformers.XLMRobertaConfig,
+        "electra": transformers.ElectraConfig,
+        "mpnet": transformers.MPNetConfig,
+        "deberta-v2": transformers.DebertaV2Config,
+        "albert": transformers.AlbertConfig,
+    }
+    extra = {"embedding_size": 16} if family in ("electra", "albert") else {}
+    return classes[family](
+        hidden_size=32, num_hidden_layers=layers, num_attention_heads=4, intermediate_size=37, **extra, **common
+    )
+
+
+FAMILIES = ["bert", "roberta", "xlm-roberta", "electra", "mpnet", "distilbert", "deberta-v2"]

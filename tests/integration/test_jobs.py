@@ -1,0 +1,99 @@
+"""The prune + fine-tune jobs on the packaged MiniLM and real data slices."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from prunetune.trainables.config import TrialConfig
+from prunetune.trainables.jobs import run_job
+from prunetune.trainables.surgery import num_layers
+from tests.conftest import tiny_config
+
+HEADLINES = {
+    "data.source": "indicnews:english:shc",
+    "data.on_bad_row": "skip",
+    "data.max_train_rows": 1200,
+    "data.max_eval_rows": 400,
+    "training.epochs": 3,
+    "training.max_length": 32,
+    "training.learning_rate": 2e-4,
+    "training.batch_size": 32,
+}
+
+
+@pytest.fixture(scope="module")
+def pruned_run(shared_data, tmp_path_factory):
+    import os
+
+    os.environ["PRUNETUNE_DATA_DIR"] = str(shared_data)
+    reports: list[dict] = []
+    config = TrialConfig().with_overrides(HEADLINES | {"drop.strategy": "middle", "drop.count": 2})
+    out = tmp_path_factory.mktemp("pruned-model")
+    return config, run_job(config, reports.append, output_dir=str(out)), reports, out
+
+
+def test_pruned_minilm_really_learns_headline_topics(pruned_run) -> None:
+    config, result, reports, _ = pruned_run
+    chance = 1 / 12
+    assert result["kept_layers"] == [0, 1, 4, 5] and result["layers_dropped"] == 2
+    assert result["val_accuracy"] > 4 * chance and result["val_macro_f1"] > 3 * chance
+    assert [r["epoch"] for r in reports] == [1, 2, 3]
+    assert reports[-1]["val_accuracy"] > reports[0]["val_accuracy"] - 0.05
+    assert result["train_rows"] == 1200 and result["seed"] == 42
+    assert result["val_score"] == result["val_accuracy"]
+
+
+def test_fine_tuned_model_is_saved_with_its_labels(pruned_run) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    _, result, _, out = pruned_run
+    model = AutoModelForSequenceClassification.from_pretrained(out)
+    assert num_layers(model) == 4 and len(model.config.id2label) == 12
+    saved = json.loads((out / "prunetune-result.json").read_text())
+    assert saved["result"]["val_accuracy"] == result["val_accuracy"]
+    assert TrialConfig.from_dict(saved["config"]).drop.count == 2
+
+
+def test_pruned_beats_random_init_scratch_of_equal_depth(pruned_run) -> None:
+    config, pruned, _, _ = pruned_run
+    scratch = run_job(config.with_overrides({"variant": "scratch"}))
+    assert scratch["baseline_kind"] == "random-init" and scratch["layers_kept"] == 4
+    assert pruned["val_accuracy"] > scratch["val_accuracy"] + 0.1
+
+
+def test_scratch_baseline_from_a_named_small_model(data_env, tmp_path) -> None:
+    from transformers import AutoModel, AutoTokenizer
+
+    from prunetune.trainables.models import resolve_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("sentence-transformers/all-MiniLM-L6-v2"))
+    config = tiny_config("bert", layers=2)
+    config.vocab_size = tokenizer.vocab_size
+    AutoModel.from_config(config).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    result = run_job(TrialConfig().with_overrides(HEADLINES | {
+        "variant": "scratch", "scratch_model": str(tmp_path), "data.max_train_rows": 64, "data.max_eval_rows": 32,
+        "training.epochs": 1, "drop.strategy": "top", "drop.count": 4,
+    }))
+    assert result["baseline_kind"] == "small-pretrained" and result["baseline_source"] == str(tmp_path)
+    assert result["layers_kept"] == 2 and result["parameters"] < 2_000_000
+
+
+def test_sentence_embeddings_nli_then_sts_on_a_scored_block(data_env) -> None:
+    reports: list[dict] = []
+    config = TrialConfig().with_overrides({
+        "task": "sentence-similarity",
+        "data.source": "stsb:en", "data.test_split": "test",
+        "data.max_train_rows": 400, "data.max_eval_rows": 300,
+        "sentence.nli_data.source": "glue:rte", "sentence.nli_data.max_train_rows": 200,
+        "sentence.nli_training.epochs": 1, "sentence.sts_loss": "cosent",
+        "drop.strategy": "angular-block", "drop.count": 3, "scores_sample_rows": 64,
+        "training.epochs": 1, "training.max_length": 48, "training.learning_rate": 2e-5, "training.batch_size": 16,
+    })
+    result = run_job(config, reports.append)
+    assert result["layers_kept"] == 3 and result["strategy"] == "angular-block"
+    assert [("nli_epoch" in r, "epoch" in r) for r in reports] == [(True, False), (False, True)]
+    assert result["val_spearman"] > 0.6 and result["test_spearman"] > 0.6
+    assert result["test_score"] == result["test_spearman"]

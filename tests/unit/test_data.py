@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from prunetune.trainables.config import DataConfig
+from prunetune.trainables.data import DataError, load_labelled, load_scored_pairs, sample_texts
+
+
+def write(directory: Path, name: str, text: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / name).write_text(text, encoding="utf-8")
+
+
+def test_csv_with_custom_columns_and_deterministic_labels(tmp_path: Path) -> None:
+    write(tmp_path, "train.csv", "Text,Label\nalpha,b\nbeta,a\ngamma,c\ndelta,a\n")
+    write(tmp_path, "dev.csv", "Text,Label\nepsilon,c\n")
+    data = load_labelled(DataConfig(source=str(tmp_path)))
+    assert data.label_names == ("a", "b", "c")
+    assert data.train.targets == (1, 0, 2, 0)
+    assert data.validation.texts == ("epsilon",) and data.validation.targets == (2,)
+
+
+def test_jsonl_and_parquet_sources(tmp_path: Path) -> None:
+    import pandas as pd
+
+    write(tmp_path / "j", "train.jsonl", '{"sentence": "x", "label": 1}\n{"sentence": "y", "label": 0}\n')
+    write(tmp_path / "j", "validation.jsonl", '{"sentence": "z", "label": 1}\n')
+    data = load_labelled(DataConfig(source=str(tmp_path / "j")))
+    assert data.label_names == ("0", "1") and data.train.targets == (1, 0)
+    (tmp_path / "p").mkdir()
+    pd.DataFrame({"content": ["u", "v"], "category": ["x", "y"]}).to_parquet(tmp_path / "p" / "train.parquet")
+    pd.DataFrame({"content": ["w"], "category": ["y"]}).to_parquet(tmp_path / "p" / "validation.parquet")
+    data = load_labelled(DataConfig(source=str(tmp_path / "p")))
+    assert data.validation.targets == (1,)
+
+
+def test_bad_rows_are_errors_with_file_and_line_or_counted_skips(tmp_path: Path) -> None:
+    write(tmp_path, "train.csv", "text,labels\ngood,a\n  ,a\nother,b\nno label,\n")
+    write(tmp_path, "validation.csv", "text,labels\nfine,a\n")
+    with pytest.raises(DataError, match=r"train.csv:3: empty text in column 'text'.*on_bad_row=skip"):
+        load_labelled(DataConfig(source=str(tmp_path)))
+    data = load_labelled(DataConfig(source=str(tmp_path), on_bad_row="skip"))
+    assert data.train.texts == ("good", "other")
+    assert data.report.total == 2
+    assert "train.csv:5" in data.report.summary()
+
+
+def test_unknown_label_missing_column_and_missing_split(tmp_path: Path) -> None:
+    write(tmp_path, "train.csv", "text,labels\na,x\nb,y\n")
+    write(tmp_path, "validation.csv", "text,labels\nc,z\n")
+    with pytest.raises(DataError, match=r"validation.csv:2: label 'z' does not occur in the training split"):
+        load_labelled(DataConfig(source=str(tmp_path)))
+    with pytest.raises(DataError, match=r"no column 'body' for the text; its columns are \['text', 'labels'\]"):
+        load_labelled(DataConfig(source=str(tmp_path), text_column="body"))
+    write(tmp_path, "validation.csv", "text,labels\nc,x\n")
+    with pytest.raises(DataError, match="has no 'test' split.*data.test_split"):
+        load_labelled(DataConfig(source=str(tmp_path), test_split="test"))
+    with pytest.raises(DataError, match="neither a preset"):
+        load_labelled(DataConfig(source="./nowhere"))
+    with pytest.raises(DataError, match="indicnews:<language>:<shc|lpc|ldc>"):
+        load_labelled(DataConfig(source="indicnews:marathi"))
+
+
+def test_ragged_row_is_named(tmp_path: Path) -> None:
+    write(tmp_path, "train.csv", "text,labels\na,x\nb,y,extra\n")
+    write(tmp_path, "validation.csv", "text,labels\nc,x\n")
+    with pytest.raises(DataError, match="train.csv:3: 3 fields where the header has 2"):
+        load_labelled(DataConfig(source=str(tmp_path)))
+
+
+def test_real_indicnews_english_quirks(data_env: Path) -> None:
+    config = DataConfig(source="indicnews:english:shc", on_bad_row="skip")
+    data = load_labelled(config)
+    assert len(data.label_names) == 12 and "" not in data.label_names
+    # The 272 rows with a blank text (the 20 with a blank label among them) are skipped and counted.
+    train_skips = [loc for locs in data.report.skipped.values() for loc in locs if "train.csv" in loc]
+    assert len(train_skips) == 272
+    assert len(data.train) + len(train_skips) == 36877
+    assert len(data.validation) > 4500
+    with pytest.raises(DataError, match=r"train.csv:\d+: empty text"):
+        load_labelled(DataConfig(source="indicnews:english:shc"))
+
+
+def test_real_indicnews_marathi_repeated_headers_are_skipped_and_counted(data_env: Path) -> None:
+    data = load_labelled(DataConfig(source="indicnews:marathi:shc", train_split="validation", validation_split="test"))
+    assert len(data.label_names) == 12 and "Label" not in data.label_names
+    headers = [loc for problem, locs in data.report.skipped.items() if "header" in problem for loc in locs]
+    assert headers and all("rows)" in h for h in headers)
+    assert len(data.validation) + sum(int(h.rsplit("(", 1)[1].split()[0]) for h in headers if "test.csv" in h) == 2772
+
+
+def test_real_stsb_layout_with_trailing_fields(data_env: Path) -> None:
+    data = load_scored_pairs(DataConfig(source="stsb:en", test_split="test"))
+    assert len(data.train) == 5749 and len(data.validation) == 1500 and len(data.test) == 1379
+    assert all(0.0 <= s <= 1.0 for s in data.train.targets)
+    assert data.train.texts[0] == "A plane is taking off." and data.train.pairs[0] == "An air plane is taking off."
+    marathi = load_scored_pairs(DataConfig(source="stsb:mr", max_train_rows=100))
+    assert len(marathi.train) == 100
+
+
+def test_real_rte_as_pairs_and_seeded_slices(data_env: Path) -> None:
+    config = DataConfig(source="glue:rte", max_train_rows=200, max_eval_rows=50)
+    first, again = load_labelled(config, pairs=True), load_labelled(config, pairs=True)
+    assert first.label_names == ("entailment", "not_entailment")
+    assert first.train.pairs is not None and len(first.train) == 200 and len(first.validation) == 50
+    assert first.train == again.train
+    other = load_labelled(DataConfig(source="glue:rte", max_train_rows=200, sample_seed=1), pairs=True)
+    assert other.train != first.train
+    assert sample_texts(config, 10) == sample_texts(config, 10)
