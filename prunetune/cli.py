@@ -56,7 +56,8 @@ def cmd_scores(args: argparse.Namespace) -> int:
     print(f"{args.model}: {scores.num_layers} layers, scored on {scores.sample_size} texts of {args.data}")
     print("\nlayer  cosine(in,out)  block_influence  angular_distance")
     for row in scores.layer_table():
-        print(f"{row['layer']:>5}  {row['cosine_in_out']:>14.4f}  {row['block_influence']:>15.4f}  {row['angular_distance']:>16.4f}")
+        cells = (row["cosine_in_out"], row["block_influence"], row["angular_distance"])
+        print(f"{row['layer']:>5}  {cells[0]:>14.4f}  {cells[1]:>15.4f}  {cells[2]:>16.4f}")
     print("  (contribution drops layers with high cosine(in,out); angular-block the block with the lowest distance)")
     for count in args.block_sizes or []:
         print(f"\nblocks of {count}: start  angular_distance")
@@ -86,7 +87,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
     if get_strategy(args.strategy).needs_scores:
         if args.data is None:
             raise SystemExit(f"prunetune prune: strategy {args.strategy!r} scores layers on data: add --data SOURCE")
-        scores = compute_layer_scores(model, tokenizer, sample_texts(_data_config(args), args.rows), model_name=args.model)
+        scores = compute_layer_scores(
+            model, tokenizer, sample_texts(_data_config(args), args.rows), model_name=args.model
+        )
     before, params_before = num_layers(model), parameter_count(model)
     kept = kept_layers(args.strategy, before, params, scores)
     keep_layers(model, kept)
@@ -108,8 +111,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         shown = ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
         print(f"  {shown}", flush=True)
 
-    print(f"fine-tuning {config.model} on {config.data.source} ({config.task}), drop={config.drop.strategy} "
-          f"{config.drop.params() or ''}".rstrip(), flush=True)
+    print(
+        f"fine-tuning {config.model} on {config.data.source} ({config.task}), drop={config.drop.strategy} "
+        f"{config.drop.params() or ''}".rstrip(),
+        flush=True,
+    )
     result = run_job(config, report, output_dir=args.output)
     result.pop("history")
     text = json.dumps(result, indent=2)

@@ -133,7 +133,11 @@ def _indicnews(config: DataConfig) -> Source:
     else:
         lang, upper = language.capitalize(), task.upper()
         files = {}
-        for split, names in (("train", ("Train", "train")), ("validation", ("Valid", "valid")), ("test", ("Test", "test"))):
+        for split, names in (
+            ("train", ("Train", "train")),
+            ("validation", ("Valid", "valid")),
+            ("test", ("Test", "test")),
+        ):
             # The repository names its files two ways: English_train_shc.csv and Marathi_SHC_Train.csv.
             urls = [f"{INDICNEWS_REPO}/{lang}/{upper}/{lang}_{upper}_{names[0]}.csv"]
             urls.append(f"{INDICNEWS_REPO}/{lang}/{upper}/{lang}_{names[1]}_{task}.csv")
@@ -154,7 +158,9 @@ def _stsb(config: DataConfig) -> Source:
         return Source(files=_split_files(local / folders[language]), file_format="stsb", columns=columns)
     if folders[language] == "stsb-english":
         return Source(hub_id="mteb/stsbenchmark-sts", columns=columns)
-    split_files = {s: f"{STSB_MR_REPO}/sts-{n}-mr.tsv" for s, n in (("train", "train"), ("validation", "dev"), ("test", "test"))}
+    split_files = {
+        s: f"{STSB_MR_REPO}/sts-{n}-mr.tsv" for s, n in (("train", "train"), ("validation", "dev"), ("test", "test"))
+    }
     return Source(files=split_files, file_format="stsb", columns=columns)
 
 
@@ -204,7 +210,8 @@ def _download(urls: str) -> Path:
         target.write_bytes(body)
         return target
     raise DataError(
-        "could not download the data set: " + "; ".join(errors)
+        "could not download the data set: "
+        + "; ".join(errors)
         + ". Without network access, set PRUNETUNE_DATA_DIR (or data.data_dir) to a directory that holds it."
     )
 
@@ -335,9 +342,7 @@ def _pick(columns: Sequence[str], wanted: str | None, candidates: Sequence[str],
     for name in candidates:
         if name in columns:
             return name
-    raise DataError(
-        f"{where}: no {role} column among {list(columns)}; name it with data.{role}_column"
-    )
+    raise DataError(f"{where}: no {role} column among {list(columns)}; name it with data.{role}_column")
 
 
 def _handle_bad(config: DataConfig, report: LoadReport, location: str, problem: str) -> None:
@@ -411,22 +416,32 @@ def load_labelled(config: DataConfig, *, pairs: bool = False) -> TaskData:
     """Classification (or NLI-with-labels) data; label ids follow :func:`_label_order` of the training labels."""
     source = resolve(config)
     report = LoadReport()
-    train = _sample(_read_split(config, source, config.train_split, "label", report, pairs), config.max_train_rows, config.sample_seed)
+    train = _sample(
+        _read_split(config, source, config.train_split, "label", report, pairs),
+        config.max_train_rows,
+        config.sample_seed,
+    )
     label_names = _label_order({row[3] for row in train})
     if len(label_names) < 2:
-        raise DataError(f"{config.source} [{config.train_split}] has one label only ({label_names[0]!r}): nothing to classify")
+        raise DataError(
+            f"{config.source} [{config.train_split}] has one label only ({label_names[0]!r}): nothing to classify"
+        )
     ids = {name: i for i, name in enumerate(label_names)}
 
     def build(rows: list[tuple[str, str, str | None, Any]]) -> TextSplit:
         kept = []
         for location, text, pair, label in rows:
             if label not in ids:
-                _handle_bad(config, report, location, f"label {label!r} does not occur in the training split {sorted(ids)}")
+                _handle_bad(
+                    config, report, location, f"label {label!r} does not occur in the training split {sorted(ids)}"
+                )
             else:
                 kept.append((text, pair, ids[label]))
         has_pairs = bool(kept) and kept[0][1] is not None
         return TextSplit(
-            tuple(t for t, _, _ in kept), tuple(p for _, p, _ in kept) if has_pairs else None, tuple(y for _, _, y in kept)
+            tuple(t for t, _, _ in kept),
+            tuple(p for _, p, _ in kept) if has_pairs else None,
+            tuple(y for _, _, y in kept),
         )
 
     def eval_split(split: str | None) -> TextSplit | None:
@@ -449,7 +464,9 @@ def load_scored_pairs(config: DataConfig) -> TaskData:
         if split is None:
             return None
         out = []
-        for location, text, pair, raw in _sample(_read_split(config, source, split, "score", report, True), limit, config.sample_seed):
+        for location, text, pair, raw in _sample(
+            _read_split(config, source, split, "score", report, True), limit, config.sample_seed
+        ):
             try:
                 out.append((text, pair or "", float(raw)))
             except ValueError:

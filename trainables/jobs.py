@@ -45,7 +45,10 @@ def decide_kept_layers(config: TrialConfig, model: Any, tokenizer: Any) -> tuple
     scores = None
     if get_strategy(config.drop.strategy).needs_scores:
         scores = compute_layer_scores(
-            model, tokenizer, datasets.sample_texts(config.data, config.scores_sample_rows), model_name=config.model,
+            model,
+            tokenizer,
+            datasets.sample_texts(config.data, config.scores_sample_rows),
+            model_name=config.model,
             max_length=config.training.max_length,
         )
     return kept_layers(config.drop.strategy, total, config.drop.params(), scores), scores
@@ -110,7 +113,9 @@ def run_classification(config: TrialConfig, report: Report = _ignore, output_dir
         texts = [split.texts[i] for i in indices]
         pairs = None if split.pairs is None else [split.pairs[i] for i in indices]
         return dict(
-            tokenizer(texts, pairs, truncation=True, max_length=config.training.max_length, padding=True, return_tensors="pt")
+            tokenizer(
+                texts, pairs, truncation=True, max_length=config.training.max_length, padding=True, return_tensors="pt"
+            )
         )
 
     def loss_of_batch(indices: list[int]) -> Any:
@@ -122,9 +127,13 @@ def run_classification(config: TrialConfig, report: Report = _ignore, output_dir
 
     def evaluate() -> Metrics:
         bs = config.training.eval_batch_size
-        scores = {f"val_{k}": v for k, v in _classification_scores(model, task_data.validation, encode, device, bs).items()}
+        scores = {
+            f"val_{k}": v for k, v in _classification_scores(model, task_data.validation, encode, device, bs).items()
+        }
         if task_data.test is not None:
-            scores |= {f"test_{k}": v for k, v in _classification_scores(model, task_data.test, encode, device, bs).items()}
+            scores |= {
+                f"test_{k}": v for k, v in _classification_scores(model, task_data.test, encode, device, bs).items()
+            }
         scores["val_score"] = scores["val_accuracy"]
         if "test_accuracy" in scores:
             scores["test_score"] = scores["test_accuracy"]
@@ -132,7 +141,11 @@ def run_classification(config: TrialConfig, report: Report = _ignore, output_dir
 
     history = train(model, config.training, len(task_data.train), loss_of_batch, evaluate, report)
     result = _summary(config, model, kept, original, baseline) | history[-1]
-    result |= {"train_rows": len(task_data.train), "data_skipped_rows": task_data.report.total, "seconds": time.monotonic() - started}
+    result |= {
+        "train_rows": len(task_data.train),
+        "data_skipped_rows": task_data.report.total,
+        "seconds": time.monotonic() - started,
+    }
     if output_dir is not None:
         model.save_pretrained(output_dir)
         tokenizer.save_pretrained(output_dir)
@@ -197,7 +210,9 @@ def run_sentence_similarity(config: TrialConfig, report: Report = _ignore, outpu
         history += train(nli_loss, config.sentence.nli_training, len(nli_train), nli_batch, nli_eval, report, "nli_")
         skipped += nli.report.total
 
-    sts_loss = (losses.CoSENTLoss(st) if config.sentence.sts_loss == "cosent" else losses.CosineSimilarityLoss(st)).to(device)
+    sts_loss = (losses.CoSENTLoss(st) if config.sentence.sts_loss == "cosent" else losses.CosineSimilarityLoss(st)).to(
+        device
+    )
 
     def sts_batch(indices: list[int]) -> Any:
         a = _features(st, [sts.train.texts[i] for i in indices], device)

@@ -122,7 +122,6 @@ def compute_layer_scores(
     encoder inside is found by :mod:`prunetune.trainables.surgery`.
     """
     import torch
-
     from prunetune.trainables.surgery import encoder_of
 
     if not texts:

@@ -194,7 +194,9 @@ def check_kept(num_layers: int, kept: Iterable[int]) -> tuple[int, ...]:
     kept = list(kept)
     bad = [i for i in kept if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < num_layers]
     if bad:
-        raise StrategyError(f"layer indices {bad} are out of range for a {num_layers}-layer model (0..{num_layers - 1})")
+        raise StrategyError(
+            f"layer indices {bad} are out of range for a {num_layers}-layer model (0..{num_layers - 1})"
+        )
     repeated = sorted({i for i in kept if kept.count(i) > 1})
     if repeated:
         raise StrategyError(f"layer indices {repeated} are repeated")

@@ -35,7 +35,7 @@ def _optimizer(model: Any, config: TrainingConfig, total_steps: int) -> tuple[An
 
     # Biases and LayerNorm weights are not decayed (the BERT recipe).
     decay, no_decay = [], []
-    for name, param in model.named_parameters():
+    for _name, param in model.named_parameters():
         if param.requires_grad:
             (no_decay if param.ndim < 2 else decay).append(param)
     optimizer = torch.optim.AdamW(

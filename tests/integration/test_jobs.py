@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from prunetune.trainables.config import TrialConfig
 from prunetune.trainables.jobs import run_job
 from prunetune.trainables.surgery import num_layers
+
 from tests.conftest import tiny_config
 
 HEADLINES = {
@@ -64,34 +64,54 @@ def test_pruned_beats_random_init_scratch_of_equal_depth(pruned_run) -> None:
 
 
 def test_scratch_baseline_from_a_named_small_model(data_env, tmp_path) -> None:
-    from transformers import AutoModel, AutoTokenizer
-
     from prunetune.trainables.models import resolve_model
+    from transformers import AutoModel, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model("sentence-transformers/all-MiniLM-L6-v2"))
     config = tiny_config("bert", layers=2)
     config.vocab_size = tokenizer.vocab_size
     AutoModel.from_config(config).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
-    result = run_job(TrialConfig().with_overrides(HEADLINES | {
-        "variant": "scratch", "scratch_model": str(tmp_path), "data.max_train_rows": 64, "data.max_eval_rows": 32,
-        "training.epochs": 1, "drop.strategy": "top", "drop.count": 4,
-    }))
+    result = run_job(
+        TrialConfig().with_overrides(
+            HEADLINES
+            | {
+                "variant": "scratch",
+                "scratch_model": str(tmp_path),
+                "data.max_train_rows": 64,
+                "data.max_eval_rows": 32,
+                "training.epochs": 1,
+                "drop.strategy": "top",
+                "drop.count": 4,
+            }
+        )
+    )
     assert result["baseline_kind"] == "small-pretrained" and result["baseline_source"] == str(tmp_path)
     assert result["layers_kept"] == 2 and result["parameters"] < 2_000_000
 
 
 def test_sentence_embeddings_nli_then_sts_on_a_scored_block(data_env) -> None:
     reports: list[dict] = []
-    config = TrialConfig().with_overrides({
-        "task": "sentence-similarity",
-        "data.source": "stsb:en", "data.test_split": "test",
-        "data.max_train_rows": 400, "data.max_eval_rows": 300,
-        "sentence.nli_data.source": "glue:rte", "sentence.nli_data.max_train_rows": 200,
-        "sentence.nli_training.epochs": 1, "sentence.sts_loss": "cosent",
-        "drop.strategy": "angular-block", "drop.count": 3, "scores_sample_rows": 64,
-        "training.epochs": 1, "training.max_length": 48, "training.learning_rate": 2e-5, "training.batch_size": 16,
-    })
+    config = TrialConfig().with_overrides(
+        {
+            "task": "sentence-similarity",
+            "data.source": "stsb:en",
+            "data.test_split": "test",
+            "data.max_train_rows": 400,
+            "data.max_eval_rows": 300,
+            "sentence.nli_data.source": "glue:rte",
+            "sentence.nli_data.max_train_rows": 200,
+            "sentence.nli_training.epochs": 1,
+            "sentence.sts_loss": "cosent",
+            "drop.strategy": "angular-block",
+            "drop.count": 3,
+            "scores_sample_rows": 64,
+            "training.epochs": 1,
+            "training.max_length": 48,
+            "training.learning_rate": 2e-5,
+            "training.batch_size": 16,
+        }
+    )
     result = run_job(config, reports.append)
     assert result["layers_kept"] == 3 and result["strategy"] == "angular-block"
     assert [("nli_epoch" in r, "epoch" in r) for r in reports] == [(True, False), (False, True)]

@@ -3,12 +3,12 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from prunetune.trainables.config import DataConfig
 from prunetune.trainables.data import sample_texts
 from prunetune.trainables.models import load_any
 from prunetune.trainables.scores import LayerScores, compute_layer_scores
 from prunetune.trainables.strategies import kept_layers
+
 from tests.conftest import MINILM, tiny_config
 
 
@@ -35,7 +35,10 @@ def test_scores_of_minilm_on_real_headlines(data_env, tmp_path) -> None:
 
     # Cached by content: a second call reads the file; other texts give another entry.
     assert len(list(tmp_path.iterdir())) == 1
-    assert compute_layer_scores(model, model.tokenizer, texts, model_name=MINILM, max_length=32, cache_dir=tmp_path) == scores
+    assert (
+        compute_layer_scores(model, model.tokenizer, texts, model_name=MINILM, max_length=32, cache_dir=tmp_path)
+        == scores
+    )
     compute_layer_scores(model, model.tokenizer, texts[:10], model_name=MINILM, max_length=32, cache_dir=tmp_path)
     assert len(list(tmp_path.iterdir())) == 2
     assert LayerScores.from_json(scores.to_json()) == scores
@@ -44,9 +47,8 @@ def test_scores_of_minilm_on_real_headlines(data_env, tmp_path) -> None:
 def test_padding_does_not_change_scores(tmp_path) -> None:
     """Mask-aware: a text scored alone or padded beside a long one gives the same token statistics."""
     import torch
-    from transformers import AutoModel, AutoTokenizer
-
     from prunetune.trainables.models import resolve_model
+    from transformers import AutoModel, AutoTokenizer
 
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(MINILM))

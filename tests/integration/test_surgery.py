@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from prunetune.trainables.surgery import SurgeryError, keep_layers, layers_of, num_layers, parameter_count
+
 from tests.conftest import FAMILIES, MINILM, tiny_config
 
 
@@ -80,9 +80,8 @@ def test_unknown_architecture_lists_the_supported_ones() -> None:
 
 
 def test_packaged_minilm_as_sentence_transformer(tmp_path) -> None:
-    from sentence_transformers import SentenceTransformer
-
     from prunetune.trainables.models import resolve_model
+    from sentence_transformers import SentenceTransformer
 
     st = SentenceTransformer(resolve_model(MINILM), device="cpu")
     assert num_layers(st) == 6
@@ -97,9 +96,8 @@ def test_packaged_minilm_as_sentence_transformer(tmp_path) -> None:
 
 
 def test_packaged_minilm_as_classifier(tmp_path) -> None:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
     from prunetune.trainables.models import load_classifier, resolve_model
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     model = load_classifier(MINILM, ("neg", "pos")).eval()
     keep_layers(model, [0, 5])
@@ -116,10 +114,9 @@ def test_packaged_minilm_as_classifier(tmp_path) -> None:
 
 @pytest.mark.parametrize("family", ["bert", "deberta-v2", "distilbert"])
 def test_scratch_baseline_reinitialises_every_weight(family: str, tmp_path) -> None:
-    from transformers import AutoModelForSequenceClassification
-
     from prunetune.trainables.config import TrialConfig
     from prunetune.trainables.models import prepare
+    from transformers import AutoModelForSequenceClassification
 
     torch.manual_seed(0)
     AutoModelForSequenceClassification.from_config(tiny_config(family, layers=4)).save_pretrained(tmp_path)
@@ -128,6 +125,8 @@ def test_scratch_baseline_reinitialises_every_weight(family: str, tmp_path) -> N
     baseline = prepare(model, TrialConfig(variant="scratch"), (0, 1))
     assert baseline.kind == "random-init" and num_layers(model) == 2
     after = model.state_dict()
-    changed = [k for k, v in after.items() if v.dtype.is_floating_point and v.std() > 0 and not torch.equal(v, before[k])]
+    changed = [
+        k for k, v in after.items() if v.dtype.is_floating_point and v.std() > 0 and not torch.equal(v, before[k])
+    ]
     weights = [k for k, v in after.items() if v.dtype.is_floating_point and v.ndim == 2]
     assert set(weights) <= set(changed)

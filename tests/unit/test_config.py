@@ -1,14 +1,19 @@
 from __future__ import annotations
 
 import pytest
-
 from prunetune.trainables.config import ConfigError, TrialConfig, load_trial_config, parse_overrides
 
 
 def test_flat_params_round_trip_exactly() -> None:
     config = TrialConfig().with_overrides(
-        {"drop.strategy": "explicit", "drop.layers": "[1, 3]", "kept_layers": [0, 2, 4, 5],
-         "training.learning_rate": "3e-5", "sentence.nli_data.source": "glue:rte", "data.max_train_rows": 100}
+        {
+            "drop.strategy": "explicit",
+            "drop.layers": "[1, 3]",
+            "kept_layers": [0, 2, 4, 5],
+            "training.learning_rate": "3e-5",
+            "sentence.nli_data.source": "glue:rte",
+            "data.max_train_rows": 100,
+        }
     )
     flat = config.to_flat()
     assert all(isinstance(v, str) for v in flat.values())
@@ -19,8 +24,9 @@ def test_flat_params_round_trip_exactly() -> None:
 
 
 def test_strings_are_coerced_like_yaml_and_cli_values() -> None:
-    config = TrialConfig().with_overrides({"training.epochs": "3", "training.learning_rate": "1e-4",
-                                           "scratch_model": "none", "drop.count": "2"})
+    config = TrialConfig().with_overrides(
+        {"training.epochs": "3", "training.learning_rate": "1e-4", "scratch_model": "none", "drop.count": "2"}
+    )
     assert config.training.epochs == 3 and config.training.learning_rate == 1e-4
     assert config.scratch_model is None and config.drop.count == 2
 
@@ -48,7 +54,11 @@ def test_yaml_file_and_overrides(tmp_path) -> None:
     path.write_text("model: some/model\ndata:\n  source: stsb:en\ntask: sentence-similarity\ntraining:\n  epochs: 4\n")
     config = load_trial_config(str(path), parse_overrides(["training.epochs=1", "drop.strategy=top", "drop.count=2"]))
     assert (config.model, config.task, config.training.epochs, config.drop.params()) == (
-        "some/model", "sentence-similarity", 1, {"count": 2})
+        "some/model",
+        "sentence-similarity",
+        1,
+        {"count": 2},
+    )
     with pytest.raises(ConfigError, match="does not exist"):
         load_trial_config(str(tmp_path / "missing.yaml"))
     with pytest.raises(ConfigError, match="key=value"):

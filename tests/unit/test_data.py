@@ -3,7 +3,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from prunetune.trainables.config import DataConfig
 from prunetune.trainables.data import DataError, load_labelled, load_scored_pairs, sample_texts
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 import itertools
 
 import pytest
-
 from prunetune.trainables.scores import LayerScores
 from prunetune.trainables.strategies import STRATEGIES, StrategyError, check_kept, kept_layers
 
@@ -120,6 +119,16 @@ def test_check_kept() -> None:
 
 
 def test_every_strategy_is_documented() -> None:
-    assert {"top", "bottom", "middle", "window", "alternate-even", "alternate-odd", "contribution",
-            "angular-block", "explicit", "none"} <= set(STRATEGIES)
+    assert {
+        "top",
+        "bottom",
+        "middle",
+        "window",
+        "alternate-even",
+        "alternate-odd",
+        "contribution",
+        "angular-block",
+        "explicit",
+        "none",
+    } <= set(STRATEGIES)
     assert all(s.summary for s in STRATEGIES.values())
