@@ -126,6 +126,24 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    from prunetune.search.runner import run_search
+    from prunetune.search.spec import load_spec
+    from prunetune.trainables.config import parse_overrides
+
+    overrides = parse_overrides(args.set or [])
+    if args.address:
+        overrides["address"] = args.address
+    spec = load_spec(args.spec, overrides)
+    result = run_search(spec, resume=args.resume, say=lambda line: print(line, flush=True))
+    print(f"\nreference val_score {result.reference_score:.4f}; {result.trials} trials; results in {result.experiment_path}")
+    if result.best is None:
+        print(f"no trial stayed within the budget ({spec.budget.tolerance}); widen it or search more trials")
+    else:
+        print("best within budget: " + json.dumps(result.best))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prunetune", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="show library logs")
@@ -167,6 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", help="save the fine-tuned model and prunetune-result.json here")
     p.add_argument("--metrics", help="also write the final metrics as JSON to this file")
     p.set_defaults(run=cmd_finetune)
+
+    p = sub.add_parser("search", help="search which layers to drop, under an accuracy-drop budget (Ray Tune + Optuna)")
+    p.add_argument("spec", nargs="?", help="YAML search spec (see examples/); omitted: the embedded default")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one value, e.g. num_trials=20")
+    p.add_argument("--address", help="join this Ray cluster (default $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted search of the same spec")
+    p.set_defaults(run=cmd_search)
     return parser
 
 
@@ -176,13 +201,19 @@ def main(argv: list[str] | None = None) -> int:
     from prunetune.trainables.strategies import StrategyError
     from prunetune.trainables.surgery import SurgeryError
 
+    errors: tuple[type[Exception], ...] = (ConfigError, DataError, StrategyError, SurgeryError)
+    if "search" in (argv or sys.argv[1:2]):
+        from prunetune.search.tracking import TrackingError
+
+        errors += (TrackingError,)
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     if not args.verbose:
         _quiet_libraries()
     try:
         return int(args.run(args))
-    except (ConfigError, DataError, StrategyError, SurgeryError) as err:
+    except errors as err:
         print(f"prunetune {args.command}: {err}", file=sys.stderr)
         return 2
 

@@ -140,8 +140,11 @@ class TrialConfig:
         return from_dict(cls, raw)
 
     def to_flat(self) -> dict[str, str]:
-        """Dotted keys to strings, for MLflow params (``training.learning_rate`` → ``"5e-05"``)."""
-        return {key: json.dumps(value) for key, value in _flatten(self.to_dict()).items()}
+        """Dotted keys to strings, for MLflow params: strings as they are, the rest as JSON (``[0, 1]``, ``5e-05``)."""
+        return {
+            key: value if isinstance(value, str) else json.dumps(value)
+            for key, value in _flatten(self.to_dict()).items()
+        }
 
     @classmethod
     def from_flat(cls, flat: Mapping[str, str]) -> TrialConfig:
@@ -151,7 +154,7 @@ class TrialConfig:
             *parents, leaf = key.split(".")
             for part in parents:
                 node = node.setdefault(part, {})
-            node[leaf] = json.loads(text)
+            node[leaf] = _from_param(text)
         return cls.from_dict(nested)
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> TrialConfig:
@@ -166,6 +169,14 @@ class TrialConfig:
                 node = node[part]
             node[leaf] = value
         return TrialConfig.from_dict(raw)
+
+
+def _from_param(text: str) -> Any:
+    # Typed coercion happens in from_dict; here only JSON (lists, numbers, null) is decoded.
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 def _to_plain(value: Any) -> Any:

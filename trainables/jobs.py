@@ -71,6 +71,12 @@ def _summary(config: TrialConfig, model: Any, kept: tuple[int, ...], original: i
     }
 
 
+def _with_size(report: Report, model: Any) -> Report:
+    """Every epoch's metrics carry the model's parameter count (a search records it per trial)."""
+    size = parameter_count(model)
+    return lambda metrics: report(metrics | {"parameters": size})
+
+
 def _move(batch: dict[str, Any], device: str) -> dict[str, Any]:
     return {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
 
@@ -108,6 +114,7 @@ def run_classification(config: TrialConfig, report: Report = _ignore, output_dir
     seed_everything(config.training.seed)  # the head's init must not depend on what scoring consumed
     baseline = prepare(model, config, kept)
     model.to(device)
+    report = _with_size(report, model)
 
     def encode(split: datasets.TextSplit, indices: list[int]) -> dict[str, Any]:
         texts = [split.texts[i] for i in indices]
@@ -191,6 +198,7 @@ def run_sentence_similarity(config: TrialConfig, report: Report = _ignore, outpu
     seed_everything(config.training.seed)
     baseline = prepare(st, config, kept)
     st.to(device)
+    report = _with_size(report, st)
     history: list[Metrics] = []
     skipped = sts.report.total
 

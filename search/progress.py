@@ -1,0 +1,56 @@
+"""Progress a person can read, instead of Ray's tables: one line whenever a trial ends."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ray.tune import Callback
+
+from prunetune.search.spec import SearchSpec
+
+
+class Progress(Callback):
+    def __init__(self, spec: SearchSpec, say: Any = print) -> None:
+        self.total = spec.num_trials
+        self.say = say
+        self.started = time.monotonic()
+        self.done = self.early = self.failed = 0
+        self.best: tuple[int, float, str] | None = None
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        result = trial.last_result or {}
+        config = trial.config["trial"]
+        self.done += 1
+        if result.get("epoch", 0) < config["training"]["epochs"]:
+            self.early += 1
+        elif result.get("feasible"):
+            key = (int(result["layers_dropped"]), float(result["val_score"]))
+            if self.best is None or key > self.best[:2]:
+                what = f"{config['drop']['strategy']} kept {config['kept_layers']}"
+                self.best = (*key, what)
+        self._line(trials, trial)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.done += 1
+        self.failed += 1
+        self._line(trials, trial)
+
+    def _line(self, trials: list, ended: Any) -> None:
+        running = sum(1 for t in trials if t.status == "RUNNING" and t is not ended)
+        elapsed = time.monotonic() - self.started
+        left = elapsed / self.done * (self.total - self.done) if self.done else 0.0
+        best = (
+            f"best within budget: {self.best[0]} layers dropped, score {self.best[1]:.4f} ({self.best[2]})"
+            if self.best
+            else "nothing within budget yet"
+        )
+        self.say(
+            f"[{_clock(elapsed)}] trials {self.done}/{self.total} done ({self.early} stopped early, "
+            f"{self.failed} failed), {running} running · {best} · about {_clock(left)} to go"
+        )
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes:02d}:{seconds:02d}"

@@ -1,0 +1,248 @@
+"""Run a search: reference first, shared work once, then Optuna trials on Ray Tune, all recorded in MLflow."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prunetune.search.spec import SearchSpec, ray_address, reference_key
+from prunetune.search.tracking import (
+    PARENT,
+    TAG_KIND,
+    TAG_REFERENCE_KEY,
+    TAG_SEARCH,
+    TAG_STATUS,
+    TrialRecorder,
+    client,
+    experiment_id,
+    log_params_and_metrics,
+)
+from prunetune.trainables.scores import LayerScores
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    parent_run_id: str
+    reference_score: float
+    trials: int
+    best: dict[str, Any] | None  # the best feasible trial: strategy, kept layers, score, drop, lr, epochs
+    experiment_path: str
+
+
+def model_num_layers(model: str) -> int:
+    """The layer count from the model's config alone (no weights loaded)."""
+    from transformers import AutoConfig
+
+    from prunetune.trainables.models import resolve_model
+
+    config = AutoConfig.from_pretrained(resolve_model(model))
+    return int(config.num_hidden_layers)
+
+
+def _init_ray(spec: SearchSpec) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = ray_address(spec)
+    # Trials must see the same data folder and cache as the driver, wherever they run.
+    env = {k: os.environ[k] for k in ("PRUNETUNE_DATA_DIR", "PRUNETUNE_CACHE_DIR", "HF_HUB_OFFLINE") if k in os.environ}
+    runtime_env = {"env_vars": env} if env else None
+    if address is None:
+        ray.init(include_dashboard=False, runtime_env=runtime_env, logging_level=logging.WARNING)
+    else:
+        ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING)
+
+
+def _reference(spec: SearchSpec, mlflow: Any, experiment: str, parent_run_id: str, say: Any) -> float:
+    """The unpruned, fine-tuned reference score: reused from MLflow when an identical run exists."""
+    import ray
+
+    from prunetune.trainables.jobs import run_job
+
+    key = reference_key(spec.trial)
+    found = mlflow.search_runs(
+        [experiment],
+        filter_string=f"tags.`{TAG_KIND}` = 'reference' and tags.`{TAG_REFERENCE_KEY}` = '{key}' "
+        f"and attributes.status = 'FINISHED'",
+        max_results=1,
+    )
+    if found and "val_score" in found[0].data.metrics:
+        score = found[0].data.metrics["val_score"]
+        say(f"reference: reusing run {found[0].info.run_id} (val_score {score:.4f})")
+        mlflow.set_tag(parent_run_id, "prunetune.reference_run_id", found[0].info.run_id)
+        return float(score)
+    trial = spec.trial.with_overrides({"drop.strategy": "none", "kept_layers": None, "variant": "pruned"})
+    say(f"reference: fine-tuning the unpruned {trial.model} once ({trial.training.epochs} epochs)")
+    run = mlflow.create_run(
+        experiment,
+        run_name="reference",
+        tags={TAG_KIND: "reference", TAG_REFERENCE_KEY: key, TAG_SEARCH: spec.name, TAG_STATUS: "running"},
+    )
+    remote = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=spec.resources.gpus_per_trial)(run_job)
+    try:
+        result = ray.get(remote.remote(trial))
+    except Exception:
+        mlflow.set_tag(run.info.run_id, TAG_STATUS, "failed")
+        mlflow.set_terminated(run.info.run_id, "FAILED")
+        raise
+    history = result.pop("history")
+    for epoch_metrics in history:
+        log_params_and_metrics(mlflow, run.info.run_id, {}, _numbers(epoch_metrics), int(epoch_metrics.get("epoch", 0)))
+    log_params_and_metrics(mlflow, run.info.run_id, trial.to_flat(), _numbers(result))
+    mlflow.set_tag(run.info.run_id, TAG_STATUS, "complete")
+    mlflow.set_terminated(run.info.run_id, "FINISHED")
+    mlflow.set_tag(parent_run_id, "prunetune.reference_run_id", run.info.run_id)
+    say(f"reference: val_score {result['val_score']:.4f}")
+    return float(result["val_score"])
+
+
+def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _layer_scores(spec: SearchSpec) -> LayerScores | None:
+    """Contribution / angular scores, computed once per search on the driver when a strategy needs them."""
+    from prunetune.trainables.strategies import get_strategy
+
+    if not any(get_strategy(name).needs_scores for name in spec.space.strategies):
+        return None
+    from prunetune.trainables.data import sample_texts
+    from prunetune.trainables.models import load_any, tokenizer_of
+    from prunetune.trainables.scores import compute_layer_scores
+
+    model = load_any(spec.trial.model)
+    texts = sample_texts(spec.trial.data, spec.trial.scores_sample_rows)
+    return compute_layer_scores(
+        model, tokenizer_of(model, spec.trial.model), texts, model_name=spec.trial.model,
+        max_length=spec.trial.training.max_length,
+    )
+
+
+def _parent_run(spec: SearchSpec, mlflow: Any, experiment: str, resume: bool) -> str:
+    marker = spec.storage / spec.name / "parent_run_id"
+    if resume and marker.exists():
+        return marker.read_text().strip()
+    run = mlflow.create_run(experiment, run_name=spec.name, tags={TAG_KIND: "search", TAG_SEARCH: spec.name})
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(run.info.run_id)
+    spec_file = spec.storage / spec.name / "spec.json"
+    spec_file.write_text(json.dumps(spec.to_dict(), indent=2))
+    mlflow.log_artifact(run.info.run_id, str(spec_file))
+    return run.info.run_id
+
+
+def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> SearchResult:
+    """Run (or with ``resume`` continue) the search ``spec`` and return its best feasible trial."""
+    import optuna
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search import ConcurrencyLimiter
+
+    from prunetune.search.progress import Progress
+    from prunetune.search.searcher import OBJECTIVE, BudgetSearch, check_space
+    from prunetune.search.trainable import run_trial
+
+    num_layers = model_num_layers(spec.trial.model)
+    check_space(spec, num_layers)
+    tracking_uri = spec.resolved_tracking_uri()
+    spec.storage.mkdir(parents=True, exist_ok=True)
+    mlflow = client(tracking_uri)
+    experiment = experiment_id(mlflow, spec.name)
+    experiment_path = spec.storage / spec.name
+    resuming = resume and tune.Tuner.can_restore(str(experiment_path))
+    if resume and not resuming:
+        say(f"nothing to resume at {experiment_path}: starting a new search")
+    parent = _parent_run(spec, mlflow, experiment, resuming)
+    say(f"search {spec.name}: MLflow {tracking_uri} (experiment {experiment}, parent run {parent})")
+
+    _init_ray(spec)
+    reference_score = _reference(spec, mlflow, experiment, parent, say)
+    log_params_and_metrics(mlflow, parent, {}, {"reference_score": reference_score})
+    scores = _layer_scores(spec)
+
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, spec=spec, reference_score=reference_score, num_layers=num_layers),
+        {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial},
+    )
+    recorder = TrialRecorder(tracking_uri, experiment, parent, spec.name)
+    progress = Progress(spec, say)
+    if resuming:
+        tuner = tune.Tuner.restore(
+            str(experiment_path), trainable=trainable, resume_unfinished=True, resume_errored=True
+        )
+    else:
+        storage = optuna.storages.RDBStorage(f"sqlite:///{spec.storage / 'optuna.db'}")
+        searcher = BudgetSearch(spec, num_layers, scores, storage=storage, study_name=f"{spec.name}-{parent[:8]}")
+        multi = spec.objective == "multi"
+        max_epochs = int(spec.space.epochs[1])
+        scheduler = (
+            ASHAScheduler(time_attr="epoch", max_t=max_epochs, grace_period=1, reduction_factor=2)
+            if spec.scheduler == "asha" and not multi and max_epochs > 1
+            else FIFOScheduler()
+        )
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent),
+                scheduler=scheduler,
+                num_samples=spec.num_trials,
+                metric=None if multi else OBJECTIVE,
+                mode=None if multi else "max",
+                reuse_actors=False,
+            ),
+            run_config=tune.RunConfig(
+                name=spec.name,
+                storage_path=str(spec.storage),
+                callbacks=[recorder, progress],
+                failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+                verbose=0,
+            ),
+        )
+    started = time.monotonic()
+    results = tuner.fit()
+    recorder.flush()
+
+    best = _best_feasible(results)
+    summary = {"trials": len(results), "seconds": time.monotonic() - started}
+    if best is not None:
+        summary |= {f"best_{k}": v for k, v in best.items() if isinstance(v, (int, float))}
+    log_params_and_metrics(mlflow, parent, {}, _numbers(summary))
+    if best is not None:
+        mlflow.set_tag(parent, "prunetune.best", json.dumps(best))
+    mlflow.set_terminated(parent, "FINISHED")
+    return SearchResult(parent, reference_score, len(results), best, str(experiment_path))
+
+
+def _best_feasible(results: Any) -> dict[str, Any] | None:
+    best = None
+    for result in results:
+        metrics = result.metrics or {}
+        if not metrics.get("feasible") or result.error:
+            continue
+        trial = result.config["trial"]
+        if metrics.get("epoch", 0) < trial["training"]["epochs"]:
+            continue  # stopped early: not a finished model
+        row = {
+            "strategy": trial["drop"]["strategy"],
+            "kept_layers": trial["kept_layers"],
+            "layers_dropped": int(metrics["layers_dropped"]),
+            "val_score": metrics["val_score"],
+            "drop": metrics["drop"],
+            "learning_rate": trial["training"]["learning_rate"],
+            "epochs": trial["training"]["epochs"],
+        }
+        if best is None or (row["layers_dropped"], row["val_score"]) > (best["layers_dropped"], best["val_score"]):
+            best = row
+    return best
+
+
+def experiment_dir(spec: SearchSpec) -> Path:
+    return spec.storage / spec.name

@@ -1,0 +1,228 @@
+"""Every trial an MLflow run: a parent run per search, a child run per trial, logged from the driver.
+
+Logging from the driver (a Tune callback) rather than inside trials means a killed trial can
+never leave a run RUNNING, and the driver decides each trial's final status. Calls go through
+one background thread (``log_batch``, one round trip per epoch) so a slow tracking server
+never stalls the Tune loop; :meth:`TrialRecorder.flush` waits for them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ray.tune import Callback
+
+log = logging.getLogger(__name__)
+
+TAG_KIND = "prunetune.kind"  # search | trial | reference
+TAG_STATUS = "prunetune.status"  # complete | early-stopped | failed
+TAG_TRIAL = "prunetune.ray_trial_id"
+TAG_SEARCH = "prunetune.search"
+TAG_REFERENCE_KEY = "prunetune.reference_key"
+PARENT = "mlflow.parentRunId"
+
+
+class TrackingError(RuntimeError):
+    """The MLflow tracking store cannot be reached or used."""
+
+
+def client(tracking_uri: str, timeout_s: float = 15.0) -> Any:
+    """An MlflowClient, checked to answer now (an unreachable server fails here, before any trial)."""
+    import os
+
+    from mlflow.tracking import MlflowClient
+
+    if tracking_uri.startswith(("http://", "https://")):
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(tracking_uri.rstrip("/") + "/health", timeout=timeout_s) as answer:
+                answer.read()
+        except OSError as err:
+            raise TrackingError(
+                f"the MLflow tracking server {tracking_uri} does not answer ({err}); start it "
+                "(mlflow server --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000) "
+                "or fix tracking_uri"
+            ) from None
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def experiment_id(mlflow: Any, name: str) -> str:
+    found = mlflow.get_experiment_by_name(name)
+    return found.experiment_id if found is not None else mlflow.create_experiment(name)
+
+
+def flat_params(trial_dict: dict[str, Any]) -> dict[str, str]:
+    from prunetune.trainables.config import TrialConfig
+
+    return TrialConfig.from_dict(trial_dict).to_flat()
+
+
+def log_params_and_metrics(
+    mlflow: Any, run_id: str, params: dict[str, str], metrics: dict[str, float], step: int = 0
+) -> None:
+    from mlflow.entities import Metric, Param
+
+    now = int(time.time() * 1000)
+    params_list = [Param(k, v[:6000]) for k, v in params.items()]
+    metric_list = [Metric(k, float(v), now, step) for k, v in metrics.items() if isinstance(v, (int, float))]
+    for first in range(0, max(len(params_list), len(metric_list)), 100):  # MLflow's batch limit is 100 params
+        mlflow.log_batch(run_id, metrics=metric_list[first : first + 100], params=params_list[first : first + 100])
+
+
+class _Worker:
+    """One background thread running logging calls in order."""
+
+    def __init__(self) -> None:
+        self.tasks: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self.thread = threading.Thread(target=self._run, name="prunetune-mlflow", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            task = self.tasks.get()
+            try:
+                if task is not None:
+                    task()
+            except Exception:  # a logging failure must not kill the search; it is reported
+                log.exception("MLflow logging failed")
+            finally:
+                self.tasks.task_done()
+
+    def submit(self, task: Callable[[], None]) -> None:
+        self.tasks.put(task)
+
+    def flush(self) -> None:
+        self.tasks.join()
+
+
+class TrialRecorder(Callback):
+    """A Tune callback that records each trial as a child run of the search's parent run."""
+
+    def __init__(self, tracking_uri: str, experiment: str, parent_run_id: str, search_name: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
+        self.parent_run_id = parent_run_id
+        self.search_name = search_name
+        self.run_ids: dict[str, str] = {}
+        self._worker: _Worker | None = None
+        self._client: Any = None
+
+    # Tune pickles callbacks with the experiment state: keep threads and clients out of it.
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_worker", "_client")} | {
+            "_worker": None,
+            "_client": None,
+        }
+
+    @property
+    def worker(self) -> _Worker:
+        if self._worker is None:
+            self._worker = _Worker()
+        return self._worker
+
+    @property
+    def mlflow(self) -> Any:
+        if self._client is None:
+            from mlflow.tracking import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.tracking_uri)
+        return self._client
+
+    def _run_id(self, trial: Any) -> str:
+        """The trial's run: found again after a resume (so no trial is recorded twice), else created."""
+        if trial.trial_id in self.run_ids:
+            return self.run_ids[trial.trial_id]
+        found = self.mlflow.search_runs(
+            [self.experiment],
+            filter_string=f"tags.`{TAG_TRIAL}` = '{trial.trial_id}' and tags.`{PARENT}` = '{self.parent_run_id}'",
+            max_results=1,
+        )
+        if found:
+            run_id = found[0].info.run_id
+        else:
+            config = trial.config["trial"]
+            name = f"{config['drop']['strategy']}-drop{config['drop'].get('count')}-{trial.trial_id}"
+            run_id = self.mlflow.create_run(
+                self.experiment,
+                run_name=name,
+                tags={
+                    PARENT: self.parent_run_id,
+                    TAG_KIND: "trial",
+                    TAG_TRIAL: trial.trial_id,
+                    TAG_SEARCH: self.search_name,
+                    "prunetune.optuna_trial": str(trial.config.get("optuna_trial", "")),
+                    TAG_STATUS: "running",
+                },
+            ).info.run_id
+            params = flat_params(config)
+            self.worker.submit(lambda: log_params_and_metrics(self.mlflow, run_id, params, {}))
+        self.run_ids[trial.trial_id] = run_id
+        return run_id
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._run_id(trial)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        run_id = self._run_id(trial)
+        step = int(result.get("epoch", result.get("training_iteration", 0)))
+        metrics = {k: v for k, v in result.items() if k in _METRICS}
+        self.worker.submit(lambda: log_params_and_metrics(self.mlflow, run_id, {}, metrics, step))
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        result = trial.last_result or {}
+        planned = trial.config["trial"]["training"]["epochs"]
+        status = "complete" if result.get("epoch", 0) >= planned else "early-stopped"
+        self._finish(trial, status, "FINISHED")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._finish(trial, "failed", "FAILED")
+
+    def _finish(self, trial: Any, status: str, mlflow_status: str) -> None:
+        run_id = self._run_id(trial)
+        result = trial.last_result or {}
+        kept = trial.config["trial"].get("kept_layers")
+
+        def finish() -> None:
+            self.mlflow.set_tag(run_id, TAG_STATUS, status)
+            self.mlflow.set_tag(run_id, "prunetune.kept_layers", json.dumps(kept))
+            final = {f"final_{k}": v for k, v in result.items() if k in _FINAL}
+            log_params_and_metrics(self.mlflow, run_id, {}, final, int(result.get("epoch", 0)))
+            self.mlflow.set_terminated(run_id, mlflow_status)
+
+        self.worker.submit(finish)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        if self._worker is not None:
+            self._worker.flush()
+
+
+_FINAL = ("val_score", "test_score", "drop", "budget_excess", "feasible", "objective", "epoch")
+_METRICS = (
+    "train_loss",
+    "val_score",
+    "test_score",
+    "val_accuracy",
+    "val_macro_f1",
+    "test_accuracy",
+    "test_macro_f1",
+    "val_spearman",
+    "test_spearman",
+    "drop",
+    "budget_excess",
+    "feasible",
+    "objective",
+    "layers_kept",
+    "layers_dropped",
+    "parameters",
+)

@@ -1,0 +1,56 @@
+"""The Ray Tune trainable: one trial = one :func:`prunetune.trainables.jobs.run_job`, reported per epoch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prunetune.search.searcher import OBJECTIVE, budget_excess, objective
+from prunetune.search.spec import SearchSpec
+from prunetune.trainables.config import TrialConfig
+
+# What a trial reports to Tune each epoch: numbers only (Tune and MLflow want scalars).
+REPORTED = (
+    "epoch",
+    "train_loss",
+    "val_score",
+    "test_score",
+    "val_accuracy",
+    "val_macro_f1",
+    "test_accuracy",
+    "test_macro_f1",
+    "val_spearman",
+    "test_spearman",
+)
+
+
+def run_trial(config: dict[str, Any], spec: SearchSpec, reference_score: float, num_layers: int) -> None:
+    """Tune function trainable; ``spec`` and ``reference_score`` come through ``tune.with_parameters``."""
+    import transformers
+    from ray import tune
+
+    from prunetune.trainables.jobs import run_job
+
+    transformers.logging.set_verbosity_error()  # the driver's terminal shows progress, not load reports
+
+    trial = TrialConfig.from_dict(config["trial"])
+    assert trial.kept_layers is not None  # decided on the driver by BudgetSearch
+    kept = len(trial.kept_layers)
+    dropped = num_layers - kept
+
+    def report(metrics: dict[str, Any]) -> None:
+        if "epoch" not in metrics:  # the NLI phase of a sentence task: progress only, not the objective
+            return
+        excess = budget_excess(spec, reference_score, metrics["val_score"])
+        row = {k: float(metrics[k]) for k in (*REPORTED, "parameters") if k in metrics}
+        row |= {
+            "drop": reference_score - metrics["val_score"],
+            "budget_excess": excess,
+            "feasible": float(excess <= 0),
+            "layers_kept": float(kept),
+            "layers_dropped": float(dropped),
+            OBJECTIVE: objective(dropped, metrics["val_score"], excess),
+        }
+        tune.report(row)
+
+    run_job(trial, report)
+
