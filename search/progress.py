@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ray.tune import Callback
-
 from prunetune.search.spec import SearchSpec
+from ray.tune import Callback
 
 
 class Progress(Callback):

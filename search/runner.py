@@ -12,7 +12,6 @@ from typing import Any
 
 from prunetune.search.spec import SearchSpec, ray_address, reference_key
 from prunetune.search.tracking import (
-    PARENT,
     TAG_KIND,
     TAG_REFERENCE_KEY,
     TAG_SEARCH,
@@ -38,9 +37,8 @@ class SearchResult:
 
 def model_num_layers(model: str) -> int:
     """The layer count from the model's config alone (no weights loaded)."""
-    from transformers import AutoConfig
-
     from prunetune.trainables.models import resolve_model
+    from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(resolve_model(model))
     return int(config.num_hidden_layers)
@@ -64,7 +62,6 @@ def _init_ray(spec: SearchSpec) -> None:
 def _reference(spec: SearchSpec, mlflow: Any, experiment: str, parent_run_id: str, say: Any) -> float:
     """The unpruned, fine-tuned reference score: reused from MLflow when an identical run exists."""
     import ray
-
     from prunetune.trainables.jobs import run_job
 
     key = reference_key(spec.trial)
@@ -121,7 +118,10 @@ def _layer_scores(spec: SearchSpec) -> LayerScores | None:
     model = load_any(spec.trial.model)
     texts = sample_texts(spec.trial.data, spec.trial.scores_sample_rows)
     return compute_layer_scores(
-        model, tokenizer_of(model, spec.trial.model), texts, model_name=spec.trial.model,
+        model,
+        tokenizer_of(model, spec.trial.model),
+        texts,
+        model_name=spec.trial.model,
         max_length=spec.trial.training.max_length,
     )
 
@@ -142,13 +142,12 @@ def _parent_run(spec: SearchSpec, mlflow: Any, experiment: str, resume: bool) ->
 def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> SearchResult:
     """Run (or with ``resume`` continue) the search ``spec`` and return its best feasible trial."""
     import optuna
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from ray.tune.search import ConcurrencyLimiter
-
     from prunetune.search.progress import Progress
     from prunetune.search.searcher import OBJECTIVE, BudgetSearch, check_space
     from prunetune.search.trainable import run_trial
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search import ConcurrencyLimiter
 
     num_layers = model_num_layers(spec.trial.model)
     check_space(spec, num_layers)

@@ -17,11 +17,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ray.tune.search.optuna import OptunaSearch
-
 from prunetune.search.spec import SearchSpec
 from prunetune.trainables.scores import LayerScores
 from prunetune.trainables.strategies import StrategyError, get_strategy, kept_layers
+from ray.tune.search.optuna import OptunaSearch
 
 log = logging.getLogger(__name__)
 
@@ -145,10 +144,23 @@ class BudgetSearch(OptunaSearch):
             return {"trial": trial_config(self.spec, params, kept), "optuna_trial": self._ot_trials[trial_id].number}
         raise RuntimeError("the search space keeps producing points no strategy can realise; widen it")
 
+    def _told(self, trial_id: str) -> bool:
+        """Whether Optuna already has this trial's outcome. After a resume, Tune may re-run trials
+        its last checkpoint saw running although the study (in its database) recorded them since."""
+        ot_trial = self._ot_trials.get(trial_id)
+        if ot_trial is None:
+            return True
+        return self._ot_study._storage.get_trial(ot_trial._trial_id).state.is_finished()
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if not self._told(trial_id):
+            super().on_trial_result(trial_id, result)
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         import optuna
 
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+        if trial_id in self._completed_trials or self._told(trial_id):
+            self._completed_trials.add(trial_id)
             return
         ot_trial = self._ot_trials[trial_id]
         planned = self.planned_epochs.get(trial_id)

@@ -25,10 +25,10 @@ REPORTED = (
 
 def run_trial(config: dict[str, Any], spec: SearchSpec, reference_score: float, num_layers: int) -> None:
     """Tune function trainable; ``spec`` and ``reference_score`` come through ``tune.with_parameters``."""
+    import ray
     import transformers
-    from ray import tune
-
     from prunetune.trainables.jobs import run_job
+    from ray import tune
 
     transformers.logging.set_verbosity_error()  # the driver's terminal shows progress, not load reports
 
@@ -36,6 +36,7 @@ def run_trial(config: dict[str, Any], spec: SearchSpec, reference_score: float, 
     assert trial.kept_layers is not None  # decided on the driver by BudgetSearch
     kept = len(trial.kept_layers)
     dropped = num_layers - kept
+    node = ray.get_runtime_context().get_node_id()  # recorded per trial: where it ran
 
     def report(metrics: dict[str, Any]) -> None:
         if "epoch" not in metrics:  # the NLI phase of a sentence task: progress only, not the objective
@@ -49,8 +50,8 @@ def run_trial(config: dict[str, Any], spec: SearchSpec, reference_score: float, 
             "layers_kept": float(kept),
             "layers_dropped": float(dropped),
             OBJECTIVE: objective(dropped, metrics["val_score"], excess),
+            "node_id": node,
         }
         tune.report(row)
 
     run_job(trial, report)
-

@@ -1,0 +1,151 @@
+"""A real Ray cluster (a head and two worker nodes, started with `ray start`) and a real `mlflow server`.
+
+Each fixture starts its own processes in its own temp dir and stops exactly those (never `ray stop`,
+which would kill every Ray process of the user).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _kill_tree_matching(marker: str) -> None:
+    import psutil
+
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if marker in " ".join(proc.info["cmdline"] or []):
+                proc.kill()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """`ray start` head (1 CPU) + 2 workers (1 CPU each); yields the address."""
+    temp = tempfile.mkdtemp(prefix="/tmp/ptray")  # short: Ray's socket paths have a length limit
+    port = free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    common = ["--num-cpus=1", "--disable-usage-stats"]
+    subprocess.run(
+        [
+            BIN / "ray",
+            "start",
+            "--head",
+            f"--port={port}",
+            "--include-dashboard=false",
+            f"--temp-dir={temp}",
+            "--node-ip-address=127.0.0.1",
+            *common,
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=180,
+    )
+    address = f"127.0.0.1:{port}"
+    try:
+        for _ in range(2):
+            subprocess.run(
+                [
+                    BIN / "ray",
+                    "start",
+                    f"--address={address}",
+                    "--node-ip-address=127.0.0.1",
+                    '--resources={"worker_node": 1}',
+                    *common,
+                ],
+                check=True,
+                env=env,
+                capture_output=True,
+                timeout=180,
+            )
+        yield address
+    finally:
+        _kill_tree_matching(temp)
+        _kill_tree_matching(f"--gcs-address={address}")
+        _kill_tree_matching(f"--address={address}")
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` with a SQLite backend on a free loopback port; yields its URI."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            BIN / "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(root / "server.log", "w"),
+        start_new_session=True,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(uri + "/health", timeout=2):
+                break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError((root / "server.log").read_text()[-2000:])
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        raise RuntimeError("mlflow server did not answer /health in 90 s")
+    try:
+        yield uri
+    finally:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """A 4-layer tiny BERT with MiniLM's tokenizer: real surgery and training in seconds."""
+    from prunetune.trainables.models import resolve_model
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    path = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("sentence-transformers/all-MiniLM-L6-v2"))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)

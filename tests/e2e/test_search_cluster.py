@@ -1,0 +1,115 @@
+"""A constrained search on a real three-node Ray cluster, recorded in a real `mlflow server`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from prunetune.search.spec import SearchSpec, load_spec
+
+
+def tiny_spec(tmp_path, model: str, tracking_uri: str, address: str, **overrides) -> SearchSpec:
+    values = {
+        "name": f"e2e-{tmp_path.name}",
+        "trial.model": model,
+        "trial.data.source": "indicnews:english:shc",
+        "trial.data.max_train_rows": 160,
+        "trial.data.max_eval_rows": 80,
+        "trial.data.on_bad_row": "skip",
+        "trial.training.epochs": 2,
+        "trial.training.max_length": 24,
+        "space.strategies": ["top", "middle", "window", "contribution"],
+        "space.epochs": [1, 2],
+        "space.learning_rate": [1e-4, 1e-3],
+        "budget.tolerance": 0.05,
+        "num_trials": 6,
+        "max_concurrent": 3,
+        "storage_path": str(tmp_path / "runs"),
+        "tracking_uri": tracking_uri,
+        "address": address,
+    }
+    return load_spec(None, values | overrides)
+
+
+def child_runs(spec: SearchSpec, parent: str):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(spec.tracking_uri)
+    experiment = client.get_experiment_by_name(spec.name).experiment_id
+    return client.search_runs([experiment], filter_string=f"tags.`mlflow.parentRunId` = '{parent}'")
+
+
+def test_search_spreads_over_nodes_records_every_trial_and_honours_the_budget(
+    ray_cluster, mlflow_server, tiny_model, data_env, tmp_path
+) -> None:
+    import ray
+    from prunetune.search.runner import run_search
+
+    spec = tiny_spec(tmp_path, tiny_model, mlflow_server, ray_cluster)
+    lines: list[str] = []
+    try:
+        result = run_search(spec, say=lines.append)
+    finally:
+        ray.shutdown()
+
+    runs = child_runs(spec, result.parent_run_id)
+    assert len(runs) == spec.num_trials == result.trials
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert {r.data.tags["prunetune.status"] for r in runs} <= {"complete", "early-stopped"}
+    assert len({r.data.tags["prunetune.ray_trial_id"] for r in runs}) == spec.num_trials
+    assert len({r.data.tags["prunetune.node_id"] for r in runs}) > 1  # trials ran on more than one node
+    for run in runs:  # typed params: the full TrialConfig, kept layers as a list
+        assert run.data.params["drop.strategy"] in spec.space.strategies
+        assert run.data.params["kept_layers"].startswith("[")
+        assert run.data.metrics["layers_kept"] == len(eval(run.data.params["kept_layers"]))
+    # The reported best is within budget, and no complete feasible trial dropped more layers.
+    if result.best is not None:
+        assert result.best["drop"] <= spec.budget.tolerance + 1e-9
+        feasible = [
+            r
+            for r in runs
+            if r.data.tags["prunetune.status"] == "complete" and r.data.metrics.get("final_feasible") == 1.0
+        ]
+        assert max(r.data.metrics["layers_dropped"] for r in feasible) == result.best["layers_dropped"]
+    assert any("trials 6/6 done" in line for line in lines)
+
+    # A second search of the same model x task x data reuses the reference run.
+    again = run_search(spec.with_overrides({"num_trials": 1, "name": spec.name}), say=lines.append)
+    ray.shutdown()
+    assert any("reference: reusing run" in line for line in lines)
+    assert again.reference_score == result.reference_score
+
+
+def test_killed_driver_resumes_and_records_every_trial_once(
+    ray_cluster, mlflow_server, tiny_model, data_env, tmp_path
+) -> None:
+    import yaml
+
+    spec = tiny_spec(tmp_path, tiny_model, mlflow_server, ray_cluster, num_trials=8, max_concurrent=2, scheduler="none")
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(spec.to_dict()))
+    command = [sys.executable, "-m", "prunetune.cli", "search", str(spec_file)]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    driver = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
+    )
+    seen = []
+    deadline = time.monotonic() + 300
+    for line in driver.stdout:  # kill the driver once some trials are done
+        seen.append(line)
+        if "trials 3/8 done" in line or time.monotonic() > deadline:
+            break
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    assert any("trials 3/8 done" in line for line in seen), "".join(seen[-30:])
+
+    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, env=env, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    parent = (spec.storage / spec.name / "parent_run_id").read_text().strip()
+    runs = child_runs(spec, parent)
+    trial_ids = [r.data.tags["prunetune.ray_trial_id"] for r in runs]
+    assert len(trial_ids) == len(set(trial_ids)) == 8
+    assert {r.info.status for r in runs} == {"FINISHED"}
