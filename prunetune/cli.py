@@ -136,9 +136,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         overrides["address"] = args.address
     spec = load_spec(args.spec, overrides)
     result = run_search(spec, resume=args.resume, say=lambda line: print(line, flush=True))
-    print(
-        f"\nreference val_score {result.reference_score:.4f}; {result.trials} trials; results in {result.experiment_path}"
-    )
+    print(f"\nreference val_score {result.reference_score:.4f}; {result.trials} trials")
+    print(f"Ray results: {result.experiment_path}; MLflow parent run {result.parent_run_id}")
     if result.best is None:
         print(f"no trial stayed within the budget ({spec.budget.tolerance}); widen it or search more trials")
     else:

@@ -118,7 +118,7 @@ def mlflow_server(tmp_path_factory):
                 break
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError((root / "server.log").read_text()[-2000:])
+                raise RuntimeError((root / "server.log").read_text()[-2000:]) from None
             time.sleep(0.5)
     else:
         proc.kill()
