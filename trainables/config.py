@@ -263,12 +263,17 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
 
 
 def _parse_list(text: str, path: str) -> list[Any]:
+    import yaml
+
     text = text.strip()
     if text.startswith("["):
-        try:
-            return list(json.loads(text))
-        except json.JSONDecodeError:
-            raise ConfigError(f"{path}: cannot read {text!r} as a list (write it as [0, 1, 2])") from None
+        try:  # YAML flow style: [0, 1, 2] and [top, window] alike
+            parsed = yaml.safe_load(text)
+        except yaml.YAMLError:
+            parsed = None
+        if not isinstance(parsed, list):
+            raise ConfigError(f"{path}: cannot read {text!r} as a list (write it as [0, 1, 2] or [top, window])")
+        return parsed
     return [part.strip() for part in text.split(",") if part.strip()]
 
 

@@ -41,7 +41,7 @@ def test_strings_are_coerced_like_yaml_and_cli_values() -> None:
         ({"training.learning_rate": "-1"}, "training.learning_rate=-1.0 is not allowed"),
         ({"task": "regression"}, "task='regression' is not one of"),
         ({"data.on_bad_row": "ignore"}, "data.on_bad_row='ignore' is not one of"),
-        ({"kept_layers": "[1, x]"}, "cannot read"),
+        ({"kept_layers": "[1, 2"}, "cannot read"),
     ],
 )
 def test_bad_values_name_the_key_and_the_reason(overrides: dict, message: str) -> None:
