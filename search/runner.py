@@ -7,7 +7,6 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from prunetune.search.spec import SearchSpec, ray_address, reference_key
@@ -155,8 +154,8 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
     spec.storage.mkdir(parents=True, exist_ok=True)
     mlflow = client(tracking_uri)
     experiment = experiment_id(mlflow, spec.name)
-    experiment_path = spec.storage / spec.name
-    resuming = resume and tune.Tuner.can_restore(str(experiment_path))
+    experiment_path = f"{spec.ray_storage.rstrip('/')}/{spec.name}"
+    resuming = resume and tune.Tuner.can_restore(experiment_path)
     if resume and not resuming:
         say(f"nothing to resume at {experiment_path}: starting a new search")
     parent = _parent_run(spec, mlflow, experiment, resuming)
@@ -174,9 +173,7 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
     recorder = TrialRecorder(tracking_uri, experiment, parent, spec.name)
     progress = Progress(spec, say)
     if resuming:
-        tuner = tune.Tuner.restore(
-            str(experiment_path), trainable=trainable, resume_unfinished=True, resume_errored=True
-        )
+        tuner = tune.Tuner.restore(experiment_path, trainable=trainable, resume_unfinished=True, resume_errored=True)
     else:
         storage = optuna.storages.RDBStorage(f"sqlite:///{spec.storage / 'optuna.db'}")
         searcher = BudgetSearch(spec, num_layers, scores, storage=storage, study_name=f"{spec.name}-{parent[:8]}")
@@ -199,7 +196,7 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
             ),
             run_config=tune.RunConfig(
                 name=spec.name,
-                storage_path=str(spec.storage),
+                storage_path=spec.ray_storage,
                 callbacks=[recorder, progress],
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
                 verbose=0,
@@ -217,7 +214,7 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
     if best is not None:
         mlflow.set_tag(parent, "prunetune.best", json.dumps(best))
     mlflow.set_terminated(parent, "FINISHED")
-    return SearchResult(parent, reference_score, len(results), best, str(experiment_path))
+    return SearchResult(parent, reference_score, len(results), best, experiment_path)
 
 
 def _best_feasible(results: Any) -> dict[str, Any] | None:
@@ -241,7 +238,3 @@ def _best_feasible(results: Any) -> dict[str, Any] | None:
         if best is None or (row["layers_dropped"], row["val_score"]) > (best["layers_dropped"], best["val_score"]):
             best = row
     return best
-
-
-def experiment_dir(spec: SearchSpec) -> Path:
-    return spec.storage / spec.name

@@ -87,9 +87,19 @@ class SearchSpec:
             raise ConfigError("; ".join(problems))
 
     @property
+    def is_uri(self) -> bool:
+        return "://" in self.storage_path
+
+    @property
     def storage(self) -> Path:
-        """The absolute storage folder (Ray needs an absolute path)."""
-        return Path(self.storage_path).expanduser().resolve()
+        """The driver's local folder: the Optuna study, the search's markers, the default MLflow store.
+        The storage path itself when it is local; ``./prunetune-runs`` when Ray stores to a URI."""
+        return Path("prunetune-runs" if self.is_uri else self.storage_path).expanduser().resolve()
+
+    @property
+    def ray_storage(self) -> str:
+        """Where Ray Tune keeps results and checkpoints: absolute, or a URI (s3://, gs://) for a cluster."""
+        return self.storage_path if self.is_uri else str(self.storage)
 
     def resolved_tracking_uri(self) -> str:
         return self.tracking_uri or f"sqlite:///{self.storage / 'mlflow.db'}"

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from prunetune.search.searcher import BudgetSearch, budget_excess, check_space, objective
 from prunetune.search.spec import SearchSpec, load_spec, reference_key
 from prunetune.trainables.config import ConfigError
@@ -22,7 +21,12 @@ def test_spec_rejects_unknown_keys_and_impossible_values_naming_them(tmp_path) -
     path = tmp_path / "spec.yaml"
     path.write_text("name: s\nspace:\n  strategies: [top, window]\nbudget:\n  tolerance: 0.02\n")
     spec = load_spec(str(path), {"num_trials": "3"})
-    assert (spec.name, spec.space.strategies, spec.budget.tolerance, spec.num_trials) == ("s", ("top", "window"), 0.02, 3)
+    assert (spec.name, spec.space.strategies, spec.budget.tolerance, spec.num_trials) == (
+        "s",
+        ("top", "window"),
+        0.02,
+        3,
+    )
 
 
 def test_strategies_that_cannot_fit_the_model_are_refused_before_any_trial() -> None:
@@ -47,7 +51,9 @@ def test_budget_and_objective_rank_every_feasible_trial_above_every_infeasible_o
 
 def test_reference_key_ignores_what_the_search_changes() -> None:
     spec = SearchSpec()
-    assert reference_key(spec.trial) == reference_key(spec.trial.with_overrides({"drop.strategy": "top", "drop.count": 2}))
+    assert reference_key(spec.trial) == reference_key(
+        spec.trial.with_overrides({"drop.strategy": "top", "drop.count": 2})
+    )
     assert reference_key(spec.trial) != reference_key(spec.trial.with_overrides({"training.seed": 7}))
 
 
@@ -60,7 +66,9 @@ def test_budget_search_decides_kept_layers_and_tells_optuna_the_truth() -> None:
     for config in configs.values():
         trial = config["trial"]
         drop = trial["drop"]
-        params = {"count": drop["count"]} | ({"start_fraction": drop["start_fraction"]} if drop["strategy"] == "window" else {})
+        params = {"count": drop["count"]} | (
+            {"start_fraction": drop["start_fraction"]} if drop["strategy"] == "window" else {}
+        )
         assert tuple(trial["kept_layers"]) == kept_layers(drop["strategy"], 6, params)
         assert trial["training"]["epochs"] == 2
     full = {"epoch": 2, "objective": 2.8, "budget_excess": -0.01}
