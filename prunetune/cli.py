@@ -145,6 +145,32 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_max_drop(args: argparse.Namespace) -> int:
+    from prunetune.search.max_drop import max_drop
+    from prunetune.search.spec import load_spec
+    from prunetune.trainables.config import parse_overrides
+
+    overrides = parse_overrides(args.set or [])
+    if args.address:
+        overrides["address"] = args.address
+    spec = load_spec(args.spec, overrides)
+    seeds = args.seeds or [spec.trial.training.seed, spec.trial.training.seed + 1]
+    answers = max_drop(spec, args.tolerance, seeds, resume=args.resume, say=lambda line: print(line, flush=True))
+    print(
+        "\n| tolerance | max layers dropped | strategy | kept layers | lr | epochs | mean score | mean drop | seeds |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for tolerance, answer in zip(sorted(args.tolerance), answers, strict=True):
+        if answer is None:
+            print(f"| {tolerance} | none within budget | | | | | | | |")
+            continue
+        print(
+            f"| {tolerance} | {answer.layers_dropped} | {answer.strategy} | {answer.kept_layers} | "
+            f"{answer.learning_rate:.2e} | {answer.epochs} | {answer.score:.4f} | {answer.drop:+.4f} | {answer.seeds} |"
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prunetune", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="show library logs")
@@ -193,6 +219,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="join this Ray cluster (default $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted search of the same spec")
     p.set_defaults(run=cmd_search)
+
+    p = sub.add_parser("max-drop", help="the most layers droppable within each tolerance, re-checked over seeds")
+    p.add_argument("spec", nargs="?", help="YAML search spec; omitted: the embedded default")
+    p.add_argument("--tolerance", type=float, nargs="+", default=[0.01, 0.02, 0.03])
+    p.add_argument("--seeds", type=int, nargs="+", help="seeds to re-check finalists with (default: spec seed and +1)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE")
+    p.add_argument("--address")
+    p.add_argument("--resume", action="store_true")
+    p.set_defaults(run=cmd_max_drop)
     return parser
 
 
@@ -203,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     from prunetune.trainables.surgery import SurgeryError
 
     errors: tuple[type[Exception], ...] = (ConfigError, DataError, StrategyError, SurgeryError)
-    if "search" in (argv or sys.argv[1:2]):
+    if {"search", "max-drop"} & set(argv or sys.argv[1:2]):
         from prunetune.search.tracking import TrackingError
 
         errors += (TrackingError,)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ class SearchResult:
     experiment_path: str
 
 
+@functools.lru_cache(maxsize=32)
 def model_num_layers(model: str) -> int:
     """The layer count from the model's config alone (no weights loaded)."""
     from prunetune.trainables.models import resolve_model
@@ -61,7 +63,7 @@ def _init_ray(spec: SearchSpec) -> None:
 def _reference(spec: SearchSpec, mlflow: Any, experiment: str, parent_run_id: str, say: Any) -> float:
     """The unpruned, fine-tuned reference score: reused from MLflow when an identical run exists."""
     import ray
-    from prunetune.trainables.jobs import run_job
+    from prunetune.search.trainable import job_task
 
     key = reference_key(spec.trial)
     found = mlflow.search_runs(
@@ -82,7 +84,7 @@ def _reference(spec: SearchSpec, mlflow: Any, experiment: str, parent_run_id: st
         run_name="reference",
         tags={TAG_KIND: "reference", TAG_REFERENCE_KEY: key, TAG_SEARCH: spec.name, TAG_STATUS: "running"},
     )
-    remote = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=spec.resources.gpus_per_trial)(run_job)
+    remote = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=spec.resources.gpus_per_trial)(job_task)
     try:
         result = ray.get(remote.remote(trial))
     except Exception:

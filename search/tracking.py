@@ -193,8 +193,9 @@ class TrialRecorder(Callback):
         def finish() -> None:
             self.mlflow.set_tag(run_id, TAG_STATUS, status)
             self.mlflow.set_tag(run_id, "prunetune.kept_layers", json.dumps(kept))
-            if "node_id" in result:
-                self.mlflow.set_tag(run_id, "prunetune.node_id", str(result["node_id"]))
+            for key in ("node_id", "cuda_visible_devices", "device"):
+                if key in result:
+                    self.mlflow.set_tag(run_id, f"prunetune.{key}", str(result[key]))
             final = {f"final_{k}": v for k, v in result.items() if k in _FINAL}
             log_params_and_metrics(self.mlflow, run_id, {}, final, int(result.get("epoch", 0)))
             self.mlflow.set_terminated(run_id, mlflow_status)

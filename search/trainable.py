@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from prunetune.search.searcher import OBJECTIVE, budget_excess, objective
@@ -26,17 +27,22 @@ REPORTED = (
 def run_trial(config: dict[str, Any], spec: SearchSpec, reference_score: float, num_layers: int) -> None:
     """Tune function trainable; ``spec`` and ``reference_score`` come through ``tune.with_parameters``."""
     import ray
-    import transformers
     from prunetune.trainables.jobs import run_job
+    from prunetune.trainables.models import pick_device
     from ray import tune
 
-    transformers.logging.set_verbosity_error()  # the driver's terminal shows progress, not load reports
+    _quiet()
 
     trial = TrialConfig.from_dict(config["trial"])
     assert trial.kept_layers is not None  # decided on the driver by BudgetSearch
     kept = len(trial.kept_layers)
     dropped = num_layers - kept
-    node = ray.get_runtime_context().get_node_id()  # recorded per trial: where it ran
+    # Recorded per trial: where it ran, and on which of the GPUs Ray assigned it (CUDA_VISIBLE_DEVICES).
+    placement = {
+        "node_id": ray.get_runtime_context().get_node_id(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+        "device": pick_device(trial.training.device),
+    }
 
     def report(metrics: dict[str, Any]) -> None:
         if "epoch" not in metrics:  # the NLI phase of a sentence task: progress only, not the objective
@@ -50,8 +56,22 @@ def run_trial(config: dict[str, Any], spec: SearchSpec, reference_score: float, 
             "layers_kept": float(kept),
             "layers_dropped": float(dropped),
             OBJECTIVE: objective(dropped, metrics["val_score"], excess),
-            "node_id": node,
-        }
+        } | placement
         tune.report(row)
 
     run_job(trial, report)
+
+
+def job_task(trial: TrialConfig) -> dict[str, Any]:
+    """A whole job as a Ray task (the reference, seed re-checks): it runs where trials run, with their resources."""
+    from prunetune.trainables.jobs import run_job
+
+    _quiet()
+    return run_job(trial)
+
+
+def _quiet() -> None:
+    import transformers
+
+    transformers.logging.set_verbosity_error()  # the driver's terminal shows progress, not load reports
+    transformers.logging.disable_progress_bar()

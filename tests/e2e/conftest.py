@@ -149,3 +149,36 @@ def tiny_model(tmp_path_factory) -> str:
     BertModel(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path)
+
+
+@pytest.fixture
+def gpu_node_cluster():
+    """One `ray start` node declaring 2 logical GPUs and 4 CPUs (no real GPU needed)."""
+    temp = tempfile.mkdtemp(prefix="/tmp/ptgpu")
+    port = free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    subprocess.run(
+        [
+            BIN / "ray",
+            "start",
+            "--head",
+            f"--port={port}",
+            "--include-dashboard=false",
+            f"--temp-dir={temp}",
+            "--node-ip-address=127.0.0.1",
+            "--num-cpus=4",
+            "--num-gpus=2",
+            "--disable-usage-stats",
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=180,
+    )
+    address = f"127.0.0.1:{port}"
+    try:
+        yield address
+    finally:
+        _kill_tree_matching(temp)
+        _kill_tree_matching(f"--gcs-address={address}")
+        shutil.rmtree(temp, ignore_errors=True)

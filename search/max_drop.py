@@ -1,0 +1,126 @@
+"""The maximum droppable layers under each tolerance, with what achieves it, re-checked over seeds.
+
+How it needs far fewer trials than the exhaustive grid (every strategy x block x learning rate):
+
+1. One constrained search at the loosest tolerance: Optuna's TPE, told the budget as a constraint,
+   concentrates on the deepest drops that stay feasible instead of sweeping every depth, and ASHA
+   stops hopeless trials after their first epoch.
+2. The same trials answer every tighter tolerance: a trial within 1 % is also within 2 % and 3 %.
+3. Only the finalists — the deepest drop within each tolerance — are re-trained over extra seeds,
+   with a reference per seed. A finalist whose mean drop over the seeds exceeds the tolerance gives way
+   to the next candidate (seed noise moves degraded configs by several points; DESIGN.md §3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from statistics import mean
+from typing import Any
+
+from prunetune.search.spec import SearchSpec
+from prunetune.trainables.config import TrialConfig
+
+
+@dataclass(frozen=True)
+class Answer:
+    tolerance: float
+    layers_dropped: int
+    strategy: str
+    kept_layers: list[int]
+    learning_rate: float
+    epochs: int
+    score: float  # mean validation score over the seeds
+    drop: float  # mean drop vs the seed-matched reference
+    seeds: list[int]
+
+
+def candidates(spec: SearchSpec, runs: list[Any], reference: float, tolerance: float) -> list[dict[str, Any]]:
+    """Complete trials within ``tolerance`` of the reference, deepest drop first, ties by score."""
+    rows = []
+    for run in runs:
+        if run.data.tags.get("prunetune.status") != "complete":
+            continue
+        score = run.data.metrics.get("final_val_score")
+        if score is None:
+            continue
+        drop = reference - score
+        if spec.budget.relative:
+            drop /= reference
+        if drop <= tolerance:
+            config = TrialConfig.from_flat(run.data.params)
+            rows.append({"config": config, "score": score, "drop": drop})
+    rows.sort(key=lambda r: (-(len(_all(r["config"])) - len(r["config"].kept_layers)), -r["score"]))
+    return rows
+
+
+def _all(config: TrialConfig) -> list[int]:
+    from prunetune.search.runner import model_num_layers
+
+    return list(range(model_num_layers(config.model)))
+
+
+def recheck(
+    spec: SearchSpec, candidate: dict[str, Any], reference_score: float, seeds: list[int]
+) -> tuple[float, float, list[int]]:
+    """Mean score and mean drop of a candidate over its own seed plus ``seeds`` (each with its reference)."""
+    import ray
+    from prunetune.search.trainable import job_task
+
+    config: TrialConfig = candidate["config"]
+    scores, drops = [candidate["score"]], [candidate["drop"]]
+    extra = [s for s in seeds if s != config.training.seed]
+    remote = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=spec.resources.gpus_per_trial)(job_task)
+    futures = []
+    for seed in extra:
+        pruned = config.with_overrides({"training.seed": seed})
+        reference = spec.trial.with_overrides({"training.seed": seed, "drop.strategy": "none", "kept_layers": None})
+        futures.append((remote.remote(pruned), remote.remote(reference)))
+    for pruned_future, reference_future in futures:
+        score = ray.get(pruned_future)["val_score"]
+        ref = ray.get(reference_future)["val_score"]
+        drop = (ref - score) / ref if spec.budget.relative else ref - score
+        scores.append(score)
+        drops.append(drop)
+    return mean(scores), mean(drops), [config.training.seed, *extra]
+
+
+def max_drop(
+    spec: SearchSpec, tolerances: list[float], seeds: list[int], *, resume: bool = False, say: Any = print
+) -> list[Answer | None]:
+    """Search once at the loosest tolerance, then answer each tolerance, finalists re-checked over ``seeds``."""
+    from mlflow.tracking import MlflowClient
+    from prunetune.search.runner import run_search
+
+    loosest = spec.with_overrides({"budget.tolerance": max(tolerances)})
+    result = run_search(loosest, resume=resume, say=say)
+    client = MlflowClient(loosest.resolved_tracking_uri())
+    experiment = client.get_experiment_by_name(loosest.name).experiment_id
+    runs = client.search_runs(
+        [experiment], filter_string=f"tags.`mlflow.parentRunId` = '{result.parent_run_id}'", max_results=5000
+    )
+    answers: list[Answer | None] = []
+    checked: dict[tuple, tuple[float, float, list[int]]] = {}
+    for tolerance in sorted(tolerances):
+        answer = None
+        for candidate in candidates(loosest, runs, result.reference_score, tolerance):
+            config = candidate["config"]
+            key = (config.kept_layers, config.training.learning_rate, config.training.epochs)
+            if key not in checked:
+                say(f"re-checking {config.drop.strategy} kept {list(config.kept_layers)} over seeds {seeds}")
+                checked[key] = recheck(loosest, candidate, result.reference_score, seeds)
+            score, drop, used = checked[key]
+            if drop <= tolerance:
+                answer = Answer(
+                    tolerance,
+                    len(_all(config)) - len(config.kept_layers or ()),
+                    config.drop.strategy,
+                    list(config.kept_layers or ()),
+                    config.training.learning_rate,
+                    config.training.epochs,
+                    score,
+                    drop,
+                    used,
+                )
+                break
+        answers.append(answer)
+    return answers
