@@ -126,15 +126,20 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_search(args: argparse.Namespace) -> int:
-    from prunetune.search.runner import run_search
+def _spec(args: argparse.Namespace) -> Any:
     from prunetune.search.spec import load_spec
     from prunetune.trainables.config import parse_overrides
 
-    overrides = parse_overrides(args.set or [])
+    overrides: dict[str, Any] = parse_overrides(args.set or [])
     if args.address:
         overrides["address"] = args.address
-    spec = load_spec(args.spec, overrides)
+    return load_spec(args.spec, overrides)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from prunetune.search.runner import run_search
+
+    spec = _spec(args)
     result = run_search(spec, resume=args.resume, say=lambda line: print(line, flush=True))
     print(f"\nreference val_score {result.reference_score:.4f}; {result.trials} trials")
     print(f"Ray results: {result.experiment_path}; MLflow parent run {result.parent_run_id}")
@@ -147,13 +152,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_max_drop(args: argparse.Namespace) -> int:
     from prunetune.search.max_drop import max_drop
-    from prunetune.search.spec import load_spec
-    from prunetune.trainables.config import parse_overrides
 
-    overrides = parse_overrides(args.set or [])
-    if args.address:
-        overrides["address"] = args.address
-    spec = load_spec(args.spec, overrides)
+    spec = _spec(args)
     seeds = args.seeds or [spec.trial.training.seed, spec.trial.training.seed + 1]
     answers = max_drop(spec, args.tolerance, seeds, resume=args.resume, say=lambda line: print(line, flush=True))
     print(

@@ -90,11 +90,12 @@ def max_drop(
     """Search once at the loosest tolerance, then answer each tolerance, finalists re-checked over ``seeds``."""
     from mlflow.tracking import MlflowClient
     from prunetune.search.runner import run_search
+    from prunetune.search.tracking import experiment_id
 
     loosest = spec.with_overrides({"budget.tolerance": max(tolerances)})
     result = run_search(loosest, resume=resume, say=say)
     client = MlflowClient(loosest.resolved_tracking_uri())
-    experiment = client.get_experiment_by_name(loosest.name).experiment_id
+    experiment = experiment_id(client, loosest.name)
     runs = client.search_runs(
         [experiment], filter_string=f"tags.`mlflow.parentRunId` = '{result.parent_run_id}'", max_results=5000
     )

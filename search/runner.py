@@ -155,7 +155,9 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
     tracking_uri = spec.resolved_tracking_uri()
     spec.storage.mkdir(parents=True, exist_ok=True)
     mlflow = client(tracking_uri)
-    experiment = experiment_id(mlflow, spec.name)
+    server = tracking_uri.startswith(("http://", "https://"))
+    local = None if server else (spec.storage / "mlartifacts").as_uri()
+    experiment = experiment_id(mlflow, spec.name, local)
     experiment_path = f"{spec.ray_storage.rstrip('/')}/{spec.name}"
     resuming = resume and tune.Tuner.can_restore(experiment_path)
     if resume and not resuming:

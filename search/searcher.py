@@ -127,6 +127,12 @@ class BudgetSearch(OptunaSearch):
         self.layer_scores = scores
         self.planned_epochs: dict[str, int] = {}
 
+    @property
+    def study(self) -> Any:
+        """The Optuna study (OptunaSearch creates it in its constructor when given a space)."""
+        assert self._ot_study is not None
+        return self._ot_study
+
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         import optuna
 
@@ -138,7 +144,7 @@ class BudgetSearch(OptunaSearch):
                 kept = kept_layers(params["strategy"], self.num_layers, _strategy_params(params), self.layer_scores)
             except StrategyError as err:
                 log.info("sampled point not realisable (%s); asking again", err)
-                self._ot_study.tell(self._ot_trials.pop(trial_id), state=optuna.trial.TrialState.FAIL)
+                self.study.tell(self._ot_trials.pop(trial_id), state=optuna.trial.TrialState.FAIL)
                 continue
             self.planned_epochs[trial_id] = params["epochs"]
             return {"trial": trial_config(self.spec, params, kept), "optuna_trial": self._ot_trials[trial_id].number}
@@ -150,7 +156,7 @@ class BudgetSearch(OptunaSearch):
         ot_trial = self._ot_trials.get(trial_id)
         if ot_trial is None:
             return True
-        return self._ot_study._storage.get_trial(ot_trial._trial_id).state.is_finished()
+        return self.study._storage.get_trial(ot_trial._trial_id).state.is_finished()
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if not self._told(trial_id):
@@ -166,7 +172,7 @@ class BudgetSearch(OptunaSearch):
         planned = self.planned_epochs.get(trial_id)
         if result and not error and planned is not None and result.get("epoch", planned) < planned:
             # Stopped early by ASHA: its score is half-trained; the sampler must not learn from it.
-            self._ot_study.tell(ot_trial, state=optuna.trial.TrialState.PRUNED)
+            self.study.tell(ot_trial, state=optuna.trial.TrialState.PRUNED)
             self._completed_trials.add(trial_id)
             return
         if result and not error and "budget_excess" in result:

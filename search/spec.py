@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from prunetune.trainables.config import ConfigError, TrialConfig, from_dict
+from prunetune.trainables.config import ConfigError, TrialConfig, load_yaml, with_overrides
 
 Objective = Literal["constrained", "multi"]
 Scheduler = Literal["none", "asha"]
@@ -105,38 +105,17 @@ class SearchSpec:
         return self.tracking_uri or f"sqlite:///{self.storage / 'mlflow.db'}"
 
     def to_dict(self) -> dict[str, Any]:
-        from prunetune.trainables.config import _to_plain
+        from prunetune.trainables.config import to_plain
 
-        return _to_plain(self)
+        return to_plain(self)
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> SearchSpec:
-        raw = self.to_dict()
-        for key, value in overrides.items():
-            node = raw
-            *parents, leaf = key.split(".")
-            for part in parents:
-                if not isinstance(node.get(part), dict):
-                    node[part] = {}
-                node = node[part]
-            node[leaf] = value
-        return from_dict(SearchSpec, raw)
+        return with_overrides(self, overrides)
 
 
 def load_spec(path: str | None, overrides: Mapping[str, Any] | None = None) -> SearchSpec:
     """A SearchSpec from YAML (the embedded default when ``path`` is None), then ``--set`` overrides."""
-    import yaml
-
-    spec = SearchSpec()
-    if path is not None:
-        try:
-            with open(path, encoding="utf-8") as handle:
-                raw = yaml.safe_load(handle) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"spec file {path} does not exist") from None
-        except yaml.YAMLError as err:
-            raise ConfigError(f"spec file {path} is not valid YAML: {err}") from None
-        spec = from_dict(SearchSpec, raw)
-    return spec.with_overrides(overrides or {})
+    return load_yaml(SearchSpec, path, overrides)
 
 
 def reference_key(trial: TrialConfig) -> str:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from prunetune.search.trainable import DERIVED, REPORTED
 from ray.tune import Callback
 
 log = logging.getLogger(__name__)
@@ -54,9 +55,13 @@ def client(tracking_uri: str, timeout_s: float = 15.0) -> Any:
     return MlflowClient(tracking_uri=tracking_uri)
 
 
-def experiment_id(mlflow: Any, name: str) -> str:
+def experiment_id(mlflow: Any, name: str, local_artifacts: str | None = None) -> str:
+    """The experiment ``name``, created if new; with a local store its artifacts go to ``local_artifacts``
+    (MLflow's default, ./mlruns of whatever directory the driver runs in, scatters them)."""
     found = mlflow.get_experiment_by_name(name)
-    return found.experiment_id if found is not None else mlflow.create_experiment(name)
+    if found is not None:
+        return found.experiment_id
+    return mlflow.create_experiment(name, artifact_location=local_artifacts)
 
 
 def flat_params(trial_dict: dict[str, Any]) -> dict[str, str]:
@@ -211,21 +216,4 @@ class TrialRecorder(Callback):
 
 
 _FINAL = ("val_score", "test_score", "drop", "budget_excess", "feasible", "objective", "epoch")
-_METRICS = (
-    "train_loss",
-    "val_score",
-    "test_score",
-    "val_accuracy",
-    "val_macro_f1",
-    "test_accuracy",
-    "test_macro_f1",
-    "val_spearman",
-    "test_spearman",
-    "drop",
-    "budget_excess",
-    "feasible",
-    "objective",
-    "layers_kept",
-    "layers_dropped",
-    "parameters",
-)
+_METRICS = tuple(k for k in (*REPORTED, *DERIVED) if k != "epoch")  # the epoch is the step

@@ -23,6 +23,9 @@ REPORTED = (
     "test_spearman",
 )
 
+# Derived per epoch by the trainable from the job's metrics and the budget.
+DERIVED = ("parameters", "drop", "budget_excess", "feasible", "layers_kept", "layers_dropped", OBJECTIVE)
+
 
 def run_trial(config: dict[str, Any], spec: SearchSpec, reference_score: float, num_layers: int) -> None:
     """Tune function trainable; ``spec`` and ``reference_score`` come through ``tune.with_parameters``."""

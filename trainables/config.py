@@ -133,7 +133,7 @@ class TrialConfig:
     scores_sample_rows: int = 256
 
     def to_dict(self) -> dict[str, Any]:
-        return _to_plain(self)
+        return to_plain(self)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> TrialConfig:
@@ -159,16 +159,7 @@ class TrialConfig:
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> TrialConfig:
         """A copy with dotted keys replaced (``{"training.epochs": "3"}``), strings coerced."""
-        raw = self.to_dict()
-        for key, value in overrides.items():
-            node = raw
-            *parents, leaf = key.split(".")
-            for part in parents:
-                if not isinstance(node.get(part), dict):
-                    node[part] = {}
-                node = node[part]
-            node[leaf] = value
-        return TrialConfig.from_dict(raw)
+        return with_overrides(self, overrides)
 
 
 def _from_param(text: str) -> Any:
@@ -179,11 +170,11 @@ def _from_param(text: str) -> Any:
         return text
 
 
-def _to_plain(value: Any) -> Any:
+def to_plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, tuple):
-        return [_to_plain(v) for v in value]
+        return [to_plain(v) for v in value]
     return value
 
 
@@ -288,18 +279,36 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
     return overrides
 
 
-def load_trial_config(path: str | None, overrides: Mapping[str, Any] | None = None) -> TrialConfig:
-    """A TrialConfig from a YAML file (or the embedded default when ``path`` is None), then overrides."""
+def with_overrides(config: T, overrides: Mapping[str, Any]) -> T:
+    """A copy of dataclass ``config`` with dotted keys replaced, validated and coerced like a file."""
+    raw = to_plain(config)
+    for key, value in overrides.items():
+        node = raw
+        *parents, leaf = key.split(".")
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[leaf] = value
+    return from_dict(type(config), raw)
+
+
+def load_yaml(cls: type[T], path: str | None, overrides: Mapping[str, Any] | None = None) -> T:
+    """A ``cls`` from a YAML file (its embedded default when ``path`` is None), then ``--set`` overrides."""
     import yaml
 
-    config = TrialConfig()
+    config = cls()
     if path is not None:
         try:
             with open(path, encoding="utf-8") as handle:
                 raw = yaml.safe_load(handle) or {}
         except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
+            raise ConfigError(f"file {path} does not exist") from None
         except yaml.YAMLError as err:
-            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
-        config = TrialConfig.from_dict(raw)
-    return config.with_overrides(overrides or {})
+            raise ConfigError(f"file {path} is not valid YAML: {err}") from None
+        config = from_dict(cls, raw)
+    return with_overrides(config, overrides or {})
+
+
+def load_trial_config(path: str | None, overrides: Mapping[str, Any] | None = None) -> TrialConfig:
+    return load_yaml(TrialConfig, path, overrides)

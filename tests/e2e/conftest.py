@@ -38,52 +38,44 @@ def _kill_tree_matching(marker: str) -> None:
             pass
 
 
+RAY_ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def ray_start(*args: str) -> None:
+    subprocess.run(
+        [BIN / "ray", "start", "--node-ip-address=127.0.0.1", "--disable-usage-stats", *args],
+        check=True,
+        env=RAY_ENV,
+        capture_output=True,
+        timeout=180,
+    )
+
+
+def start_head(temp: str, *args: str) -> str:
+    port = free_port()
+    ray_start("--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp}", *args)
+    return f"127.0.0.1:{port}"
+
+
+def stop_nodes(temp: str, address: str) -> None:
+    """Kill exactly this cluster's processes (found by its temp dir and address), never `ray stop`."""
+    _kill_tree_matching(temp)
+    _kill_tree_matching(f"--gcs-address={address}")
+    _kill_tree_matching(f"--address={address}")
+    shutil.rmtree(temp, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def ray_cluster():
     """`ray start` head (1 CPU) + 2 workers (1 CPU each); yields the address."""
     temp = tempfile.mkdtemp(prefix="/tmp/ptray")  # short: Ray's socket paths have a length limit
-    port = free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-    common = ["--num-cpus=1", "--disable-usage-stats"]
-    subprocess.run(
-        [
-            BIN / "ray",
-            "start",
-            "--head",
-            f"--port={port}",
-            "--include-dashboard=false",
-            f"--temp-dir={temp}",
-            "--node-ip-address=127.0.0.1",
-            *common,
-        ],
-        check=True,
-        env=env,
-        capture_output=True,
-        timeout=180,
-    )
-    address = f"127.0.0.1:{port}"
+    address = start_head(temp, "--num-cpus=1")
     try:
         for _ in range(2):
-            subprocess.run(
-                [
-                    BIN / "ray",
-                    "start",
-                    f"--address={address}",
-                    "--node-ip-address=127.0.0.1",
-                    '--resources={"worker_node": 1}',
-                    *common,
-                ],
-                check=True,
-                env=env,
-                capture_output=True,
-                timeout=180,
-            )
+            ray_start(f"--address={address}", "--num-cpus=1", '--resources={"worker_node": 1}')
         yield address
     finally:
-        _kill_tree_matching(temp)
-        _kill_tree_matching(f"--gcs-address={address}")
-        _kill_tree_matching(f"--address={address}")
-        shutil.rmtree(temp, ignore_errors=True)
+        stop_nodes(temp, address)
 
 
 @pytest.fixture(scope="session")
@@ -155,30 +147,8 @@ def tiny_model(tmp_path_factory) -> str:
 def gpu_node_cluster():
     """One `ray start` node declaring 2 logical GPUs and 4 CPUs (no real GPU needed)."""
     temp = tempfile.mkdtemp(prefix="/tmp/ptgpu")
-    port = free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-    subprocess.run(
-        [
-            BIN / "ray",
-            "start",
-            "--head",
-            f"--port={port}",
-            "--include-dashboard=false",
-            f"--temp-dir={temp}",
-            "--node-ip-address=127.0.0.1",
-            "--num-cpus=4",
-            "--num-gpus=2",
-            "--disable-usage-stats",
-        ],
-        check=True,
-        env=env,
-        capture_output=True,
-        timeout=180,
-    )
-    address = f"127.0.0.1:{port}"
+    address = start_head(temp, "--num-cpus=4", "--num-gpus=2")
     try:
         yield address
     finally:
-        _kill_tree_matching(temp)
-        _kill_tree_matching(f"--gcs-address={address}")
-        shutil.rmtree(temp, ignore_errors=True)
+        stop_nodes(temp, address)

@@ -9,7 +9,6 @@ def test_max_drop_answers_each_tolerance_with_a_rechecked_finalist(
     ray_cluster, mlflow_server, tiny_model, data_env, tmp_path
 ) -> None:
     import ray
-
     from prunetune.search.max_drop import max_drop
 
     spec = tiny_spec(tmp_path, tiny_model, mlflow_server, ray_cluster, num_trials=5, scheduler="none")
