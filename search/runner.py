@@ -150,6 +150,7 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import ConcurrencyLimiter
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # progress lines, not Optuna's per-trial logs
     num_layers = model_num_layers(spec.trial.model)
     check_space(spec, num_layers)
     tracking_uri = spec.resolved_tracking_uri()
