@@ -204,6 +204,7 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
                 storage_path=spec.ray_storage,
                 callbacks=[recorder, progress],
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # only the last epoch's state
                 verbose=0,
             ),
         )

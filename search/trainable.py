@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from typing import Any
 
 from prunetune.search.searcher import OBJECTIVE, budget_excess, objective
@@ -32,6 +33,7 @@ def run_trial(config: dict[str, Any], spec: SearchSpec, reference_score: float, 
     import ray
     from prunetune.trainables.jobs import run_job
     from prunetune.trainables.models import pick_device
+    from prunetune.trainables.training import Checkpointing
     from ray import tune
 
     _quiet()
@@ -60,9 +62,13 @@ def run_trial(config: dict[str, Any], spec: SearchSpec, reference_score: float, 
             "layers_dropped": float(dropped),
             OBJECTIVE: objective(dropped, metrics["val_score"], excess),
         } | placement
-        tune.report(row)
+        tune.report(row, checkpoint=tune.Checkpoint.from_directory(work))
 
-    run_job(trial, report)
+    # Each epoch's training state is reported as the trial's checkpoint; a retry continues from it.
+    previous = tune.get_checkpoint()
+    with tempfile.TemporaryDirectory(prefix="prunetune-trial-") as work:
+        resume_from = previous.to_directory() if previous is not None else None
+        run_job(trial, report, checkpointing=Checkpointing(work, resume_from))
 
 
 def job_task(trial: TrialConfig) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from prunetune.trainables.models import (
 from prunetune.trainables.scores import LayerScores, compute_layer_scores
 from prunetune.trainables.strategies import check_kept, get_strategy, kept_layers
 from prunetune.trainables.surgery import num_layers, parameter_count
-from prunetune.trainables.training import Metrics, Report, seed_everything, train
+from prunetune.trainables.training import Checkpointing, Metrics, Report, seed_everything, train
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,12 @@ def _classification_scores(model: Any, split: Any, encode: Any, device: str, bat
     return {"accuracy": accuracy_score(gold, predictions), "macro_f1": f1_score(gold, predictions, average="macro")}
 
 
-def run_classification(config: TrialConfig, report: Report = _ignore, output_dir: str | None = None) -> Metrics:
+def run_classification(
+    config: TrialConfig,
+    report: Report = _ignore,
+    output_dir: str | None = None,
+    checkpointing: Checkpointing | None = None,
+) -> Metrics:
     """Fine-tune a (pruned) encoder for text classification: accuracy and macro-F1 per epoch."""
     started = time.monotonic()
     seed_everything(config.training.seed)
@@ -146,7 +151,9 @@ def run_classification(config: TrialConfig, report: Report = _ignore, output_dir
             scores["test_score"] = scores["test_accuracy"]
         return scores
 
-    history = train(model, config.training, len(task_data.train), loss_of_batch, evaluate, report)
+    history = train(
+        model, config.training, len(task_data.train), loss_of_batch, evaluate, report, checkpointing=checkpointing
+    )
     result = _summary(config, model, kept, original, baseline) | history[-1]
     result |= {
         "train_rows": len(task_data.train),
@@ -179,7 +186,12 @@ def _spearman(st: Any, split: datasets.TextSplit, batch_size: int) -> float:
     return float(spearmanr(cosine, np.asarray(split.targets)).statistic)
 
 
-def run_sentence_similarity(config: TrialConfig, report: Report = _ignore, output_dir: str | None = None) -> Metrics:
+def run_sentence_similarity(
+    config: TrialConfig,
+    report: Report = _ignore,
+    output_dir: str | None = None,
+    checkpointing: Checkpointing | None = None,
+) -> Metrics:
     """Two-phase sentence-embedding training: optional NLI (SoftmaxLoss), then STS; Spearman per epoch."""
     import torch
     from sentence_transformers import losses
@@ -202,6 +214,8 @@ def run_sentence_similarity(config: TrialConfig, report: Report = _ignore, outpu
     history: list[Metrics] = []
     skipped = sts.report.total
 
+    if nli is not None and checkpointing is not None and checkpointing.saved_state() is not None:
+        nli = None  # resuming the STS phase: the NLI phase is already in the saved weights
     if nli is not None:
         assert nli.label_names is not None and nli.train.pairs is not None
         nli_loss = losses.SoftmaxLoss(st, st.get_sentence_embedding_dimension(), len(nli.label_names)).to(device)
@@ -235,7 +249,9 @@ def run_sentence_similarity(config: TrialConfig, report: Report = _ignore, outpu
         scores["val_score"] = scores["val_spearman"]
         return scores
 
-    history += train(sts_loss, config.training, len(sts.train), sts_batch, sts_eval, report)
+    history += train(
+        sts_loss, config.training, len(sts.train), sts_batch, sts_eval, report, checkpointing=checkpointing
+    )
     result = _summary(config, st, kept, original, baseline) | history[-1]
     result |= {"train_rows": len(sts.train), "data_skipped_rows": skipped, "seconds": time.monotonic() - started}
     if output_dir is not None:
@@ -247,9 +263,14 @@ def run_sentence_similarity(config: TrialConfig, report: Report = _ignore, outpu
 JOBS = {"classification": run_classification, "sentence-similarity": run_sentence_similarity}
 
 
-def run_job(config: TrialConfig, report: Report = _ignore, output_dir: str | None = None) -> Metrics:
+def run_job(
+    config: TrialConfig,
+    report: Report = _ignore,
+    output_dir: str | None = None,
+    checkpointing: Checkpointing | None = None,
+) -> Metrics:
     """Run the job of ``config.task``."""
-    return JOBS[config.task](config, report, output_dir)
+    return JOBS[config.task](config, report, output_dir, checkpointing)
 
 
 def _write_result(output_dir: str, result: Metrics, history: list[Metrics], config: TrialConfig) -> None:

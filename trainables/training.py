@@ -4,12 +4,40 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from prunetune.trainables.config import TrainingConfig
 
 Metrics = dict[str, Any]
 Report = Callable[[Metrics], None]
+
+
+@dataclass(frozen=True)
+class Checkpointing:
+    """Where training writes its state after every epoch (before reporting it), and where an earlier
+    attempt left one to continue from — so a retried trial resumes at its last finished epoch."""
+
+    directory: str
+    resume_from: str | None = None
+
+    STATE = "training_state.pt"
+
+    def saved_state(self) -> dict[str, Any] | None:
+        import torch
+
+        if self.resume_from is None or not (Path(self.resume_from) / self.STATE).exists():
+            return None
+        return torch.load(Path(self.resume_from) / self.STATE, weights_only=False)
+
+    def save(self, state: dict[str, Any]) -> None:
+        import torch
+
+        Path(self.directory).mkdir(parents=True, exist_ok=True)
+        tmp = Path(self.directory) / f"{self.STATE}.tmp"
+        torch.save(state, tmp)
+        tmp.replace(Path(self.directory) / self.STATE)
 
 
 def seed_everything(seed: int) -> None:
@@ -54,18 +82,28 @@ def train(
     evaluate: Callable[[], Metrics],
     report: Report,
     prefix: str = "",
+    checkpointing: Checkpointing | None = None,
 ) -> list[Metrics]:
     """Train ``config.epochs`` epochs; after each, ``evaluate()`` and ``report`` the metrics.
 
     ``loss_of_batch(indices)`` returns the loss tensor of one batch of training rows.
     Metric names get ``prefix`` (``"nli_"`` for the NLI phase) except ``epoch``.
+    With ``checkpointing``, the state after each epoch is saved before it is reported, and a saved
+    state is continued from (its epochs are not trained or reported again).
     """
     import torch
 
     batches_per_epoch = (train_size + config.batch_size - 1) // config.batch_size
     optimizer, scheduler = _optimizer(model, config, batches_per_epoch * config.epochs)
-    history = []
-    for epoch in range(1, config.epochs + 1):
+    history: list[Metrics] = []
+    saved = checkpointing.saved_state() if checkpointing else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["rng"])
+        history = saved["history"]
+    for epoch in range(len(history) + 1, config.epochs + 1):
         model.train()
         total, count = 0.0, 0
         for indices in epoch_batches(train_size, config.batch_size, config.seed, epoch):
@@ -82,6 +120,16 @@ def train(
             scores = evaluate()
         metrics = {f"{prefix}{k}": v for k, v in scores.items()}
         metrics.update({f"{prefix}train_loss": total / max(count, 1), f"{prefix}epoch": epoch})
-        report(metrics)
         history.append(metrics)
+        if checkpointing is not None:
+            checkpointing.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": torch.get_rng_state(),
+                    "history": history,
+                }
+            )
+        report(metrics)
     return history

@@ -117,3 +117,42 @@ def test_sentence_embeddings_nli_then_sts_on_a_scored_block(data_env) -> None:
     assert [("nli_epoch" in r, "epoch" in r) for r in reports] == [(True, False), (False, True)]
     assert result["val_spearman"] > 0.6 and result["test_spearman"] > 0.6
     assert result["test_score"] == result["test_spearman"]
+
+
+def test_interrupted_job_resumes_from_its_checkpoint_exactly(data_env, tmp_path) -> None:
+    from prunetune.trainables.models import resolve_model
+    from prunetune.trainables.training import Checkpointing
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("sentence-transformers/all-MiniLM-L6-v2"))
+    config = tiny_config("bert", layers=3)
+    config.vocab_size = tokenizer.vocab_size
+    AutoModel.from_config(config).save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    trial = TrialConfig().with_overrides(
+        HEADLINES
+        | {
+            "model": str(tmp_path / "model"),
+            "data.max_train_rows": 128,
+            "data.max_eval_rows": 64,
+            "training.epochs": 3,
+            "drop.strategy": "top",
+            "drop.count": 1,
+        }
+    )
+    whole = run_job(trial)
+
+    class Crash(Exception):
+        pass
+
+    def crash_after_first(metrics: dict) -> None:
+        if metrics["epoch"] == 1:
+            raise Crash
+
+    with pytest.raises(Crash):
+        run_job(trial, crash_after_first, checkpointing=Checkpointing(str(tmp_path / "a")))
+    reported: list[dict] = []
+    resumed = run_job(trial, reported.append, checkpointing=Checkpointing(str(tmp_path / "b"), str(tmp_path / "a")))
+    assert [r["epoch"] for r in reported] == [2, 3]  # epoch 1 is not trained again
+    assert resumed["val_accuracy"] == pytest.approx(whole["val_accuracy"], abs=1e-9)
+    assert resumed["train_loss"] == pytest.approx(whole["train_loss"], rel=1e-4)
