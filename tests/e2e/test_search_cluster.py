@@ -113,3 +113,29 @@ def test_killed_driver_resumes_and_records_every_trial_once(
     trial_ids = [r.data.tags["prunetune.ray_trial_id"] for r in runs]
     assert len(trial_ids) == len(set(trial_ids)) == 8
     assert {r.info.status for r in runs} == {"FINISHED"}
+
+
+def test_multi_objective_search_gives_a_pareto_front(
+    ray_cluster, mlflow_server, tiny_model, data_env, tmp_path
+) -> None:
+    import optuna
+    import ray
+    from prunetune.search.runner import run_search
+
+    spec = tiny_spec(tmp_path, tiny_model, mlflow_server, ray_cluster, objective="multi", num_trials=4)
+    try:
+        result = run_search(spec, say=lambda line: None)
+    finally:
+        ray.shutdown()
+    assert len(child_runs(spec, result.parent_run_id)) == 4
+    storage = f"sqlite:///{spec.storage / 'optuna.db'}"
+    (name,) = optuna.study.get_all_study_names(storage)
+    study = optuna.load_study(study_name=name, storage=storage)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert complete and all(len(t.values) == 2 for t in complete)  # (val_score, layers_kept)
+    front = study.best_trials
+    assert front
+    for a in front:  # no trial on the front is dominated by another complete trial
+        assert not any(
+            b.values[0] >= a.values[0] and b.values[1] <= a.values[1] and b.values != a.values for b in complete
+        )
