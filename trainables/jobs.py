@@ -16,6 +16,7 @@ from typing import Any
 from prunetune.trainables import data as datasets
 from prunetune.trainables.config import TrialConfig
 from prunetune.trainables.models import (
+    Baseline,
     load_classifier,
     load_sentence_model,
     load_tokenizer,
@@ -23,7 +24,7 @@ from prunetune.trainables.models import (
     pick_device,
     prepare,
 )
-from prunetune.trainables.scores import LayerScores, compute_layer_scores
+from prunetune.trainables.scores import compute_layer_scores
 from prunetune.trainables.strategies import check_kept, get_strategy, kept_layers
 from prunetune.trainables.surgery import num_layers, parameter_count
 from prunetune.trainables.training import Checkpointing, Metrics, Report, seed_everything, train
@@ -35,13 +36,13 @@ def _ignore(metrics: Metrics) -> None:
     pass
 
 
-def decide_kept_layers(config: TrialConfig, model: Any, tokenizer: Any) -> tuple[tuple[int, ...], LayerScores | None]:
+def decide_kept_layers(config: TrialConfig, model: Any, tokenizer: Any) -> tuple[int, ...]:
     """The kept layers: fixed in the config (decided by the search driver), or from its strategy here."""
     total = num_layers(model)
     if config.variant == "scratch" and config.scratch_model is not None:
-        return tuple(range(total)), None  # a named small model is trained whole, at its own depth
+        return tuple(range(total))  # a named small model is trained whole, at its own depth
     if config.kept_layers is not None:
-        return check_kept(total, config.kept_layers), None
+        return check_kept(total, config.kept_layers)
     scores = None
     if get_strategy(config.drop.strategy).needs_scores:
         scores = compute_layer_scores(
@@ -51,7 +52,17 @@ def decide_kept_layers(config: TrialConfig, model: Any, tokenizer: Any) -> tuple
             model_name=config.model,
             max_length=config.training.max_length,
         )
-    return kept_layers(config.drop.strategy, total, config.drop.params(), scores), scores
+    return kept_layers(config.drop.strategy, total, config.drop.params(), scores)
+
+
+def _shape(config: TrialConfig, model: Any, tokenizer: Any, device: str) -> tuple[tuple[int, ...], int, Baseline]:
+    """Make the loaded ``model`` the trial's variant on ``device``: kept layers, layers before, baseline kind."""
+    original = num_layers(model)
+    kept = decide_kept_layers(config, model, tokenizer)
+    seed_everything(config.training.seed)  # the head's init must not depend on what scoring consumed
+    baseline = prepare(model, config, kept)
+    model.to(device)
+    return kept, original, baseline
 
 
 def _summary(config: TrialConfig, model: Any, kept: tuple[int, ...], original: int, baseline: Any) -> Metrics:
@@ -114,11 +125,7 @@ def run_classification(
     tokenizer = load_tokenizer(name)
     assert task_data.label_names is not None
     model = load_classifier(name, task_data.label_names)
-    original = num_layers(model)
-    kept, _ = decide_kept_layers(config, model, tokenizer)
-    seed_everything(config.training.seed)  # the head's init must not depend on what scoring consumed
-    baseline = prepare(model, config, kept)
-    model.to(device)
+    kept, original, baseline = _shape(config, model, tokenizer, device)
     report = _with_size(report, model)
 
     def encode(split: datasets.TextSplit, indices: list[int]) -> dict[str, Any]:
@@ -205,11 +212,7 @@ def run_sentence_similarity(
     device = pick_device(config.training.device)
     st = load_sentence_model(model_name_for(config), device=device)
     st.max_seq_length = config.training.max_length
-    original = num_layers(st)
-    kept, _ = decide_kept_layers(config, st, st.tokenizer)
-    seed_everything(config.training.seed)
-    baseline = prepare(st, config, kept)
-    st.to(device)
+    kept, original, baseline = _shape(config, st, st.tokenizer, device)
     report = _with_size(report, st)
     history: list[Metrics] = []
     skipped = sts.report.total

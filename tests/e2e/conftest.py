@@ -68,7 +68,7 @@ def stop_nodes(temp: str, address: str) -> None:
 @pytest.fixture(scope="session")
 def ray_cluster():
     """`ray start` head (1 CPU) + 2 workers (1 CPU each); yields the address."""
-    temp = tempfile.mkdtemp(prefix="/tmp/ptray")  # short: Ray's socket paths have a length limit
+    temp = tempfile.mkdtemp(prefix="ptray")  # a short name: Ray's socket paths have a length limit
     address = start_head(temp, "--num-cpus=1")
     try:
         for _ in range(2):
@@ -146,7 +146,7 @@ def tiny_model(tmp_path_factory) -> str:
 @pytest.fixture
 def gpu_node_cluster():
     """One `ray start` node declaring 2 logical GPUs and 4 CPUs (no real GPU needed)."""
-    temp = tempfile.mkdtemp(prefix="/tmp/ptgpu")
+    temp = tempfile.mkdtemp(prefix="ptgpu")
     address = start_head(temp, "--num-cpus=4", "--num-gpus=2")
     try:
         yield address
