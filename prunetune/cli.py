@@ -1,4 +1,4 @@
-"""The ``prunetune`` command: prune, scores, finetune, strategies.
+"""The ``prunetune`` command: strategies, scores, prune, finetune, search, max-drop, trials, report.
 
 Hyper-parameters live in a YAML config (``examples/``), not in flags; ``--set key=value``
 overrides single values. Errors a user can fix end with a one-line message and exit code 2.
@@ -171,6 +171,54 @@ def cmd_max_drop(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trials(args: argparse.Namespace) -> int:
+    from prunetune.analysis import select
+    from prunetune.analysis.query import experiment_frame, open_store, search_and_store, search_runs_frame
+
+    if args.all_searches:
+        mlflow = open_store(args.tracking_uri)
+        frame = experiment_frame(mlflow, args.search)
+    else:
+        mlflow, search = search_and_store(args.search, args.tracking_uri)
+        frame = search_runs_frame(mlflow, search)
+    frame = select.where(frame, args.where)
+    frame = select.sort(frame, args.sort or "-layers_dropped,-val_score")
+    frame = select.columns(frame, args.columns or (None if args.format in ("csv", "json") else _SHOWN))
+    if args.format == "csv":
+        text = frame.to_csv(index=False)
+    elif args.format == "json":
+        text = frame.to_json(orient="records", date_format="iso", indent=2) + "\n"
+    elif args.format == "markdown":
+        from prunetune.analysis.tables import to_markdown
+
+        text = to_markdown(frame) + "\n"
+    else:
+        text = frame.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.4g}") + "\n"
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        print(f"{len(frame)} runs written to {args.output}")
+    else:
+        print(text, end="")
+    return 0
+
+
+# What `prunetune trials` shows in a terminal; CSV and JSON carry every column.
+_SHOWN = "kind,status,strategy,layers_dropped,kept_layers,val_score,drop,learning_rate,epochs,run_id"
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from prunetune.analysis.query import search_and_store
+    from prunetune.analysis.report import write_report
+
+    mlflow, search = search_and_store(args.search, args.tracking_uri)
+    output = args.output or f"{search.experiment_name}-report.html"
+    path = write_report(mlflow, search, output, args.tolerance, log=not args.no_log)
+    logged = "" if args.no_log else f"; logged to run {search.run_id} as report/{path.name}"
+    print(f"report of {search.experiment_name} (search run {search.run_id}) written to {path}{logged}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prunetune", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="show library logs")
@@ -228,6 +276,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address")
     p.add_argument("--resume", action="store_true")
     p.set_defaults(run=cmd_max_drop)
+
+    what = "a spec file, a search's name (its latest run) or a search's parent run id"
+    p = sub.add_parser("trials", help="list, filter, sort and export the trials of a search (from MLflow)")
+    p.add_argument("search", help=what + "; with --all-searches, an experiment name")
+    p.add_argument("--tracking-uri", help="MLflow store (default $MLFLOW_TRACKING_URI, else ./prunetune-runs)")
+    p.add_argument("--where", help='filter, e.g. "drop<=0.01 and strategy=middle"')
+    p.add_argument("--sort", help="columns, - for descending (default -layers_dropped,-val_score)")
+    p.add_argument("--columns", help="columns to show, comma-separated")
+    p.add_argument("--format", choices=["table", "csv", "json", "markdown"], default="table")
+    p.add_argument("--output", "-o", help="write to this file")
+    p.add_argument("--all-searches", action="store_true", help="every search of the experiment, not the latest")
+    p.set_defaults(run=cmd_trials)
+
+    p = sub.add_parser("report", help="one HTML report of a search: tables, plots, spec; logged to its parent run")
+    p.add_argument("search", help=what)
+    p.add_argument("--tracking-uri", help="MLflow store (default $MLFLOW_TRACKING_URI, else ./prunetune-runs)")
+    p.add_argument("--tolerance", type=float, nargs="+", default=[0.01, 0.02, 0.03])
+    p.add_argument("--output", "-o", help="HTML file (default <search>-report.html)")
+    p.add_argument("--no-log", action="store_true", help="do not attach the report to the search's MLflow run")
+    p.set_defaults(run=cmd_report)
     return parser
 
 
@@ -238,14 +306,19 @@ def main(argv: list[str] | None = None) -> int:
     from prunetune.trainables.surgery import SurgeryError
 
     errors: tuple[type[Exception], ...] = (ConfigError, DataError, StrategyError, SurgeryError)
-    if {"search", "max-drop"} & set(argv or sys.argv[1:2]):
-        from prunetune.search.tracking import TrackingError
+    command = set(argv or sys.argv[1:])
+    if {"search", "max-drop"} & command:
+        from prunetune.search.store import TrackingError
 
         errors += (TrackingError,)
+    if {"trials", "report"} & command:
+        from prunetune.analysis.query import AnalysisError
+
+        errors += (AnalysisError,)
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    if not args.verbose:
+    if not args.verbose and args.command not in ("trials", "report"):  # those two never load a model
         _quiet_libraries()
     try:
         return int(args.run(args))

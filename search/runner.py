@@ -12,8 +12,13 @@ from typing import Any
 
 from prunetune.search.spec import SearchSpec, ray_address, reference_key
 from prunetune.search.tracking import (
+    LAYER_SCORES_ARTIFACT,
+    PARENT,
+    SPEC_ARTIFACT,
+    TAG_BEST,
     TAG_KIND,
     TAG_REFERENCE_KEY,
+    TAG_REFERENCE_RUN,
     TAG_SEARCH,
     TAG_STATUS,
     TrialRecorder,
@@ -21,6 +26,7 @@ from prunetune.search.tracking import (
     experiment_id,
     log_params_and_metrics,
 )
+from prunetune.trainables.config import ConfigError
 from prunetune.trainables.scores import LayerScores
 
 log = logging.getLogger(__name__)
@@ -62,9 +68,6 @@ def _init_ray(spec: SearchSpec) -> None:
 
 def _reference(spec: SearchSpec, mlflow: Any, experiment: str, parent_run_id: str, say: Any) -> float:
     """The unpruned, fine-tuned reference score: reused from MLflow when an identical run exists."""
-    import ray
-    from prunetune.search.trainable import job_task
-
     key = reference_key(spec.trial)
     found = mlflow.search_runs(
         [experiment],
@@ -75,14 +78,51 @@ def _reference(spec: SearchSpec, mlflow: Any, experiment: str, parent_run_id: st
     if found and "val_score" in found[0].data.metrics:
         score = found[0].data.metrics["val_score"]
         say(f"reference: reusing run {found[0].info.run_id} (val_score {score:.4f})")
-        mlflow.set_tag(parent_run_id, "prunetune.reference_run_id", found[0].info.run_id)
+        mlflow.set_tag(parent_run_id, TAG_REFERENCE_RUN, found[0].info.run_id)
         return float(score)
     trial = spec.trial.with_overrides({"drop.strategy": "none", "kept_layers": None, "variant": "pruned"})
     say(f"reference: fine-tuning the unpruned {trial.model} once ({trial.training.epochs} epochs)")
+    run_id, result = _baseline_run(spec, mlflow, experiment, trial, "reference", {TAG_REFERENCE_KEY: key})
+    mlflow.set_tag(parent_run_id, TAG_REFERENCE_RUN, run_id)
+    say(f"reference: val_score {result['val_score']:.4f}")
+    return float(result["val_score"])
+
+
+def _scratch_baselines(
+    spec: SearchSpec, mlflow: Any, experiment: str, parent_run_id: str, num_layers: int, say: Any
+) -> None:
+    """One model per depth in ``spec.scratch_layers``, trained from random init: "does pruning beat scratch?".
+    Depths this search already trained (a resumed search) are not trained again."""
+    done = {
+        len(json.loads(run.data.tags.get("prunetune.kept_layers", "[]")))
+        for run in mlflow.search_runs(
+            [experiment],
+            filter_string=f"tags.`{PARENT}` = '{parent_run_id}' and tags.`{TAG_KIND}` = 'scratch' "
+            f"and attributes.status = 'FINISHED'",
+        )
+    }
+    for depth in spec.scratch_layers:
+        if depth in done:
+            continue
+        trial = spec.trial.with_overrides(
+            {"drop.strategy": "none", "kept_layers": list(range(depth)), "variant": "scratch"}
+        )
+        say(f"scratch baseline: {depth} of {num_layers} layers from random init")
+        _, result = _baseline_run(spec, mlflow, experiment, trial, "scratch", {PARENT: parent_run_id})
+        say(f"scratch baseline ({depth} layers): val_score {result['val_score']:.4f}")
+
+
+def _baseline_run(
+    spec: SearchSpec, mlflow: Any, experiment: str, trial: Any, kind: str, tags: dict[str, str]
+) -> tuple[str, dict[str, Any]]:
+    """Train ``trial`` once as a Ray task (where trials run, with their resources), recorded as a ``kind`` run."""
+    import ray
+    from prunetune.search.trainable import job_task
+
     run = mlflow.create_run(
         experiment,
-        run_name="reference",
-        tags={TAG_KIND: "reference", TAG_REFERENCE_KEY: key, TAG_SEARCH: spec.name, TAG_STATUS: "running"},
+        run_name=kind if kind == "reference" else f"{kind}-{len(trial.kept_layers or ())}-layers",
+        tags={TAG_KIND: kind, TAG_SEARCH: spec.name, TAG_STATUS: "running"} | tags,
     )
     remote = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=spec.resources.gpus_per_trial)(job_task)
     try:
@@ -95,23 +135,19 @@ def _reference(spec: SearchSpec, mlflow: Any, experiment: str, parent_run_id: st
     for epoch_metrics in history:
         log_params_and_metrics(mlflow, run.info.run_id, {}, _numbers(epoch_metrics), int(epoch_metrics.get("epoch", 0)))
     log_params_and_metrics(mlflow, run.info.run_id, trial.to_flat(), _numbers(result))
+    mlflow.set_tag(run.info.run_id, "prunetune.kept_layers", json.dumps(result["kept_layers"]))
     mlflow.set_tag(run.info.run_id, TAG_STATUS, "complete")
     mlflow.set_terminated(run.info.run_id, "FINISHED")
-    mlflow.set_tag(parent_run_id, "prunetune.reference_run_id", run.info.run_id)
-    say(f"reference: val_score {result['val_score']:.4f}")
-    return float(result["val_score"])
+    return run.info.run_id, result
 
 
 def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def _layer_scores(spec: SearchSpec) -> LayerScores | None:
-    """Contribution / angular scores, computed once per search on the driver when a strategy needs them."""
-    from prunetune.trainables.strategies import get_strategy
-
-    if not any(get_strategy(name).needs_scores for name in spec.space.strategies):
-        return None
+def _layer_scores(spec: SearchSpec) -> LayerScores:
+    """Contribution / angular scores of the model, computed once per search on the driver (one forward pass
+    over a sample, cached by content): the strategies that need them read them, and the report plots them."""
     from prunetune.trainables.data import sample_texts
     from prunetune.trainables.models import load_any, tokenizer_of
     from prunetune.trainables.scores import compute_layer_scores
@@ -127,6 +163,12 @@ def _layer_scores(spec: SearchSpec) -> LayerScores | None:
     )
 
 
+def _log_text(mlflow: Any, run_id: str, path: Any, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    mlflow.log_artifact(run_id, str(path))
+
+
 def _parent_run(spec: SearchSpec, mlflow: Any, experiment: str, resume: bool) -> str:
     marker = spec.storage / spec.name / "parent_run_id"
     if resume and marker.exists():
@@ -134,9 +176,7 @@ def _parent_run(spec: SearchSpec, mlflow: Any, experiment: str, resume: bool) ->
     run = mlflow.create_run(experiment, run_name=spec.name, tags={TAG_KIND: "search", TAG_SEARCH: spec.name})
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(run.info.run_id)
-    spec_file = spec.storage / spec.name / "spec.json"
-    spec_file.write_text(json.dumps(spec.to_dict(), indent=2))
-    mlflow.log_artifact(run.info.run_id, str(spec_file))
+    _log_text(mlflow, run.info.run_id, spec.storage / spec.name / SPEC_ARTIFACT, json.dumps(spec.to_dict(), indent=2))
     return run.info.run_id
 
 
@@ -153,6 +193,11 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # progress lines, not Optuna's per-trial logs
     num_layers = model_num_layers(spec.trial.model)
     check_space(spec, num_layers)
+    if any(not 1 <= depth <= num_layers for depth in spec.scratch_layers):
+        raise ConfigError(
+            f"scratch_layers={list(spec.scratch_layers)}: each depth must lie in 1..{num_layers} "
+            f"({spec.trial.model} has {num_layers} layers)"
+        )
     tracking_uri = spec.resolved_tracking_uri()
     spec.storage.mkdir(parents=True, exist_ok=True)
     mlflow = client(tracking_uri)
@@ -169,7 +214,9 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
     _init_ray(spec)
     reference_score = _reference(spec, mlflow, experiment, parent, say)
     log_params_and_metrics(mlflow, parent, {}, {"reference_score": reference_score})
+    _scratch_baselines(spec, mlflow, experiment, parent, num_layers, say)
     scores = _layer_scores(spec)
+    _log_text(mlflow, parent, spec.storage / spec.name / LAYER_SCORES_ARTIFACT, scores.to_json())
 
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, spec=spec, reference_score=reference_score, num_layers=num_layers),
@@ -218,7 +265,7 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
         summary |= {f"best_{k}": v for k, v in best.items() if isinstance(v, (int, float))}
     log_params_and_metrics(mlflow, parent, {}, _numbers(summary))
     if best is not None:
-        mlflow.set_tag(parent, "prunetune.best", json.dumps(best))
+        mlflow.set_tag(parent, TAG_BEST, json.dumps(best))
     mlflow.set_terminated(parent, "FINISHED")
     return SearchResult(parent, reference_score, len(results), best, experiment_path)
 

@@ -58,6 +58,9 @@ class SearchSpec:
     scheduler: Scheduler = "asha"
     sampler_seed: int = 0
     max_failures: int = 1  # retries of a failed trial
+    # Depths (layers kept) at which one model of the same architecture is trained from random init:
+    # the "does pruning beat training a small model from scratch?" baseline of the analysis.
+    scratch_layers: tuple[int, ...] = ()
     # Where everything of the search lives (Ray results, the Optuna study, the local MLflow store).
     storage_path: str = "prunetune-runs"
     # None: a local SQLite store under storage_path; a multi-node cluster needs an `mlflow server` URI.

@@ -1,0 +1,324 @@
+"""The runs of a search, read from MLflow into one typed pandas DataFrame.
+
+A *search* is an MLflow parent run (``prunetune.kind = search``) in the experiment named after the
+spec. Its trials and scratch baselines are its child runs; its reference may be a run of an earlier
+search (reused), found through the parent's ``prunetune.reference_run_id`` tag. Queries are paginated
+(``search_runs`` pages of up to 1000 runs, one round trip each): no per-run calls, so a search of
+thousands of trials loads in seconds, and one still running loads what has been recorded so far.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from prunetune.search.names import (
+    PARENT,
+    TAG_BEST,
+    TAG_KIND,
+    TAG_REFERENCE_RUN,
+    TAG_SEARCH,
+    TAG_STATUS,
+    TAG_TRIAL,
+)
+
+PAGE_SIZE = 1000
+
+
+class AnalysisError(LookupError):
+    """A search, experiment or column that does not exist; the message says what does."""
+
+
+@dataclass(frozen=True)
+class Search:
+    """One search: its parent run and what the parent records about it."""
+
+    experiment_id: str
+    experiment_name: str
+    run_id: str
+    run_name: str
+    status: str  # MLflow's: RUNNING while the search runs
+    started: pd.Timestamp
+    reference_run_id: str | None
+    reference_score: float | None
+    best: dict[str, Any] | None
+    artifact_uri: str
+
+
+# Columns in display order, with their pandas dtype: the typed frame every table and plot reads.
+COLUMNS: dict[str, str] = {
+    "run_id": "string",
+    "kind": "string",  # trial | reference | scratch
+    "status": "string",  # complete | early-stopped | failed | running
+    "strategy": "string",
+    "layers_kept": "Int64",
+    "layers_dropped": "Int64",
+    "kept_layers": "object",  # list[int]
+    "val_score": "float64",
+    "test_score": "float64",
+    "drop": "float64",
+    "feasible": "boolean",
+    "learning_rate": "float64",
+    "epochs": "Int64",
+    "epochs_run": "Int64",
+    "seed": "Int64",
+    "parameters": "Int64",
+    "val_accuracy": "float64",
+    "val_macro_f1": "float64",
+    "val_spearman": "float64",
+    "budget_excess": "float64",
+    "model": "string",
+    "task": "string",
+    "data": "string",
+    "variant": "string",
+    "drop_count": "Int64",
+    "window_start_fraction": "float64",
+    "search": "string",
+    "ray_trial_id": "string",
+    "node_id": "string",
+    "run_name": "string",
+    "start_time": "datetime64[ns, UTC]",
+    "seconds": "float64",
+}
+
+
+def client(tracking_uri: str) -> Any:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def paged_runs(
+    mlflow: Any, experiment_ids: list[str], filter_string: str = "", order_by: list[str] | None = None
+) -> Iterator[Any]:
+    """Every matching run, a page (one round trip) at a time."""
+    token = None
+    while True:
+        page = mlflow.search_runs(
+            experiment_ids, filter_string=filter_string, max_results=PAGE_SIZE, order_by=order_by, page_token=token
+        )
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def find_search(mlflow: Any, search: str) -> Search:
+    """The search named by an experiment (spec) name — its latest parent run — or by a parent run id."""
+    experiment = mlflow.get_experiment_by_name(search)
+    if experiment is not None:
+        runs = list(
+            mlflow.search_runs(
+                [experiment.experiment_id],
+                filter_string=f"tags.`{TAG_KIND}` = 'search'",
+                order_by=["attributes.start_time DESC"],
+                max_results=1,
+            )
+        )
+        if not runs:
+            raise AnalysisError(f"experiment {search!r} holds no prunetune search yet; run `prunetune search` first")
+        return _search_of(mlflow, runs[0], experiment.name)
+    run = _get_run(mlflow, search)
+    if run is None or run.data.tags.get(TAG_KIND) != "search":
+        names = sorted(e.name for e in mlflow.search_experiments() if e.name != "Default")
+        known = ", ".join(names) if names else "none"
+        raise AnalysisError(
+            f"no search {search!r} in {mlflow.tracking_uri}: name an experiment (a spec's name: {known}) "
+            "or a search's parent run id; pass --tracking-uri if the store lives elsewhere"
+        )
+    return _search_of(mlflow, run, mlflow.get_experiment(run.info.experiment_id).name)
+
+
+def list_searches(mlflow: Any, experiment_name: str) -> list[Search]:
+    experiment = mlflow.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        raise AnalysisError(f"no experiment {experiment_name!r} in {mlflow.tracking_uri}")
+    runs = paged_runs(
+        mlflow, [experiment.experiment_id], f"tags.`{TAG_KIND}` = 'search'", ["attributes.start_time DESC"]
+    )
+    return [_search_of(mlflow, run, experiment.name) for run in runs]
+
+
+def _get_run(mlflow: Any, run_id: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow.get_run(run_id)
+    except MlflowException:
+        return None
+
+
+def _search_of(mlflow: Any, run: Any, experiment_name: str) -> Search:
+    tags = run.data.tags
+    best = tags.get(TAG_BEST)
+    return Search(
+        experiment_id=run.info.experiment_id,
+        experiment_name=experiment_name,
+        run_id=run.info.run_id,
+        run_name=run.info.run_name,
+        status=run.info.status,
+        started=pd.Timestamp(run.info.start_time, unit="ms", tz="UTC"),
+        reference_run_id=tags.get(TAG_REFERENCE_RUN),
+        reference_score=run.data.metrics.get("reference_score"),
+        best=json.loads(best) if best else None,
+        artifact_uri=run.info.artifact_uri,
+    )
+
+
+def search_runs_frame(mlflow: Any, search: Search) -> pd.DataFrame:
+    """The search's trials and scratch baselines, and its reference run, as one typed frame."""
+    runs = list(paged_runs(mlflow, [search.experiment_id], f"tags.`{PARENT}` = '{search.run_id}'"))
+    if search.reference_run_id is not None:
+        reference = _get_run(mlflow, search.reference_run_id)
+        if reference is not None:
+            runs.append(reference)
+    return runs_frame(runs)
+
+
+def experiment_frame(mlflow: Any, experiment_name: str) -> pd.DataFrame:
+    """Every trial, reference and scratch run of every search in the experiment."""
+    experiment = mlflow.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        raise AnalysisError(f"no experiment {experiment_name!r} in {mlflow.tracking_uri}")
+    kinds = "('trial', 'reference', 'scratch')"
+    return runs_frame(list(paged_runs(mlflow, [experiment.experiment_id], f"tags.`{TAG_KIND}` IN {kinds}")))
+
+
+def runs_frame(runs: list[Any]) -> pd.DataFrame:
+    """MLflow runs -> the typed frame of :data:`COLUMNS` (params back to their types, kept layers as lists)."""
+    frame = pd.DataFrame([_row(run) for run in runs], columns=list(COLUMNS))
+    return frame.astype(COLUMNS)
+
+
+def _number(params: dict[str, str], key: str) -> float | None:
+    value = params.get(key)
+    if value in (None, "", "null", "None"):
+        return None
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except ValueError:
+        return None
+
+
+def _row(run: Any) -> dict[str, Any]:
+    tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+    kind = tags.get(TAG_KIND, "trial")
+    status = tags.get(TAG_STATUS) or ("running" if run.info.status == "RUNNING" else "failed")
+    kept = _kept(tags, params)
+    dropped = metrics.get("layers_dropped")
+    kept_count = metrics.get("layers_kept", len(kept) if kept is not None else None)
+    if dropped is None and kept_count is not None and "layers_original" in metrics:
+        dropped = metrics["layers_original"] - kept_count
+    strategy = params.get("drop.strategy")
+    if kind == "reference":
+        strategy, dropped = "none", 0
+    elif kind == "scratch":
+        strategy = "scratch"
+    score = metrics.get("final_val_score", metrics.get("val_score"))
+    feasible = metrics.get("final_feasible", metrics.get("feasible"))
+    end = run.info.end_time
+    return {
+        "run_id": run.info.run_id,
+        "kind": kind,
+        "status": status,
+        "strategy": strategy,
+        "layers_kept": kept_count,
+        "layers_dropped": dropped,
+        "kept_layers": kept,
+        "val_score": score,
+        "test_score": metrics.get("final_test_score", metrics.get("test_score")),
+        "drop": metrics.get("final_drop", metrics.get("drop", 0.0 if kind == "reference" else None)),
+        "feasible": None if feasible is None else bool(feasible),
+        "learning_rate": _number(params, "training.learning_rate"),
+        "epochs": _number(params, "training.epochs"),
+        "epochs_run": metrics.get("final_epoch", metrics.get("epoch")),
+        "seed": _number(params, "training.seed"),
+        "parameters": metrics.get("parameters"),
+        "val_accuracy": metrics.get("val_accuracy"),
+        "val_macro_f1": metrics.get("val_macro_f1"),
+        "val_spearman": metrics.get("val_spearman"),
+        "budget_excess": metrics.get("final_budget_excess", metrics.get("budget_excess")),
+        "model": params.get("model"),
+        "task": params.get("task"),
+        "data": params.get("data.source"),
+        "variant": params.get("variant"),
+        "drop_count": _number(params, "drop.count"),
+        "window_start_fraction": _number(params, "drop.start_fraction"),
+        "search": tags.get(TAG_SEARCH),
+        "ray_trial_id": tags.get(TAG_TRIAL),
+        "node_id": tags.get("prunetune.node_id"),
+        "run_name": run.info.run_name,
+        "start_time": pd.Timestamp(run.info.start_time, unit="ms", tz="UTC"),
+        "seconds": (end - run.info.start_time) / 1000 if end else None,
+    }
+
+
+def _kept(tags: dict[str, str], params: dict[str, str]) -> list[int] | None:
+    for raw in (tags.get("prunetune.kept_layers"), params.get("kept_layers")):
+        if raw and raw not in ("null", "None"):
+            return [int(layer) for layer in json.loads(raw)]
+    return None
+
+
+def read_artifact(mlflow: Any, search: Search, name: str) -> str | None:
+    """A text artifact of the search's parent run (the spec, the layer scores), or None if it has none."""
+    import os
+    import tempfile
+
+    from mlflow.exceptions import MlflowException
+
+    with tempfile.TemporaryDirectory() as work:
+        try:
+            path = mlflow.download_artifacts(search.run_id, name, work)
+        except (MlflowException, OSError):
+            return None
+        if not os.path.exists(path):
+            return None
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+
+
+def open_store(tracking_uri: str | None) -> Any:
+    """An MlflowClient on ``tracking_uri`` ($MLFLOW_TRACKING_URI, else the default search's local store),
+    refusing a local store that does not exist rather than silently creating an empty one."""
+    import os
+    from pathlib import Path
+
+    uri = (
+        tracking_uri
+        or os.environ.get("MLFLOW_TRACKING_URI")
+        or f"sqlite:///{Path('prunetune-runs/mlflow.db').resolve()}"
+    )
+    if uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///"))
+        if not path.exists():
+            raise AnalysisError(
+                f"no MLflow store at {path}: run this where the search ran (its storage_path holds mlflow.db), "
+                "or pass --tracking-uri (e.g. sqlite:///path/to/mlflow.db or http://host:5000)"
+            )
+    elif uri.startswith(("http://", "https://")):
+        from prunetune.search.store import TrackingError
+        from prunetune.search.store import client as checked_client
+
+        try:
+            return checked_client(uri)
+        except TrackingError as err:
+            raise AnalysisError(str(err)) from None
+    return client(uri)
+
+
+def search_and_store(search: str, tracking_uri: str | None) -> tuple[Any, Search]:
+    """Resolve what a person names: a spec file (its name and store), an experiment name, or a parent run id."""
+    from pathlib import Path
+
+    if search.endswith((".yaml", ".yml")) and Path(search).is_file():
+        from prunetune.search.spec import load_spec
+
+        spec = load_spec(search)
+        mlflow = open_store(tracking_uri or spec.resolved_tracking_uri())
+        return mlflow, find_search(mlflow, spec.name)
+    mlflow = open_store(tracking_uri)
+    return mlflow, find_search(mlflow, search)

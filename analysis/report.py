@@ -1,0 +1,152 @@
+"""One self-contained HTML report of a search: its answer, the research tables, the plots and the spec.
+
+Plots are inlined as SVG and the style sheet is embedded, so the single file opens in any browser,
+offline, and can be mailed or logged as an artifact of the search's parent run.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prunetune.analysis import tables
+from prunetune.analysis.query import Search
+from prunetune.trainables.scores import LayerScores
+
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1100px;
+       color: #1f2328; line-height: 1.5; padding: 0 1rem; }
+h1 { font-size: 1.6rem; margin-bottom: 0.2rem; } h2 { font-size: 1.25rem; border-bottom: 1px solid #d0d7de;
+       padding-bottom: 0.2rem; margin-top: 2rem; }
+.meta { color: #59636e; } .answer { background: #f6f8fa; border-left: 4px solid #1a7f37; padding: 0.6rem 1rem; }
+table { border-collapse: collapse; margin: 0.6rem 0; font-size: 0.9rem; }
+th, td { border: 1px solid #d0d7de; padding: 0.25rem 0.6rem; text-align: right; }
+th { background: #f6f8fa; } td:first-child, th:first-child { text-align: left; }
+figure { margin: 1rem 0; } figure svg { max-width: 100%; height: auto; }
+pre { background: #f6f8fa; padding: 0.8rem; overflow-x: auto; font-size: 0.85rem; }
+.scroll { max-height: 28rem; overflow-y: auto; }
+"""
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    search: Search
+    frame: pd.DataFrame
+    spec: dict[str, Any] | None
+    scores: LayerScores | None
+    tolerances: tuple[float, ...]
+
+
+def _table(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "<p><em>No rows yet.</em></p>"
+    shown = frame.map(lambda v: tables._cell(v))  # same number formatting as the Markdown tables
+    return shown.to_html(index=False, escape=True, border=0)
+
+
+def _svg(figure: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", bbox_inches="tight")
+    plt.close(figure)
+    text = buffer.getvalue()
+    return text[text.index("<svg") :]  # drop the XML prolog and doctype: inline SVG in HTML5
+
+
+def _answer(inputs: ReportInputs, tolerance: float, relative: bool) -> str:
+    best = tables.max_droppable(inputs.frame, [tolerance], relative)
+    reference = tables.reference_score(inputs.frame)
+    if best.empty or best.iloc[0].get("max_layers_dropped", 0) == 0:
+        return f"No complete trial stayed within {tolerance:g} of the reference yet."
+    row = best.iloc[0]
+    return (
+        f"Within {tolerance:g} of the reference ({reference:.4f}), <b>{int(row['max_layers_dropped'])} layers</b> "
+        f"can be dropped: strategy <b>{html.escape(str(row['strategy']))}</b>, keeping layers "
+        f"{row['kept_layers']}, score {row['val_score']:.4f} (drop {row['drop']:+.4f}), "
+        f"learning rate {row['learning_rate']:.2e}, {int(row['epochs'])} epochs."
+    )
+
+
+def render(inputs: ReportInputs) -> str:
+    """The report as one HTML document."""
+    from prunetune.analysis import plots
+
+    search, frame, spec = inputs.search, inputs.frame, inputs.spec or {}
+    budget = spec.get("budget", {})
+    tolerance = float(budget.get("tolerance", max(inputs.tolerances)))
+    relative = bool(budget.get("relative", False))
+    trial = spec.get("trial", {})
+    source = trial.get("data", {}).get("source", "?")
+    counts = tables.status_counts(frame)
+    counts_text = ", ".join(f"{n} {status}" for status, n in counts.items()) or "none yet"
+    figures = plots.all_figures(frame, tolerance, inputs.scores, relative)
+    shown_columns = [
+        "strategy", "layers_dropped", "kept_layers", "val_score", "drop", "learning_rate", "epochs", "status", "run_id"
+    ]  # fmt: skip
+    trials = frame[frame["kind"] == "trial"].sort_values(["layers_dropped", "val_score"], ascending=False)
+    sections = [
+        f"<h1>prunetune report: {html.escape(search.experiment_name)}</h1>",
+        f"<p class='meta'>search run {search.run_id} ({search.status.lower()}), started "
+        f"{search.started:%Y-%m-%d %H:%M} UTC · model {html.escape(str(trial.get('model', '?')))} · task "
+        f"{html.escape(str(trial.get('task', '?')))} · data {html.escape(str(source))}"
+        f" · trials: {counts_text}</p>",
+        f"<p class='answer'>{_answer(inputs, tolerance, relative)}</p>",
+        "<h2>Maximum droppable layers per tolerance</h2>",
+        _table(tables.max_droppable(frame, inputs.tolerances, relative).drop(columns=["run_id"], errors="ignore")),
+        "<h2>Reference (unpruned, fine-tuned)</h2>",
+        _table(tables.reference_row(frame)),
+        "<h2>Best score per strategy and layers kept</h2>",
+        _table(tables.strategy_table(frame)),
+        "<h2>Pruned vs trained from scratch, at equal depth</h2>",
+        _table(tables.pruned_vs_scratch(frame))
+        if (frame["kind"] == "scratch").any()
+        else "<p><em>No scratch baselines in this search: add <code>scratch_layers: [2, 6]</code> to the spec."
+        "</em></p>",
+        "<h2>Plots</h2>",
+        *(f"<figure>{_svg(figure)}</figure>" for figure in figures.values()),
+        "<h2>All trials</h2>",
+        f"<div class='scroll'>{_table(trials[shown_columns])}</div>",
+        "<h2>Spec</h2>",
+        f"<pre>{html.escape(json.dumps(spec, indent=2)) if spec else 'not recorded'}</pre>",
+    ]
+    body = "\n".join(sections)
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>prunetune report: {html.escape(search.experiment_name)}</title>"
+        f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n"
+    )
+
+
+def load_inputs(mlflow: Any, search: Search, tolerances: Sequence[float]) -> ReportInputs:
+    """Everything the report shows, read from MLflow only."""
+    from prunetune.analysis.query import read_artifact, search_runs_frame
+    from prunetune.search.names import LAYER_SCORES_ARTIFACT, SPEC_ARTIFACT
+
+    spec_text = read_artifact(mlflow, search, SPEC_ARTIFACT)
+    scores_text = read_artifact(mlflow, search, LAYER_SCORES_ARTIFACT)
+    return ReportInputs(
+        search=search,
+        frame=search_runs_frame(mlflow, search),
+        spec=json.loads(spec_text) if spec_text else None,
+        scores=LayerScores.from_json(scores_text) if scores_text else None,
+        tolerances=tuple(sorted(tolerances)),
+    )
+
+
+def write_report(
+    mlflow: Any, search: Search, output: str | Path, tolerances: Sequence[float], log: bool = True
+) -> Path:
+    """Write the report to ``output`` and (``log``) attach it to the search's parent run as ``report/<name>``."""
+    path = Path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(load_inputs(mlflow, search, tolerances)), encoding="utf-8")
+    if log:
+        mlflow.log_artifact(search.run_id, str(path), "report")
+    return path

@@ -1,0 +1,128 @@
+"""The tables of the research, as pure functions of a trials frame (see :mod:`prunetune.analysis.query`).
+
+* :func:`strategy_table` — best score per strategy x layers kept (x task): the Marathi study's table;
+* :func:`max_droppable` — the most layers droppable within each tolerance (Poor Man's BERT);
+* :func:`pruned_vs_scratch` — the best pruned model against one trained from random init, at equal depth;
+* :func:`reference_row` — the unpruned, fine-tuned model every drop is measured against.
+
+Only complete trials count as results: an early-stopped trial's score is half-trained.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import pandas as pd
+
+
+def finished(frame: pd.DataFrame) -> pd.DataFrame:
+    """Complete trials with a score."""
+    return frame[(frame["kind"] == "trial") & (frame["status"] == "complete") & frame["val_score"].notna()]
+
+
+def reference_row(frame: pd.DataFrame) -> pd.DataFrame:
+    """The reference run(s): one per model x task."""
+    rows = frame[(frame["kind"] == "reference") & frame["val_score"].notna()]
+    return rows[["model", "task", "data", "layers_kept", "val_score", "test_score", "learning_rate", "epochs", "seed"]]
+
+
+def reference_score(frame: pd.DataFrame) -> float | None:
+    rows = reference_row(frame)
+    return None if rows.empty else float(rows["val_score"].iloc[0])
+
+
+def strategy_table(frame: pd.DataFrame, score: str = "val_score") -> pd.DataFrame:
+    """Best ``score`` per (task, strategy) row and layers-kept column, the reference as strategy ``none``."""
+    trials = finished(frame)
+    reference = frame[(frame["kind"] == "reference") & frame[score].notna()]
+    rows = pd.concat([trials, reference])
+    if rows.empty:
+        return pd.DataFrame()
+    table = rows.pivot_table(index=["task", "strategy"], columns="layers_kept", values=score, aggfunc="max")
+    table = table.reindex(sorted(table.columns, reverse=True), axis=1)
+    table.columns = [f"{int(k)} kept" for k in table.columns]
+    return table.reset_index()
+
+
+def max_droppable(
+    frame: pd.DataFrame, tolerances: Sequence[float] = (0.01, 0.02, 0.03), relative: bool = False
+) -> pd.DataFrame:
+    """Per task and tolerance: the deepest drop of a complete trial within it (ties by score), with what achieved it.
+
+    The drop is measured against the search's reference (``drop`` as the trials recorded it); ``relative``
+    divides it by the reference score first.
+    """
+    trials = finished(frame)
+    reference = reference_score(frame)
+    rows = []
+    for task, group in trials.groupby("task", sort=True):
+        drops = group["drop"] / reference if relative and reference else group["drop"]
+        for tolerance in tolerances:
+            within = group[drops <= tolerance + 1e-12]
+            row: dict[str, object] = {"task": task, "tolerance": tolerance}
+            if within.empty:
+                rows.append(row | {"max_layers_dropped": 0, "strategy": "none within budget"})
+                continue
+            best = within.sort_values(["layers_dropped", "val_score"], ascending=[False, False]).iloc[0]
+            rows.append(
+                row
+                | {
+                    "max_layers_dropped": int(best["layers_dropped"]),
+                    "layers_kept": int(best["layers_kept"]),
+                    "strategy": best["strategy"],
+                    "kept_layers": best["kept_layers"],
+                    "val_score": best["val_score"],
+                    "drop": best["drop"],
+                    "learning_rate": best["learning_rate"],
+                    "epochs": best["epochs"],
+                    "run_id": best["run_id"],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def pruned_vs_scratch(frame: pd.DataFrame) -> pd.DataFrame:
+    """At each depth with a scratch baseline: the best pruned model's score, the scratch score, the margin."""
+    scratch = frame[(frame["kind"] == "scratch") & frame["val_score"].notna()]
+    trials = finished(frame)
+    rows = []
+    for (task, kept), group in scratch.groupby(["task", "layers_kept"], sort=True):
+        pruned = trials[(trials["task"] == task) & (trials["layers_kept"] == kept)]
+        best = pruned.sort_values("val_score", ascending=False).iloc[0] if not pruned.empty else None
+        scratch_score = float(group["val_score"].max())
+        pruned_score = None if best is None else float(best["val_score"])
+        rows.append(
+            {
+                "task": task,
+                "layers_kept": int(kept),
+                "pruned_score": pruned_score,
+                "pruned_strategy": None if best is None else best["strategy"],
+                "scratch_score": scratch_score,
+                "margin": None if pruned_score is None else pruned_score - scratch_score,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def status_counts(frame: pd.DataFrame) -> dict[str, int]:
+    trials = frame[frame["kind"] == "trial"]
+    return {str(k): int(v) for k, v in trials["status"].value_counts().sort_index().items()}
+
+
+def _cell(value: object) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.2e}" if 0 < abs(value) < 1e-3 else f"{value:.4f}"
+    return str(value)
+
+
+def to_markdown(frame: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (no extra dependency)."""
+    if frame.empty:
+        return "_(no rows)_"
+    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
+    body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])

@@ -1,0 +1,40 @@
+"""Opening the MLflow store of a search: checked to answer before anything runs. Light: no Ray imported."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TrackingError(RuntimeError):
+    """The MLflow tracking store cannot be reached or used."""
+
+
+def client(tracking_uri: str, timeout_s: float = 15.0) -> Any:
+    """An MlflowClient, checked to answer now (an unreachable server fails here, before any trial)."""
+    import os
+
+    from mlflow.tracking import MlflowClient
+
+    if tracking_uri.startswith(("http://", "https://")):
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(tracking_uri.rstrip("/") + "/health", timeout=timeout_s) as answer:
+                answer.read()
+        except OSError as err:
+            raise TrackingError(
+                f"the MLflow tracking server {tracking_uri} does not answer ({err}); start it "
+                "(mlflow server --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000) "
+                "or fix tracking_uri"
+            ) from None
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def experiment_id(mlflow: Any, name: str, local_artifacts: str | None = None) -> str:
+    """The experiment ``name``, created if new; with a local store its artifacts go to ``local_artifacts``
+    (MLflow's default, ./mlruns of whatever directory the driver runs in, scatters them)."""
+    found = mlflow.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    return mlflow.create_experiment(name, artifact_location=local_artifacts)

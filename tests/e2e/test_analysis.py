@@ -1,0 +1,134 @@
+"""Analysis on real runs: a small search on the three-node cluster, recorded in a real `mlflow server`,
+then `prunetune trials` and `prunetune report` read it back from MLflow alone."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.e2e.test_search_cluster import tiny_spec
+
+
+@pytest.fixture(scope="module")
+def finished_search(ray_cluster, mlflow_server, tiny_model, shared_data, tmp_path_factory):
+    import os
+
+    import ray
+    from prunetune.search.runner import run_search
+
+    os.environ["PRUNETUNE_DATA_DIR"] = str(shared_data)
+    tmp_path = tmp_path_factory.mktemp("analysis")
+    spec = tiny_spec(
+        tmp_path,
+        tiny_model,
+        mlflow_server,
+        ray_cluster,
+        **{"scratch_layers": [2], "space.strategies": ["top", "bottom", "window", "contribution"], "num_trials": 5},
+    )
+    try:
+        result = run_search(spec, say=lambda line: None)
+    finally:
+        ray.shutdown()
+    return spec, result
+
+
+def _cli(capsys, *args: str) -> tuple[int, str, str]:
+    from prunetune.cli import main
+
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_trials_lists_every_run_typed_and_filters(finished_search, capsys) -> None:
+    from prunetune.analysis.query import find_search, open_store, search_runs_frame
+
+    spec, result = finished_search
+    mlflow = open_store(spec.tracking_uri)
+    search = find_search(mlflow, spec.name)
+    assert search.run_id == result.parent_run_id
+    frame = search_runs_frame(mlflow, search)
+    assert sorted(frame["kind"]) == sorted(["reference", "scratch"] + ["trial"] * spec.num_trials)
+    assert str(frame["layers_dropped"].dtype) == "Int64" and str(frame["learning_rate"].dtype) == "float64"
+    trials = frame[frame["kind"] == "trial"]
+    for _, row in trials.iterrows():  # params restored to their types, kept layers as lists
+        assert isinstance(row["kept_layers"], list) and len(row["kept_layers"]) == row["layers_kept"]
+        assert row["layers_kept"] + row["layers_dropped"] == 4
+        assert row["strategy"] in spec.space.strategies
+    scratch = frame[frame["kind"] == "scratch"].iloc[0]
+    assert scratch["layers_kept"] == 2 and scratch["variant"] == "scratch"
+    assert frame[frame["kind"] == "reference"].iloc[0]["val_score"] == pytest.approx(result.reference_score)
+
+    code, out, _ = _cli(
+        capsys, "trials", spec.name, "--tracking-uri", spec.tracking_uri,
+        "--where", "kind=trial and layers_dropped>=2", "--format", "json",
+    )  # fmt: skip
+    assert code == 0
+    rows = json.loads(out)
+    assert len(rows) == int((trials["layers_dropped"] >= 2).sum())
+    assert all(r["layers_dropped"] >= 2 and r["kind"] == "trial" for r in rows)
+    scores = [r["val_score"] for r in rows]
+    code, out, _ = _cli(
+        capsys, "trials", result.parent_run_id, "--tracking-uri", spec.tracking_uri, "--sort", "val_score",
+        "--format", "csv",
+    )  # fmt: skip
+    assert code == 0 and out.splitlines()[0].startswith("run_id,kind,status")
+    assert len(out.splitlines()) == len(frame) + 1
+    assert scores == sorted(scores, reverse=True) or len({r["layers_dropped"] for r in rows}) > 1
+
+
+def test_queries_are_paginated(finished_search, monkeypatch) -> None:
+    from prunetune.analysis import query
+
+    spec, _ = finished_search
+    mlflow = query.open_store(spec.tracking_uri)
+    search = query.find_search(mlflow, spec.name)
+    whole = query.search_runs_frame(mlflow, search)
+    monkeypatch.setattr(query, "PAGE_SIZE", 2)  # several pages of two runs each
+    paged = query.search_runs_frame(mlflow, search)
+    assert sorted(paged["run_id"]) == sorted(whole["run_id"])
+
+
+def test_tables_agree_with_the_search(finished_search) -> None:
+    from prunetune.analysis import tables
+    from prunetune.analysis.query import find_search, open_store, search_runs_frame
+
+    spec, result = finished_search
+    mlflow = open_store(spec.tracking_uri)
+    frame = search_runs_frame(mlflow, find_search(mlflow, spec.name))
+    answer = tables.max_droppable(frame, [spec.budget.tolerance]).iloc[0]
+    if result.best is None:
+        assert answer["max_layers_dropped"] == 0
+    else:
+        assert answer["max_layers_dropped"] == result.best["layers_dropped"]
+        assert answer["val_score"] == pytest.approx(result.best["val_score"])
+    versus = tables.pruned_vs_scratch(frame)
+    assert list(versus["layers_kept"]) == [2]
+    table = tables.strategy_table(frame)
+    assert "none" in set(table["strategy"])  # the reference row
+    assert "4 kept" in table.columns
+
+
+def test_report_is_one_html_file_logged_to_the_search(finished_search, tmp_path, capsys) -> None:
+    from prunetune.analysis.query import open_store
+
+    spec, result = finished_search
+    output = tmp_path / "report.html"
+    code, out, _ = _cli(capsys, "report", spec.name, "--tracking-uri", spec.tracking_uri, "--output", str(output))
+    assert code == 0, out
+    page = output.read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.count("<svg") == 4  # four plots, inlined
+    for heading in ("Maximum droppable layers", "Best score per strategy", "Pruned vs trained from scratch", "Spec"):
+        assert heading in page
+    assert "<img" not in page and "<link" not in page and "src=" not in page  # self-contained
+    mlflow = open_store(spec.tracking_uri)
+    logged = [a.path for a in mlflow.list_artifacts(result.parent_run_id, "report")]
+    assert logged == ["report/report.html"]
+
+
+def test_a_search_that_does_not_exist_is_named_clearly(finished_search, capsys) -> None:
+    spec, _ = finished_search
+    code, _, err = _cli(capsys, "trials", "no-such-search", "--tracking-uri", spec.tracking_uri)
+    assert code == 2
+    assert "no search 'no-such-search'" in err and spec.name in err
