@@ -134,9 +134,11 @@ def window_heatmap(frame: pd.DataFrame) -> Figure:
     image = axes.imshow(grid.values, origin="lower", cmap="viridis", aspect="auto")
     axes.set_xticks(range(len(grid.columns)), [str(c) for c in grid.columns])
     axes.set_yticks(range(len(grid.index)), [str(i) for i in grid.index])
+    low, high = np.nanmin(grid.values), np.nanmax(grid.values)
     for (i, j), value in np.ndenumerate(grid.values):
         if not np.isnan(value):
-            axes.text(j, i, f"{value:.3f}", ha="center", va="center", fontsize=7, color="white")
+            bright = high > low and (value - low) / (high - low) > 0.6  # viridis turns yellow: dark text there
+            axes.text(j, i, f"{value:.3f}", ha="center", va="center", fontsize=7, color="black" if bright else "white")
     axes.set_xlabel("first dropped layer (0 = next to the embeddings)")
     axes.set_ylabel("layers dropped")
     axes.set_title(title)

@@ -270,6 +270,7 @@ def read_artifact(mlflow: Any, search: Search, name: str) -> str | None:
 
     from mlflow.exceptions import MlflowException
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a report prints one line, not bars
     with tempfile.TemporaryDirectory() as work:
         try:
             path = mlflow.download_artifacts(search.run_id, name, work)
