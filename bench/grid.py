@@ -79,6 +79,8 @@ def main() -> None:
     sets = kept_sets(total, scores)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
+    # The replay realises contribution-based points from the same scores the grid used.
+    output.with_name(output.stem + "-scores.json").write_text(scores.to_json())
     done = set()
     if output.exists():
         with output.open() as f:
@@ -108,7 +110,10 @@ def main() -> None:
         }
         with output.open("a", newline="") as f:
             csv.writer(f).writerow([row[c] for c in COLUMNS])
-        print(f"[{number}/{len(plan)}] kept {list(kept)} lr {lr:g}: {row['val_score']:.4f} ({row['seconds']} s)", flush=True)
+        print(
+            f"[{number}/{len(plan)}] kept {list(kept)} lr {lr:g}: {row['val_score']:.4f} ({row['seconds']} s)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
