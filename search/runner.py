@@ -66,7 +66,9 @@ def _init_ray(spec: SearchSpec) -> None:
         ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING)
 
 
-def _reference(spec: SearchSpec, mlflow: Any, experiment: str, parent_run_id: str, say: Any) -> float:
+def _reference(
+    spec: SearchSpec, mlflow: Any, experiment: str, parent_run_id: str, say: Any, prepared: Any = None
+) -> float:
     """The unpruned, fine-tuned reference score: reused from MLflow when an identical run exists."""
     key = reference_key(spec.trial)
     found = mlflow.search_runs(
@@ -82,14 +84,14 @@ def _reference(spec: SearchSpec, mlflow: Any, experiment: str, parent_run_id: st
         return float(score)
     trial = spec.trial.with_overrides({"drop.strategy": "none", "kept_layers": None, "variant": "pruned"})
     say(f"reference: fine-tuning the unpruned {trial.model} once ({trial.training.epochs} epochs)")
-    run_id, result = _baseline_run(spec, mlflow, experiment, trial, "reference", {TAG_REFERENCE_KEY: key})
+    run_id, result = _baseline_run(spec, mlflow, experiment, trial, "reference", {TAG_REFERENCE_KEY: key}, prepared)
     mlflow.set_tag(parent_run_id, TAG_REFERENCE_RUN, run_id)
     say(f"reference: val_score {result['val_score']:.4f}")
     return float(result["val_score"])
 
 
 def _scratch_baselines(
-    spec: SearchSpec, mlflow: Any, experiment: str, parent_run_id: str, num_layers: int, say: Any
+    spec: SearchSpec, mlflow: Any, experiment: str, parent_run_id: str, num_layers: int, say: Any, prepared: Any
 ) -> None:
     """One model per depth in ``spec.scratch_layers``, trained from random init: "does pruning beat scratch?".
     Depths this search already trained (a resumed search) are not trained again."""
@@ -108,12 +110,12 @@ def _scratch_baselines(
             {"drop.strategy": "none", "kept_layers": list(range(depth)), "variant": "scratch"}
         )
         say(f"scratch baseline: {depth} of {num_layers} layers from random init")
-        _, result = _baseline_run(spec, mlflow, experiment, trial, "scratch", {PARENT: parent_run_id})
+        _, result = _baseline_run(spec, mlflow, experiment, trial, "scratch", {PARENT: parent_run_id}, prepared)
         say(f"scratch baseline ({depth} layers): val_score {result['val_score']:.4f}")
 
 
 def _baseline_run(
-    spec: SearchSpec, mlflow: Any, experiment: str, trial: Any, kind: str, tags: dict[str, str]
+    spec: SearchSpec, mlflow: Any, experiment: str, trial: Any, kind: str, tags: dict[str, str], prepared: Any
 ) -> tuple[str, dict[str, Any]]:
     """Train ``trial`` once as a Ray task (where trials run, with their resources), recorded as a ``kind`` run."""
     import ray
@@ -126,7 +128,7 @@ def _baseline_run(
     )
     remote = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=spec.resources.gpus_per_trial)(job_task)
     try:
-        result = ray.get(remote.remote(trial))
+        result = ray.get(remote.remote(trial, prepared))
     except Exception:
         mlflow.set_tag(run.info.run_id, TAG_STATUS, "failed")
         mlflow.set_terminated(run.info.run_id, "FAILED")
@@ -143,6 +145,16 @@ def _baseline_run(
 
 def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _prepared_data(spec: SearchSpec) -> Any:
+    """A classification task's data, read and tokenized once here for every trial (None for other tasks)."""
+    if spec.trial.task != "classification":
+        return None
+    from prunetune.trainables.models import load_tokenizer
+    from prunetune.trainables.prepared import prepare_classification
+
+    return prepare_classification(spec.trial, load_tokenizer(spec.trial.model), spec.trial.model)
 
 
 def _layer_scores(spec: SearchSpec) -> LayerScores:
@@ -212,14 +224,20 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
     say(f"search {spec.name}: MLflow {tracking_uri} (experiment {experiment}, parent run {parent})")
 
     _init_ray(spec)
-    reference_score = _reference(spec, mlflow, experiment, parent, say)
+    import ray
+
+    prepared = _prepared_data(spec)
+    shared = ray.put(prepared)  # one copy in the object store, for the baselines and every trial
+    reference_score = _reference(spec, mlflow, experiment, parent, say, shared)
     log_params_and_metrics(mlflow, parent, {}, {"reference_score": reference_score})
-    _scratch_baselines(spec, mlflow, experiment, parent, num_layers, say)
+    _scratch_baselines(spec, mlflow, experiment, parent, num_layers, say, shared)
     scores = _layer_scores(spec)
     _log_text(mlflow, parent, spec.storage / spec.name / LAYER_SCORES_ARTIFACT, scores.to_json())
 
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, spec=spec, reference_score=reference_score, num_layers=num_layers),
+        tune.with_parameters(
+            run_trial, spec=spec, reference_score=reference_score, num_layers=num_layers, prepared=prepared
+        ),
         {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial},
     )
     recorder = TrialRecorder(tracking_uri, experiment, parent, spec.name)

@@ -28,8 +28,11 @@ REPORTED = (
 DERIVED = ("parameters", "drop", "budget_excess", "feasible", "layers_kept", "layers_dropped", OBJECTIVE)
 
 
-def run_trial(config: dict[str, Any], spec: SearchSpec, reference_score: float, num_layers: int) -> None:
-    """Tune function trainable; ``spec`` and ``reference_score`` come through ``tune.with_parameters``."""
+def run_trial(
+    config: dict[str, Any], spec: SearchSpec, reference_score: float, num_layers: int, prepared: Any = None
+) -> None:
+    """Tune function trainable; ``spec``, ``reference_score`` and the data ``prepared`` once for the whole
+    search come through ``tune.with_parameters`` (Ray's object store)."""
     import ray
     from prunetune.trainables.jobs import run_job
     from prunetune.trainables.models import pick_device
@@ -68,15 +71,15 @@ def run_trial(config: dict[str, Any], spec: SearchSpec, reference_score: float, 
     previous = tune.get_checkpoint()
     with tempfile.TemporaryDirectory(prefix="prunetune-trial-") as work:
         resume_from = previous.to_directory() if previous is not None else None
-        run_job(trial, report, checkpointing=Checkpointing(work, resume_from))
+        run_job(trial, report, checkpointing=Checkpointing(work, resume_from), prepared=prepared)
 
 
-def job_task(trial: TrialConfig) -> dict[str, Any]:
+def job_task(trial: TrialConfig, prepared: Any = None) -> dict[str, Any]:
     """A whole job as a Ray task (the reference, seed re-checks): it runs where trials run, with their resources."""
     from prunetune.trainables.jobs import run_job
 
     _quiet()
-    return run_job(trial)
+    return run_job(trial, prepared=prepared)
 
 
 def _quiet() -> None:

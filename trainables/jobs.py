@@ -24,6 +24,13 @@ from prunetune.trainables.models import (
     pick_device,
     prepare,
 )
+from prunetune.trainables.prepared import (
+    Features,
+    PreparedData,
+    pad_batch,
+    preparation_key,
+    prepare_classification,
+)
 from prunetune.trainables.scores import compute_layer_scores
 from prunetune.trainables.strategies import check_kept, get_strategy, kept_layers
 from prunetune.trainables.surgery import num_layers, parameter_count
@@ -95,14 +102,16 @@ def _move(batch: dict[str, Any], device: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- classification
 
 
-def _classification_scores(model: Any, split: Any, encode: Any, device: str, batch_size: int) -> Metrics:
+def _classification_scores(
+    model: Any, split: Any, rows: Features, tokenizer: Any, device: str, batch_size: int
+) -> Metrics:
     import torch
     from sklearn.metrics import accuracy_score, f1_score
 
     predictions: list[int] = []
     for first in range(0, len(split), batch_size):
         indices = list(range(first, min(first + batch_size, len(split))))
-        logits = model(**_move(encode(split, indices), device)).logits
+        logits = model(**_move(pad_batch(tokenizer, rows, indices), device)).logits
         predictions.extend(torch.argmax(logits, dim=-1).tolist())
     gold = list(split.targets)
     return {"accuracy": accuracy_score(gold, predictions), "macro_f1": f1_score(gold, predictions, average="macro")}
@@ -113,46 +122,44 @@ def run_classification(
     report: Report = _ignore,
     output_dir: str | None = None,
     checkpointing: Checkpointing | None = None,
+    prepared: PreparedData | None = None,
 ) -> Metrics:
-    """Fine-tune a (pruned) encoder for text classification: accuracy and macro-F1 per epoch."""
+    """Fine-tune a (pruned) encoder for text classification: accuracy and macro-F1 per epoch.
+
+    ``prepared``: the data read and tokenized once for a whole search; used when it was prepared
+    from this config's data, tokenizer and length, else the job prepares its own.
+    """
     started = time.monotonic()
     seed_everything(config.training.seed)
-    task_data = datasets.load_labelled(config.data, pairs=config.data.text_pair_column is not None)
-    if task_data.report.total:
-        log.warning("%s: %s", config.data.source, task_data.report.summary())
     device = pick_device(config.training.device)
     name = model_name_for(config)
     tokenizer = load_tokenizer(name)
+    if prepared is None or prepared.key != preparation_key(config, name):
+        prepared = prepare_classification(config, tokenizer, name)
+    task_data, features = prepared.task, prepared.features
+    if task_data.report.total:
+        log.warning("%s: %s", config.data.source, task_data.report.summary())
     assert task_data.label_names is not None
     model = load_classifier(name, task_data.label_names)
     kept, original, baseline = _shape(config, model, tokenizer, device)
     report = _with_size(report, model)
 
-    def encode(split: datasets.TextSplit, indices: list[int]) -> dict[str, Any]:
-        texts = [split.texts[i] for i in indices]
-        pairs = None if split.pairs is None else [split.pairs[i] for i in indices]
-        return dict(
-            tokenizer(
-                texts, pairs, truncation=True, max_length=config.training.max_length, padding=True, return_tensors="pt"
-            )
-        )
-
     def loss_of_batch(indices: list[int]) -> Any:
         import torch
 
-        batch = _move(encode(task_data.train, indices), device)
+        batch = _move(pad_batch(tokenizer, features["train"], indices), device)
         labels = torch.tensor([task_data.train.targets[i] for i in indices], device=device)
         return model(**batch, labels=labels).loss
 
     def evaluate() -> Metrics:
         bs = config.training.eval_batch_size
-        scores = {
-            f"val_{k}": v for k, v in _classification_scores(model, task_data.validation, encode, device, bs).items()
-        }
-        if task_data.test is not None:
-            scores |= {
-                f"test_{k}": v for k, v in _classification_scores(model, task_data.test, encode, device, bs).items()
-            }
+        scores: Metrics = {}
+        for split_name, prefix in (("validation", "val"), ("test", "test")):
+            if split_name in features:
+                split = task_data.validation if split_name == "validation" else task_data.test
+                assert split is not None
+                found = _classification_scores(model, split, features[split_name], tokenizer, device, bs)
+                scores |= {f"{prefix}_{k}": v for k, v in found.items()}
         scores["val_score"] = scores["val_accuracy"]
         if "test_accuracy" in scores:
             scores["test_score"] = scores["test_accuracy"]
@@ -221,7 +228,9 @@ def run_sentence_similarity(
         nli = None  # resuming the STS phase: the NLI phase is already in the saved weights
     if nli is not None:
         assert nli.label_names is not None and nli.train.pairs is not None
-        nli_loss = losses.SoftmaxLoss(st, st.get_sentence_embedding_dimension(), len(nli.label_names)).to(device)
+        # sentence-transformers 5 renamed get_sentence_embedding_dimension
+        dimension = getattr(st, "get_embedding_dimension", None) or st.get_sentence_embedding_dimension
+        nli_loss = losses.SoftmaxLoss(st, dimension(), len(nli.label_names)).to(device)
         nli_train = nli.train
 
         def nli_batch(indices: list[int]) -> Any:
@@ -271,8 +280,11 @@ def run_job(
     report: Report = _ignore,
     output_dir: str | None = None,
     checkpointing: Checkpointing | None = None,
+    prepared: PreparedData | None = None,
 ) -> Metrics:
-    """Run the job of ``config.task``."""
+    """Run the job of ``config.task``; ``prepared`` (classification) is data a search tokenized once."""
+    if config.task == "classification":
+        return run_classification(config, report, output_dir, checkpointing, prepared)
     return JOBS[config.task](config, report, output_dir, checkpointing)
 
 

@@ -156,3 +156,23 @@ def test_interrupted_job_resumes_from_its_checkpoint_exactly(data_env, tmp_path)
     assert [r["epoch"] for r in reported] == [2, 3]  # epoch 1 is not trained again
     assert resumed["val_accuracy"] == pytest.approx(whole["val_accuracy"], abs=1e-9)
     assert resumed["train_loss"] == pytest.approx(whole["train_loss"], rel=1e-4)
+
+
+def test_data_prepared_once_gives_the_same_result_and_is_checked_against_the_config(data_env) -> None:
+    from prunetune.trainables.models import load_tokenizer
+    from prunetune.trainables.prepared import pad_batch, prepare_classification
+
+    config = TrialConfig().with_overrides(
+        HEADLINES | {"data.max_train_rows": 96, "data.max_eval_rows": 48, "training.epochs": 1, "kept_layers": [0, 5]}
+    )
+    tokenizer = load_tokenizer(config.model)
+    prepared = prepare_classification(config, tokenizer, config.model)
+    assert len(prepared.features["train"]) == len(prepared.task.train) == 96
+    batch = pad_batch(tokenizer, prepared.features["train"], [0, 1, 2])
+    assert batch["input_ids"].shape[0] == 3 and batch["input_ids"].shape[1] <= config.training.max_length
+    alone = run_job(config)
+    shared = run_job(config, prepared=prepared)  # what every trial of a search gets
+    assert shared["val_score"] == alone["val_score"] and shared["train_loss"] == alone["train_loss"]
+    # Data prepared for another slice is not used: the job reads its own rows.
+    other = config.with_overrides({"data.max_train_rows": 64})
+    assert run_job(other, prepared=prepared)["train_rows"] == 64

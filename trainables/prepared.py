@@ -1,0 +1,60 @@
+"""A classification task's data, loaded and tokenized once and shared by every trial of a search.
+
+Trials of one search differ only in which layers they keep and how they train; they read the same rows
+with the same tokenizer. So the search driver reads and tokenizes the data once
+(:func:`prepare_classification`) and Ray hands the result to every trial through its object store
+(``tune.with_parameters``), on whichever node the trial runs. A job checks the preparation's ``key``
+against its own config and prepares its data itself when they differ (a job run alone does the same).
+
+Rows are tokenized without padding; each batch is padded to its own longest row (as
+``DataCollatorWithPadding`` does), so a batch of short headlines stays short.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from prunetune.trainables import data as datasets
+from prunetune.trainables.config import TrialConfig
+
+Features = tuple[dict[str, list[int]], ...]  # one dict of token-id lists per row
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    key: str  # what it was prepared from (see :func:`preparation_key`)
+    task: datasets.TaskData
+    features: dict[str, Features]  # split name -> the rows' token ids
+
+
+def preparation_key(config: TrialConfig, tokenizer_name: str) -> str:
+    """Everything the prepared data depends on: the data config, the tokenizer, the truncation length."""
+    raw = {"data": asdict(config.data), "tokenizer": tokenizer_name, "max_length": config.training.max_length}
+    return hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _tokenize(tokenizer: Any, split: datasets.TextSplit, max_length: int) -> Features:
+    encoded = tokenizer(
+        list(split.texts), list(split.pairs) if split.pairs else None, truncation=True, max_length=max_length
+    )
+    names = list(encoded.keys())
+    return tuple({name: encoded[name][row] for name in names} for row in range(len(split)))
+
+
+def prepare_classification(config: TrialConfig, tokenizer: Any, tokenizer_name: str) -> PreparedData:
+    """Read the task's splits and tokenize every row once."""
+    task = datasets.load_labelled(config.data, pairs=config.data.text_pair_column is not None)
+    splits = {"train": task.train, "validation": task.validation}
+    if task.test is not None:
+        splits["test"] = task.test
+    max_length = config.training.max_length
+    features = {name: _tokenize(tokenizer, split, max_length) for name, split in splits.items()}
+    return PreparedData(preparation_key(config, tokenizer_name), task, features)
+
+
+def pad_batch(tokenizer: Any, rows: Features, indices: list[int]) -> dict[str, Any]:
+    """The rows ``indices`` as one padded batch of tensors."""
+    return dict(tokenizer.pad([rows[i] for i in indices], padding=True, return_tensors="pt"))
