@@ -172,12 +172,16 @@ def layer_scores(scores: LayerScores | None) -> Figure:
 
 
 def all_figures(
-    frame: pd.DataFrame, tolerance: float, scores: LayerScores | None, relative: bool = False
+    frame: pd.DataFrame,
+    tolerance: float,
+    scores: LayerScores | None,
+    relative: bool = False,
+    pareto_axis: str = "layers_kept",
 ) -> dict[str, Any]:
     """Every plot of the report, by file stem."""
     return {
         "score-vs-dropped": score_vs_dropped(frame, tolerance, relative),
-        "pareto": pareto(frame),
+        "pareto": pareto(frame, pareto_axis),
         "window-heatmap": window_heatmap(frame),
         "layer-scores": layer_scores(scores),
     }

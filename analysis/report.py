@@ -86,9 +86,10 @@ def render(inputs: ReportInputs) -> str:
     source = trial.get("data", {}).get("source", "?")
     counts = tables.status_counts(frame)
     counts_text = ", ".join(f"{n} {status}" for status, n in counts.items()) or "none yet"
-    figures = plots.all_figures(frame, tolerance, inputs.scores, relative)
+    figures = plots.all_figures(frame, tolerance, inputs.scores, relative, spec.get("multi_axis", "layers_kept"))
     shown_columns = [
-        "strategy", "layers_dropped", "kept_layers", "val_score", "drop", "learning_rate", "epochs", "status", "run_id"
+        "strategy", "layers_dropped", "kept_layers", "val_score", "drop", "latency_ms", "learning_rate", "epochs",
+        "status", "run_id",
     ]  # fmt: skip
     trials = frame[frame["kind"] == "trial"].sort_values(["layers_dropped", "val_score"], ascending=False)
     sections = [

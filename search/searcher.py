@@ -106,7 +106,7 @@ class BudgetSearch(OptunaSearch):
         import optuna
 
         multi = spec.objective == "multi"
-        metric: Any = ["val_score", "layers_kept"] if multi else OBJECTIVE
+        metric: Any = ["val_score", spec.multi_axis] if multi else OBJECTIVE
         mode: Any = ["max", "min"] if multi else "max"
         if sampler is None:
             sampler = (

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from prunetune.trainables.config import ConfigError, TrialConfig, load_yaml, with_overrides
 
 Objective = Literal["constrained", "multi"]
+MultiAxis = Literal["layers_kept", "latency_ms"]
 Scheduler = Literal["none", "asha"]
 
 
@@ -52,6 +53,9 @@ class SearchSpec:
     space: SearchSpace = field(default_factory=SearchSpace)
     budget: Budget = field(default_factory=Budget)
     objective: Objective = "constrained"
+    # The second axis of a multi-objective search, minimised against the score: layers kept, or the
+    # inference latency each trial measures (ms per batch of 32 validation rows, on its own device).
+    multi_axis: MultiAxis = "layers_kept"
     num_trials: int = 8
     max_concurrent: int = 2
     resources: Resources = field(default_factory=Resources)

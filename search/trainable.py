@@ -25,7 +25,7 @@ REPORTED = (
 )
 
 # Derived per epoch by the trainable from the job's metrics and the budget.
-DERIVED = ("parameters", "drop", "budget_excess", "feasible", "layers_kept", "layers_dropped", OBJECTIVE)
+DERIVED = ("parameters", "latency_ms", "drop", "budget_excess", "feasible", "layers_kept", "layers_dropped", OBJECTIVE)
 
 
 def run_trial(
@@ -56,7 +56,7 @@ def run_trial(
         if "epoch" not in metrics:  # the NLI phase of a sentence task: progress only, not the objective
             return
         excess = budget_excess(spec, reference_score, metrics["val_score"])
-        row = {k: float(metrics[k]) for k in (*REPORTED, "parameters") if k in metrics}
+        row = {k: float(metrics[k]) for k in (*REPORTED, "parameters", "latency_ms") if k in metrics}
         row |= {
             "drop": reference_score - metrics["val_score"],
             "budget_excess": excess,

@@ -38,6 +38,8 @@ from prunetune.trainables.training import Checkpointing, Metrics, Report, seed_e
 
 log = logging.getLogger(__name__)
 
+LATENCY_ROWS = 32  # the batch a trial's inference latency is measured on
+
 
 def _ignore(metrics: Metrics) -> None:
     pass
@@ -89,10 +91,32 @@ def _summary(config: TrialConfig, model: Any, kept: tuple[int, ...], original: i
     }
 
 
-def _with_size(report: Report, model: Any) -> Report:
-    """Every epoch's metrics carry the model's parameter count (a search records it per trial)."""
-    size = parameter_count(model)
-    return lambda metrics: report(metrics | {"parameters": size})
+def latency_ms(model: Any, forward: Any, repeats: int = 5) -> float:
+    """Median wall time of ``forward()`` (one batch of validation rows, no gradients), in milliseconds.
+    Measured once per trial, on the device it trains on: the latency axis of a multi-objective search."""
+    import statistics
+
+    import torch
+
+    was_training = model.training
+    model.eval()
+    times = []
+    with torch.inference_mode():
+        forward()  # warm-up: first-call allocations are not the model's speed
+        for _ in range(repeats):
+            started = time.perf_counter()
+            forward()
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - started)
+    model.train(was_training)
+    return statistics.median(times) * 1000
+
+
+def _with_model_facts(report: Report, model: Any, latency: float) -> Report:
+    """Every epoch's metrics carry the model's parameter count and latency (a search records both per trial)."""
+    facts = {"parameters": parameter_count(model), "latency_ms": latency}
+    return lambda metrics: report(metrics | facts)
 
 
 def _move(batch: dict[str, Any], device: str) -> dict[str, Any]:
@@ -142,7 +166,11 @@ def run_classification(
     assert task_data.label_names is not None
     model = load_classifier(name, task_data.label_names)
     kept, original, baseline = _shape(config, model, tokenizer, device)
-    report = _with_size(report, model)
+    sample = _move(
+        pad_batch(tokenizer, features["validation"], list(range(min(LATENCY_ROWS, len(task_data.validation))))), device
+    )
+    latency = latency_ms(model, lambda: model(**sample))
+    report = _with_model_facts(report, model, latency)
 
     def loss_of_batch(indices: list[int]) -> Any:
         import torch
@@ -170,6 +198,7 @@ def run_classification(
     )
     result = _summary(config, model, kept, original, baseline) | history[-1]
     result |= {
+        "latency_ms": latency,
         "train_rows": len(task_data.train),
         "data_skipped_rows": task_data.report.total,
         "seconds": time.monotonic() - started,
@@ -220,7 +249,9 @@ def run_sentence_similarity(
     st = load_sentence_model(model_name_for(config), device=device)
     st.max_seq_length = config.training.max_length
     kept, original, baseline = _shape(config, st, st.tokenizer, device)
-    report = _with_size(report, st)
+    sample = _features(st, list(sts.validation.texts[:LATENCY_ROWS]), device)
+    latency = latency_ms(st, lambda: st(dict(sample)))
+    report = _with_model_facts(report, st, latency)
     history: list[Metrics] = []
     skipped = sts.report.total
 
@@ -265,7 +296,12 @@ def run_sentence_similarity(
         sts_loss, config.training, len(sts.train), sts_batch, sts_eval, report, checkpointing=checkpointing
     )
     result = _summary(config, st, kept, original, baseline) | history[-1]
-    result |= {"train_rows": len(sts.train), "data_skipped_rows": skipped, "seconds": time.monotonic() - started}
+    result |= {
+        "latency_ms": latency,
+        "train_rows": len(sts.train),
+        "data_skipped_rows": skipped,
+        "seconds": time.monotonic() - started,
+    }
     if output_dir is not None:
         st.save(output_dir)
         _write_result(output_dir, result, history, config)

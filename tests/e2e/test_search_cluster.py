@@ -122,7 +122,9 @@ def test_multi_objective_search_gives_a_pareto_front(
     import ray
     from prunetune.search.runner import run_search
 
-    spec = tiny_spec(tmp_path, tiny_model, mlflow_server, ray_cluster, objective="multi", num_trials=4)
+    spec = tiny_spec(
+        tmp_path, tiny_model, mlflow_server, ray_cluster, objective="multi", multi_axis="latency_ms", num_trials=4
+    )
     try:
         result = run_search(spec, say=lambda line: None)
     finally:
@@ -132,7 +134,9 @@ def test_multi_objective_search_gives_a_pareto_front(
     (name,) = optuna.study.get_all_study_names(storage)
     study = optuna.load_study(study_name=name, storage=storage)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert complete and all(len(t.values) == 2 for t in complete)  # (val_score, layers_kept)
+    assert complete and all(len(t.values) == 2 for t in complete)  # (val_score, latency_ms)
+    latencies = {r.data.metrics["latency_ms"] for r in child_runs(spec, result.parent_run_id)}
+    assert {t.values[1] for t in complete} <= latencies  # the latency each trial measured and MLflow recorded
     front = study.best_trials
     assert front
     for a in front:  # no trial on the front is dominated by another complete trial

@@ -43,6 +43,7 @@ def test_pruned_minilm_really_learns_headline_topics(pruned_run) -> None:
     assert reports[-1]["val_accuracy"] > reports[0]["val_accuracy"] - 0.05
     assert result["train_rows"] == 1200 and result["seed"] == 42
     assert result["val_score"] == result["val_accuracy"]
+    assert result["latency_ms"] > 0 and all(r["latency_ms"] == result["latency_ms"] for r in reports)
 
 
 def test_fine_tuned_model_is_saved_with_its_labels(pruned_run) -> None:

@@ -80,3 +80,11 @@ def test_budget_search_decides_kept_layers_and_tells_optuna_the_truth() -> None:
     assert by_id["t0"].state == optuna.trial.TrialState.COMPLETE and by_id["t0"].value == 2.8
     assert by_id["t1"].state == optuna.trial.TrialState.PRUNED
     assert any(v == 0.2 for k, v in by_id["t2"].system_attrs.items() if "constraint" in k)
+
+
+def test_multi_objective_axis_is_layers_kept_or_measured_latency() -> None:
+    assert BudgetSearch(load_spec(None, {"objective": "multi"}), 6, None)._metric == ["val_score", "layers_kept"]
+    spec = load_spec(None, {"objective": "multi", "multi_axis": "latency_ms"})
+    assert BudgetSearch(spec, 6, None)._metric == ["val_score", "latency_ms"]
+    with pytest.raises(ConfigError, match="multi_axis='speed' is not one of"):
+        load_spec(None, {"multi_axis": "speed"})
