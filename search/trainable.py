@@ -65,7 +65,10 @@ def run_trial(
             "layers_dropped": float(dropped),
             OBJECTIVE: objective(dropped, metrics["val_score"], excess),
         } | placement
-        tune.report(row, checkpoint=tune.Checkpoint.from_directory(work))
+        # Each epoch but the last leaves a checkpoint to retry from; a finished trial needs none, and every
+        # checkpoint costs a copy to storage and a snapshot of the experiment (benchmark 3).
+        unfinished = metrics["epoch"] < trial.training.epochs
+        tune.report(row, checkpoint=tune.Checkpoint.from_directory(work) if unfinished else None)
 
     # Each epoch's training state is reported as the trial's checkpoint; a retry continues from it.
     previous = tune.get_checkpoint()

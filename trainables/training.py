@@ -88,8 +88,8 @@ def train(
 
     ``loss_of_batch(indices)`` returns the loss tensor of one batch of training rows.
     Metric names get ``prefix`` (``"nli_"`` for the NLI phase) except ``epoch``.
-    With ``checkpointing``, the state after each epoch is saved before it is reported, and a saved
-    state is continued from (its epochs are not trained or reported again).
+    With ``checkpointing``, the state after each epoch but the last is saved before it is reported, and a
+    saved state is continued from (its epochs are not trained or reported again).
     """
     import torch
 
@@ -121,7 +121,7 @@ def train(
         metrics = {f"{prefix}{k}": v for k, v in scores.items()}
         metrics.update({f"{prefix}train_loss": total / max(count, 1), f"{prefix}epoch": epoch})
         history.append(metrics)
-        if checkpointing is not None:
+        if checkpointing is not None and epoch < config.epochs:  # a finished run has nothing left to resume
             checkpointing.save(
                 {
                     "model": model.state_dict(),
