@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-
 from prunetune.analysis import select, tables
 from prunetune.analysis.plots import dropped_block, pareto_front, window_grid
 from prunetune.analysis.query import COLUMNS, AnalysisError
