@@ -139,7 +139,34 @@ def test_multi_objective_search_gives_a_pareto_front(
     assert {t.values[1] for t in complete} <= latencies  # the latency each trial measured and MLflow recorded
     front = study.best_trials
     assert front
+    assert name in _optuna_dashboard_studies(storage)  # optuna-dashboard can watch the same study
     for a in front:  # no trial on the front is dominated by another complete trial
         assert not any(
             b.values[0] >= a.values[0] and b.values[1] <= a.values[1] and b.values != a.values for b in complete
         )
+
+
+def _optuna_dashboard_studies(storage: str) -> list[str]:
+    """Start a real optuna-dashboard on the study's database and list the studies it serves."""
+    import json
+    import urllib.request
+
+    from tests.e2e.conftest import BIN, free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [BIN / "optuna-dashboard", storage, "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(60):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as answer:
+                    return [s["study_name"] for s in json.load(answer)["study_summaries"]]
+            except OSError:
+                time.sleep(0.5)
+        raise AssertionError("optuna-dashboard did not answer within 30 s")
+    finally:
+        proc.kill()
+        proc.wait()
