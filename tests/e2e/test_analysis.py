@@ -132,3 +132,28 @@ def test_a_search_that_does_not_exist_is_named_clearly(finished_search, capsys) 
     code, _, err = _cli(capsys, "trials", "no-such-search", "--tracking-uri", spec.tracking_uri)
     assert code == 2
     assert "no search 'no-such-search'" in err and spec.name in err
+
+
+def test_the_mlflow_ui_serves_the_search(finished_search) -> None:
+    """The page and the API the MLflow UI reads, from the same `mlflow server` the search logged to."""
+    import urllib.request
+
+    spec, result = finished_search
+    with urllib.request.urlopen(spec.tracking_uri, timeout=10) as page:
+        assert page.status == 200 and "text/html" in page.headers["Content-Type"]
+    from prunetune.analysis.query import find_search, open_store
+
+    search = find_search(open_store(spec.tracking_uri), spec.name)
+    request = urllib.request.Request(
+        f"{spec.tracking_uri}/ajax-api/2.0/mlflow/runs/search",
+        data=json.dumps(
+            {
+                "experiment_ids": [search.experiment_id],
+                "filter": f"tags.`mlflow.parentRunId` = '{result.parent_run_id}'",
+            }
+        ).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        runs = json.load(answer)["runs"]
+    assert len(runs) == spec.num_trials + 1  # the trials and the scratch baseline, as the UI lists them
