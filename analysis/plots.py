@@ -91,6 +91,8 @@ def pareto(frame: pd.DataFrame, x: str = "layers_kept") -> Figure:
     axes.set_xlabel(x.replace("_", " "))
     axes.set_ylabel("validation score")
     axes.set_title(title)
+    if x == "layers_kept":
+        axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes.legend(fontsize=8)
     axes.grid(alpha=0.3)
     return figure

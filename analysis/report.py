@@ -26,9 +26,10 @@ h1 { font-size: 1.6rem; margin-bottom: 0.2rem; } h2 { font-size: 1.25rem; border
        padding-bottom: 0.2rem; margin-top: 2rem; }
 .meta { color: #59636e; } .answer { background: #f6f8fa; border-left: 4px solid #1a7f37; padding: 0.6rem 1rem; }
 table { border-collapse: collapse; margin: 0.6rem 0; font-size: 0.9rem; }
-th, td { border: 1px solid #d0d7de; padding: 0.25rem 0.6rem; text-align: right; }
-th { background: #f6f8fa; } td:first-child, th:first-child { text-align: left; }
-figure { margin: 1rem 0; } figure svg { max-width: 100%; height: auto; }
+th, td { border: 1px solid #d0d7de; padding: 0.25rem 0.6rem; text-align: left; }
+th { background: #f6f8fa; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+figure { margin: 1rem 0; } figure svg { width: 100%; max-width: 820px; height: auto; }
+summary { cursor: pointer; color: #0969da; }
 pre { background: #f6f8fa; padding: 0.8rem; overflow-x: auto; font-size: 0.85rem; }
 .scroll { max-height: 28rem; overflow-y: auto; }
 """
@@ -44,10 +45,18 @@ class ReportInputs:
 
 
 def _table(frame: pd.DataFrame) -> str:
+    """An HTML table: numbers right-aligned, text left, with the Markdown tables' number formatting."""
     if frame.empty:
         return "<p><em>No rows yet.</em></p>"
-    shown = frame.map(lambda v: tables._cell(v))  # same number formatting as the Markdown tables
-    return shown.to_html(index=False, escape=True, border=0)
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = []
+    for values in frame.itertuples(index=False):
+        cells = []
+        for value in values:
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            cells.append(f"<td class='{'num' if number else 'text'}'>{html.escape(tables._cell(value))}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
 def _svg(figure: Any) -> str:
@@ -72,6 +81,12 @@ def _answer(inputs: ReportInputs, tolerance: float, relative: bool) -> str:
         f"{row['kept_layers']}, score {row['val_score']:.4f} (drop {row['drop']:+.4f}), "
         f"learning rate {row['learning_rate']:.2e}, {int(row['epochs'])} epochs."
     )
+
+
+def _spec_text(spec: dict[str, Any]) -> str:
+    import yaml
+
+    return html.escape(yaml.safe_dump(spec, sort_keys=False)) if spec else "not recorded"
 
 
 def render(inputs: ReportInputs) -> str:
@@ -115,7 +130,7 @@ def render(inputs: ReportInputs) -> str:
         "<h2>All trials</h2>",
         f"<div class='scroll'>{_table(trials[shown_columns])}</div>",
         "<h2>Spec</h2>",
-        f"<pre>{html.escape(json.dumps(spec, indent=2)) if spec else 'not recorded'}</pre>",
+        f"<details><summary>the spec this search ran (YAML)</summary><pre>{_spec_text(spec)}</pre></details>",
     ]
     body = "\n".join(sections)
     return (
