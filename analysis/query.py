@@ -10,7 +10,6 @@ thousands of trials loads in seconds, and one still running loads what has been 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,8 +23,7 @@ from prunetune.search.names import (
     TAG_STATUS,
     TAG_TRIAL,
 )
-
-PAGE_SIZE = 1000
+from prunetune.search.store import paged_runs  # noqa: F401  (part of this module's API)
 
 
 class AnalysisError(LookupError):
@@ -90,21 +88,6 @@ def client(tracking_uri: str) -> Any:
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri)
-
-
-def paged_runs(
-    mlflow: Any, experiment_ids: list[str], filter_string: str = "", order_by: list[str] | None = None
-) -> Iterator[Any]:
-    """Every matching run, a page (one round trip) at a time."""
-    token = None
-    while True:
-        page = mlflow.search_runs(
-            experiment_ids, filter_string=filter_string, max_results=PAGE_SIZE, order_by=order_by, page_token=token
-        )
-        yield from page
-        token = page.token
-        if not token:
-            return
 
 
 def find_search(mlflow: Any, search: str) -> Search:

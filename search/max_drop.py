@@ -38,7 +38,10 @@ def candidates(spec: SearchSpec, runs: list[Any], reference: float, tolerance: f
     """Complete trials within ``tolerance`` of the reference, deepest drop first, ties by score."""
     rows = []
     for run in runs:
-        if run.data.tags.get("prunetune.status") != "complete":
+        if (
+            run.data.tags.get("prunetune.kind", "trial") != "trial"
+            or run.data.tags.get("prunetune.status") != "complete"
+        ):
             continue
         score = run.data.metrics.get("final_val_score")
         if score is None:
@@ -60,24 +63,30 @@ def _all(config: TrialConfig) -> list[int]:
 
 
 def recheck(
-    spec: SearchSpec, candidate: dict[str, Any], reference_score: float, seeds: list[int]
+    spec: SearchSpec, candidate: dict[str, Any], seeds: list[int], mlflow: Any, experiment: str, parent_run_id: str
 ) -> tuple[float, float, list[int]]:
-    """Mean score and mean drop of a candidate over its own seed plus ``seeds`` (each with its reference)."""
+    """Mean score and mean drop of a candidate over its own seed plus ``seeds`` (each with its reference).
+    Every re-check job is an MLflow run under the search (``prunetune.kind`` recheck / recheck-reference)."""
     import ray
-    from prunetune.search.trainable import job_task
+    from prunetune.search.names import PARENT
+    from prunetune.search.runner import finish_job_run, launch_job, open_job_run
 
     config: TrialConfig = candidate["config"]
     scores, drops = [candidate["score"]], [candidate["drop"]]
     extra = [s for s in seeds if s != config.training.seed]
-    remote = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=spec.resources.gpus_per_trial)(job_task)
-    futures = []
-    for seed in extra:
+    jobs = []
+    for seed in extra:  # all launched at once: they run in parallel where the cluster has room
         pruned = config.with_overrides({"training.seed": seed})
         reference = spec.trial.with_overrides({"training.seed": seed, "drop.strategy": "none", "kept_layers": None})
-        futures.append((remote.remote(pruned), remote.remote(reference)))
-    for pruned_future, reference_future in futures:
-        score = ray.get(pruned_future)["val_score"]
-        ref = ray.get(reference_future)["val_score"]
+        pair = []
+        for kind, trial in (("recheck", pruned), ("recheck-reference", reference)):
+            run_id = open_job_run(spec, mlflow, experiment, trial, kind, {PARENT: parent_run_id})
+            pair.append((run_id, trial, launch_job(spec, trial)))
+        jobs.append(pair)
+    for pair in jobs:
+        (pruned_run, pruned, pruned_ref), (reference_run, reference, reference_ref) = pair
+        score = finish_job_run(mlflow, pruned_run, pruned, lambda r=pruned_ref: ray.get(r))["val_score"]
+        ref = finish_job_run(mlflow, reference_run, reference, lambda r=reference_ref: ray.get(r))["val_score"]
         drop = (ref - score) / ref if spec.budget.relative else ref - score
         scores.append(score)
         drops.append(drop)
@@ -90,15 +99,13 @@ def max_drop(
     """Search once at the loosest tolerance, then answer each tolerance, finalists re-checked over ``seeds``."""
     from mlflow.tracking import MlflowClient
     from prunetune.search.runner import run_search
-    from prunetune.search.tracking import experiment_id
+    from prunetune.search.store import experiment_id, paged_runs
 
     loosest = spec.with_overrides({"budget.tolerance": max(tolerances)})
     result = run_search(loosest, resume=resume, say=say)
     client = MlflowClient(loosest.resolved_tracking_uri())
     experiment = experiment_id(client, loosest.name)
-    runs = client.search_runs(
-        [experiment], filter_string=f"tags.`mlflow.parentRunId` = '{result.parent_run_id}'", max_results=5000
-    )
+    runs = list(paged_runs(client, [experiment], f"tags.`mlflow.parentRunId` = '{result.parent_run_id}'"))
     answers: list[Answer | None] = []
     checked: dict[tuple, tuple[float, float, list[int]]] = {}
     for tolerance in sorted(tolerances):
@@ -108,7 +115,7 @@ def max_drop(
             key = (config.kept_layers, config.training.learning_rate, config.training.epochs)
             if key not in checked:
                 say(f"re-checking {config.drop.strategy} kept {list(config.kept_layers)} over seeds {seeds}")
-                checked[key] = recheck(loosest, candidate, result.reference_score, seeds)
+                checked[key] = recheck(loosest, candidate, seeds, client, experiment, result.parent_run_id)
             score, drop, used = checked[key]
             if drop <= tolerance:
                 answer = Answer(

@@ -119,28 +119,47 @@ def _baseline_run(
 ) -> tuple[str, dict[str, Any]]:
     """Train ``trial`` once as a Ray task (where trials run, with their resources), recorded as a ``kind`` run."""
     import ray
+
+    run_id = open_job_run(spec, mlflow, experiment, trial, kind, tags)
+    return run_id, finish_job_run(mlflow, run_id, trial, lambda: ray.get(launch_job(spec, trial, prepared)))
+
+
+def launch_job(spec: SearchSpec, trial: Any, prepared: Any = None) -> Any:
+    """Start ``trial`` as a Ray task with a trial's resources; the ObjectRef of its result."""
+    import ray
     from prunetune.search.trainable import job_task
 
-    run = mlflow.create_run(
-        experiment,
-        run_name=kind if kind == "reference" else f"{kind}-{len(trial.kept_layers or ())}-layers",
-        tags={TAG_KIND: kind, TAG_SEARCH: spec.name, TAG_STATUS: "running"} | tags,
-    )
     remote = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=spec.resources.gpus_per_trial)(job_task)
+    return remote.remote(trial, prepared)
+
+
+def open_job_run(spec: SearchSpec, mlflow: Any, experiment: str, trial: Any, kind: str, tags: dict[str, str]) -> str:
+    """The MLflow run of a job the driver runs outside Tune (reference, scratch, re-check), status running."""
+    name = kind if kind == "reference" else f"{kind}-{len(trial.kept_layers or ())}-layers-seed{trial.training.seed}"
+    return str(
+        mlflow.create_run(
+            experiment, run_name=name, tags={TAG_KIND: kind, TAG_SEARCH: spec.name, TAG_STATUS: "running"} | tags
+        ).info.run_id
+    )
+
+
+def finish_job_run(mlflow: Any, run_id: str, trial: Any, result_of: Any) -> dict[str, Any]:
+    """Wait for the job (``result_of()``) and record it in ``run_id``: params, metrics per epoch, final status.
+    A failed job is recorded as failed, then re-raised."""
     try:
-        result = ray.get(remote.remote(trial, prepared))
+        result = dict(result_of())
     except Exception:
-        mlflow.set_tag(run.info.run_id, TAG_STATUS, "failed")
-        mlflow.set_terminated(run.info.run_id, "FAILED")
+        mlflow.set_tag(run_id, TAG_STATUS, "failed")
+        mlflow.set_terminated(run_id, "FAILED")
         raise
     history = result.pop("history")
     for epoch_metrics in history:
-        log_params_and_metrics(mlflow, run.info.run_id, {}, _numbers(epoch_metrics), int(epoch_metrics.get("epoch", 0)))
-    log_params_and_metrics(mlflow, run.info.run_id, trial.to_flat(), _numbers(result))
-    mlflow.set_tag(run.info.run_id, "prunetune.kept_layers", json.dumps(result["kept_layers"]))
-    mlflow.set_tag(run.info.run_id, TAG_STATUS, "complete")
-    mlflow.set_terminated(run.info.run_id, "FINISHED")
-    return run.info.run_id, result
+        log_params_and_metrics(mlflow, run_id, {}, _numbers(epoch_metrics), int(epoch_metrics.get("epoch", 0)))
+    log_params_and_metrics(mlflow, run_id, trial.to_flat(), _numbers(result))
+    mlflow.set_tag(run_id, "prunetune.kept_layers", json.dumps(result["kept_layers"]))
+    mlflow.set_tag(run_id, TAG_STATUS, "complete")
+    mlflow.set_terminated(run_id, "FINISHED")
+    return result
 
 
 def _numbers(metrics: dict[str, Any]) -> dict[str, float]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
+
+PAGE_SIZE = 1000  # runs per search_runs round trip
 
 
 class TrackingError(RuntimeError):
@@ -38,3 +41,18 @@ def experiment_id(mlflow: Any, name: str, local_artifacts: str | None = None) ->
     if found is not None:
         return found.experiment_id
     return mlflow.create_experiment(name, artifact_location=local_artifacts)
+
+
+def paged_runs(
+    mlflow: Any, experiment_ids: list[str], filter_string: str = "", order_by: list[str] | None = None
+) -> Iterator[Any]:
+    """Every matching run, a page (one round trip) at a time."""
+    token = None
+    while True:
+        page = mlflow.search_runs(
+            experiment_ids, filter_string=filter_string, max_results=PAGE_SIZE, order_by=order_by, page_token=token
+        )
+        yield from page
+        token = page.token
+        if not token:
+            return

@@ -85,7 +85,9 @@ def test_queries_are_paginated(finished_search, monkeypatch) -> None:
     mlflow = query.open_store(spec.tracking_uri)
     search = query.find_search(mlflow, spec.name)
     whole = query.search_runs_frame(mlflow, search)
-    monkeypatch.setattr(query, "PAGE_SIZE", 2)  # several pages of two runs each
+    from prunetune.search import store
+
+    monkeypatch.setattr(store, "PAGE_SIZE", 2)  # several pages of two runs each
     paged = query.search_runs_frame(mlflow, search)
     assert sorted(paged["run_id"]) == sorted(whole["run_id"])
 

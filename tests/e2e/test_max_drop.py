@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.e2e.test_search_cluster import tiny_spec
+from tests.e2e.test_search_cluster import child_runs, tiny_spec
 
 
 def test_max_drop_answers_each_tolerance_with_a_rechecked_finalist(
@@ -24,3 +24,20 @@ def test_max_drop_answers_each_tolerance_with_a_rechecked_finalist(
     if tight is not None:
         assert tight.drop <= 0.0 and tight.layers_dropped <= loose.layers_dropped
     assert any(line.startswith("re-checking") for line in lines)
+    # Every re-check job is an MLflow run of the search: the finalist and its reference, at the extra seed.
+    parent = next(
+        r.data.tags["mlflow.parentRunId"] for r in child_runs_of_search(spec) if "mlflow.parentRunId" in r.data.tags
+    )
+    rechecks = [r for r in child_runs(spec, parent) if r.data.tags["prunetune.kind"].startswith("recheck")]
+    kinds = sorted(r.data.tags["prunetune.kind"] for r in rechecks)
+    assert kinds and kinds.count("recheck") == kinds.count("recheck-reference")
+    assert all(
+        r.data.tags["prunetune.status"] == "complete" and r.data.params["training.seed"] == "43" for r in rechecks
+    )
+
+
+def child_runs_of_search(spec):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(spec.tracking_uri)
+    return client.search_runs([client.get_experiment_by_name(spec.name).experiment_id])
