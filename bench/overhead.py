@@ -26,7 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2, help="cores per trial, in the search and in the loop")
-    parser.add_argument("--storage", default="/tmp/prunetune-bench-overhead")
+    parser.add_argument("--storage", default="prunetune-runs/bench-overhead")
     parser.add_argument("--address", help="a running Ray cluster (default: a local Ray instance)")
     parser.add_argument("--tracking-uri", help="an mlflow server (default: a local SQLite store)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="spec overrides")

@@ -87,7 +87,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--trials", type=int, default=8)
-    parser.add_argument("--storage", default="/tmp/prunetune-bench-scaling")
+    parser.add_argument("--storage", default="prunetune-runs/bench-scaling")
     args = parser.parse_args()
     shutil.rmtree(args.storage, ignore_errors=True)
     # Short trials of a fixed length (no early stopping), so the node count is what changes.
