@@ -116,16 +116,6 @@ def find_search(mlflow: Any, search: str) -> Search:
     return _search_of(mlflow, run, mlflow.get_experiment(run.info.experiment_id).name)
 
 
-def list_searches(mlflow: Any, experiment_name: str) -> list[Search]:
-    experiment = mlflow.get_experiment_by_name(experiment_name)
-    if experiment is None:
-        raise AnalysisError(f"no experiment {experiment_name!r} in {mlflow.tracking_uri}")
-    runs = paged_runs(
-        mlflow, [experiment.experiment_id], f"tags.`{TAG_KIND}` = 'search'", ["attributes.start_time DESC"]
-    )
-    return [_search_of(mlflow, run, experiment.name) for run in runs]
-
-
 def _get_run(mlflow: Any, run_id: str) -> Any:
     from mlflow.exceptions import MlflowException
 

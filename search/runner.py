@@ -10,8 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from prunetune.search.spec import SearchSpec, ray_address, reference_key
-from prunetune.search.tracking import (
+from prunetune.search.names import (
     LAYER_SCORES_ARTIFACT,
     PARENT,
     SPEC_ARTIFACT,
@@ -21,11 +20,10 @@ from prunetune.search.tracking import (
     TAG_REFERENCE_RUN,
     TAG_SEARCH,
     TAG_STATUS,
-    TrialRecorder,
-    client,
-    experiment_id,
-    log_params_and_metrics,
 )
+from prunetune.search.spec import SearchSpec, ray_address, reference_key
+from prunetune.search.store import client, experiment_id
+from prunetune.search.tracking import TrialRecorder, log_params_and_metrics
 from prunetune.trainables.config import ConfigError
 from prunetune.trainables.scores import LayerScores
 

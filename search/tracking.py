@@ -16,19 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from prunetune.search.names import (  # noqa: F401  (re-exported)
-    LAYER_SCORES_ARTIFACT,
-    PARENT,
-    SPEC_ARTIFACT,
-    TAG_BEST,
-    TAG_KIND,
-    TAG_REFERENCE_KEY,
-    TAG_REFERENCE_RUN,
-    TAG_SEARCH,
-    TAG_STATUS,
-    TAG_TRIAL,
-)
-from prunetune.search.store import TrackingError, client, experiment_id  # noqa: F401  (re-exported)
+from prunetune.search.names import PARENT, TAG_KIND, TAG_SEARCH, TAG_STATUS, TAG_TRIAL
 from prunetune.search.trainable import DERIVED, REPORTED
 from ray.tune import Callback
 

@@ -234,8 +234,13 @@ def run_sentence_similarity(
     report: Report = _ignore,
     output_dir: str | None = None,
     checkpointing: Checkpointing | None = None,
+    prepared: PreparedData | None = None,
 ) -> Metrics:
-    """Two-phase sentence-embedding training: optional NLI (SoftmaxLoss), then STS; Spearman per epoch."""
+    """Two-phase sentence-embedding training: optional NLI (SoftmaxLoss), then STS; Spearman per epoch.
+
+    ``prepared`` is accepted for a uniform job signature and not used: sentence-transformers tokenizes
+    its pairs itself, and a search prepares data for classification tasks only.
+    """
     import torch
     from sentence_transformers import losses
 
@@ -318,10 +323,8 @@ def run_job(
     checkpointing: Checkpointing | None = None,
     prepared: PreparedData | None = None,
 ) -> Metrics:
-    """Run the job of ``config.task``; ``prepared`` (classification) is data a search tokenized once."""
-    if config.task == "classification":
-        return run_classification(config, report, output_dir, checkpointing, prepared)
-    return JOBS[config.task](config, report, output_dir, checkpointing)
+    """Run the job of ``config.task``; ``prepared`` is data a search read and tokenized once."""
+    return JOBS[config.task](config, report, output_dir, checkpointing, prepared)
 
 
 def _write_result(output_dir: str, result: Metrics, history: list[Metrics], config: TrialConfig) -> None:
