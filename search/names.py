@@ -1,7 +1,9 @@
 """The MLflow names a search writes and the analysis reads: tags, artifacts. No imports, so readers stay light."""
 
 TAG_KIND = "prunetune.kind"  # search | trial | reference | scratch
-TAG_STATUS = "prunetune.status"  # complete | early-stopped | failed
+TAG_STATUS = "prunetune.status"  # complete | early-stopped | failed | interrupted (its driver was killed)
+TAG_CHECKPOINT_EPOCH = "prunetune.checkpoint_epoch"  # the epoch a retry of the trial would continue from
+TAG_RETRIES = "prunetune.retries"  # times the trial was retried after its process died
 TAG_TRIAL = "prunetune.ray_trial_id"
 TAG_SEARCH = "prunetune.search"
 TAG_REFERENCE_KEY = "prunetune.reference_key"

@@ -22,8 +22,8 @@ from prunetune.search.names import (
     TAG_STATUS,
 )
 from prunetune.search.spec import SearchSpec, ray_address, reference_key
-from prunetune.search.store import client, experiment_id
-from prunetune.search.tracking import TrialRecorder, log_params_and_metrics
+from prunetune.search.store import client, experiment_id, paged_runs
+from prunetune.search.tracking import TrialRecorder, close_interrupted, log_params_and_metrics
 from prunetune.trainables.config import ConfigError
 from prunetune.trainables.scores import LayerScores
 
@@ -239,6 +239,8 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
         say(f"nothing to resume at {experiment_path}: starting a new search")
     parent = _parent_run(spec, mlflow, experiment, resuming)
     say(f"search {spec.name}: MLflow {tracking_uri} (experiment {experiment}, parent run {parent})")
+    if resuming:
+        _close_interrupted_jobs(spec, mlflow, experiment, say)
 
     _init_ray(spec)
     import ray
@@ -262,8 +264,8 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
     if resuming:
         tuner = tune.Tuner.restore(experiment_path, trainable=trainable, resume_unfinished=True, resume_errored=True)
     else:
-        storage = optuna.storages.RDBStorage(f"sqlite:///{spec.storage / 'optuna.db'}")
-        searcher = BudgetSearch(spec, num_layers, scores, storage=storage, study_name=f"{spec.name}-{parent[:8]}")
+        storage = optuna.storages.RDBStorage(_optuna_url(spec))
+        searcher = BudgetSearch(spec, num_layers, scores, storage=storage, study_name=_study_name(spec, parent))
         multi = spec.objective == "multi"
         max_epochs = int(spec.space.epochs[1])
         scheduler = (
@@ -294,7 +296,12 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
         )
     started = time.monotonic()
     results = tuner.fit()
-    recorder.flush()
+    lost_runs, lost_optuna = recorder.settle(results), _fail_orphaned_optuna_trials(spec, parent)
+    if lost_runs or lost_optuna:
+        say(
+            f"{lost_runs} trial run(s) lost with the killed driver closed as interrupted, "
+            f"{lost_optuna} Optuna trial(s) told FAIL"
+        )
 
     best = _best_feasible(results)
     summary = {"trials": len(results), "seconds": time.monotonic() - started}
@@ -305,6 +312,41 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
         mlflow.set_tag(parent, TAG_BEST, json.dumps(best))
     mlflow.set_terminated(parent, "FINISHED")
     return SearchResult(parent, reference_score, len(results), best, experiment_path)
+
+
+def _optuna_url(spec: SearchSpec) -> str:
+    return f"sqlite:///{spec.storage / 'optuna.db'}"
+
+
+def _study_name(spec: SearchSpec, parent_run_id: str) -> str:
+    return f"{spec.name}-{parent_run_id[:8]}"
+
+
+def _close_interrupted_jobs(spec: SearchSpec, mlflow: Any, experiment: str, say: Any) -> None:
+    """On resume: the reference or scratch job the killed driver was waiting for is closed as interrupted
+    (it is trained again; an open run would otherwise stay RUNNING for ever)."""
+    running = f"tags.`{TAG_SEARCH}` = '{spec.name}' and attributes.status = 'RUNNING'"
+    for run in paged_runs(mlflow, [experiment], running):
+        if run.data.tags.get(TAG_KIND) not in ("reference", "scratch"):
+            continue
+        close_interrupted(mlflow, run.info.run_id)
+        say(f"{run.data.tags[TAG_KIND]} run {run.info.run_id} was interrupted with the driver: closed, trained again")
+
+
+def _fail_orphaned_optuna_trials(spec: SearchSpec, parent_run_id: str) -> int:
+    """Optuna trials still RUNNING once Tune has finished belong to trials lost with a killed driver:
+    told FAIL, so the study (and optuna-dashboard) shows no trial running for ever."""
+    import optuna
+
+    name = _study_name(spec, parent_run_id)
+    storage = _optuna_url(spec)
+    if name not in optuna.study.get_all_study_names(storage):
+        return 0
+    study = optuna.load_study(study_name=name, storage=storage)
+    orphans = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    for trial in orphans:
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    return len(orphans)
 
 
 def _best_feasible(results: Any) -> dict[str, Any] | None:

@@ -16,7 +16,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from prunetune.search.names import PARENT, TAG_KIND, TAG_SEARCH, TAG_STATUS, TAG_TRIAL
+from prunetune.search.names import (
+    PARENT,
+    TAG_CHECKPOINT_EPOCH,
+    TAG_KIND,
+    TAG_RETRIES,
+    TAG_SEARCH,
+    TAG_STATUS,
+    TAG_TRIAL,
+)
+from prunetune.search.store import paged_runs
 from prunetune.search.trainable import DERIVED, REPORTED
 from ray.tune import Callback
 
@@ -76,6 +85,7 @@ class TrialRecorder(Callback):
         self.parent_run_id = parent_run_id
         self.search_name = search_name
         self.run_ids: dict[str, str] = {}
+        self.retries: dict[str, int] = {}
         self._worker: _Worker | None = None
         self._client: Any = None
 
@@ -104,14 +114,8 @@ class TrialRecorder(Callback):
         """The trial's run: found again after a resume (so no trial is recorded twice), else created."""
         if trial.trial_id in self.run_ids:
             return self.run_ids[trial.trial_id]
-        found = self.mlflow.search_runs(
-            [self.experiment],
-            filter_string=f"tags.`{TAG_TRIAL}` = '{trial.trial_id}' and tags.`{PARENT}` = '{self.parent_run_id}'",
-            max_results=1,
-        )
-        if found:
-            run_id = found[0].info.run_id
-        else:
+        run_id = self._find_run(trial.trial_id)
+        if run_id is None:
             config = trial.config["trial"]
             name = f"{config['drop']['strategy']}-drop{config['drop'].get('count')}-{trial.trial_id}"
             run_id = self.mlflow.create_run(
@@ -131,6 +135,14 @@ class TrialRecorder(Callback):
         self.run_ids[trial.trial_id] = run_id
         return run_id
 
+    def _find_run(self, trial_id: str) -> str | None:
+        found = self.mlflow.search_runs(
+            [self.experiment],
+            filter_string=f"tags.`{TAG_TRIAL}` = '{trial_id}' and tags.`{PARENT}` = '{self.parent_run_id}'",
+            max_results=1,
+        )
+        return found[0].info.run_id if found else None
+
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._run_id(trial)
 
@@ -141,18 +153,29 @@ class TrialRecorder(Callback):
         self.worker.submit(lambda: log_params_and_metrics(self.mlflow, run_id, {}, metrics, step))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        result = trial.last_result or {}
-        planned = trial.config["trial"]["training"]["epochs"]
-        status = "complete" if result.get("epoch", 0) >= planned else "early-stopped"
-        self._finish(trial, status, "FINISHED")
+        self._finish(trial.trial_id, trial.config, trial.last_result or {}, error=False)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._finish(trial, "failed", "FAILED")
+        self._finish(trial.trial_id, trial.config, trial.last_result or {}, error=True)
 
-    def _finish(self, trial: Any, status: str, mlflow_status: str) -> None:
+    def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
+        """Tune has registered the trial's checkpoint: a retry now continues from this epoch."""
+        epoch = str(int((trial.last_result or {}).get("epoch", 0)))
         run_id = self._run_id(trial)
-        result = trial.last_result or {}
-        kept = trial.config["trial"].get("kept_layers")
+        self.worker.submit(lambda: self.mlflow.set_tag(run_id, TAG_CHECKPOINT_EPOCH, epoch))
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        """The trial's process died and it is queued again (``max_failures``)."""
+        self.retries[trial.trial_id] = self.retries.get(trial.trial_id, 0) + 1
+        run_id, count = self._run_id(trial), str(self.retries[trial.trial_id])
+        self.worker.submit(lambda: self.mlflow.set_tag(run_id, TAG_RETRIES, count))
+
+    def _finish(self, trial_id: str, config: dict[str, Any], result: dict[str, Any], *, error: bool) -> None:
+        run_id = self.run_ids.get(trial_id) or self._find_run(trial_id)
+        if run_id is None:
+            return  # never started: nothing was recorded
+        status = "failed" if error else trial_status(config, result)
+        kept = config["trial"].get("kept_layers")
 
         def finish() -> None:
             self.mlflow.set_tag(run_id, TAG_STATUS, status)
@@ -162,9 +185,37 @@ class TrialRecorder(Callback):
                     self.mlflow.set_tag(run_id, f"prunetune.{key}", str(result[key]))
             final = {f"final_{k}": v for k, v in result.items() if k in _FINAL}
             log_params_and_metrics(self.mlflow, run_id, {}, final, int(result.get("epoch", 0)))
-            self.mlflow.set_terminated(run_id, mlflow_status)
+            self.mlflow.set_terminated(run_id, "FAILED" if error else "FINISHED")
 
         self.worker.submit(finish)
+
+    def settle(self, results: Any) -> int:
+        """Close the trial runs a killed driver left open; call after ``fit`` (nothing runs any more).
+
+        Tune restores a search from its last snapshot of the experiment (taken every few seconds),
+        so a trial can be open in MLflow yet finished in Tune (its closing was still queued), or
+        unknown to Tune (started after the snapshot; the resumed search runs another in its place).
+        The first is closed from Tune's result; the second as ``interrupted`` (MLflow: KILLED).
+        Returns how many were interrupted."""
+        self.flush()
+        finished = {r.metrics["trial_id"]: r for r in results if r.metrics and "trial_id" in r.metrics}
+        interrupted = 0
+        for run in paged_runs(
+            self.mlflow,
+            [self.experiment],
+            f"tags.`{PARENT}` = '{self.parent_run_id}' and tags.`{TAG_KIND}` = 'trial' "
+            "and attributes.status = 'RUNNING'",
+        ):
+            trial_id = run.data.tags.get(TAG_TRIAL, "")
+            if trial_id in finished:
+                result = finished[trial_id]
+                self.run_ids[trial_id] = run.info.run_id
+                self._finish(trial_id, result.config, result.metrics, error=result.error is not None)
+            else:
+                close_interrupted(self.mlflow, run.info.run_id)
+                interrupted += 1
+        self.flush()
+        return interrupted
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.flush()
@@ -172,6 +223,18 @@ class TrialRecorder(Callback):
     def flush(self) -> None:
         if self._worker is not None:
             self._worker.flush()
+
+
+def trial_status(config: dict[str, Any], result: dict[str, Any]) -> str:
+    """complete, or early-stopped when the trial ended before its planned epochs."""
+    planned = config["trial"]["training"]["epochs"]
+    return "complete" if result.get("epoch", 0) >= planned else "early-stopped"
+
+
+def close_interrupted(mlflow: Any, run_id: str) -> None:
+    """Close a run whose job died with its driver: its metrics so far stay, it never counts as a result."""
+    mlflow.set_tag(run_id, TAG_STATUS, "interrupted")
+    mlflow.set_terminated(run_id, "KILLED")
 
 
 _FINAL = ("val_score", "test_score", "drop", "budget_excess", "feasible", "objective", "epoch")

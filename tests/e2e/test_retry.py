@@ -4,19 +4,29 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import psutil
+from prunetune.search.names import TAG_CHECKPOINT_EPOCH, TAG_RETRIES
+from prunetune.search.spec import SearchSpec
 
 from tests.e2e.test_search_cluster import child_runs, tiny_spec
 
 
-def _kill_one_trial_process(experiment: Path, deadline_s: float = 240) -> bool:
-    """Kill the running trial process (Ray titles it ray::ImplicitFunc…) once it has checkpointed an epoch."""
+def _kill_one_trial_process(spec: SearchSpec, deadline_s: float = 240) -> bool:
+    """Kill the running trial process (Ray titles it ray::ImplicitFunc…) once Tune has registered the
+    checkpoint of its first epoch (the recorder tags it in MLflow). Killing as soon as the checkpoint's
+    folder appears would race Tune's registration, and the retry would rightly start from scratch."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(spec.tracking_uri)
+    registered = f"tags.`{TAG_CHECKPOINT_EPOCH}` = '1' and attributes.status = 'RUNNING'"
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
-        if not list(experiment.glob("*/checkpoint_*")):
-            time.sleep(0.2)
+        time.sleep(0.2)
+        experiment = client.get_experiment_by_name(spec.name)
+        if experiment is None or not client.search_runs(
+            [experiment.experiment_id], filter_string=registered, max_results=1
+        ):
             continue
         for proc in psutil.process_iter(["cmdline"]):
             try:
@@ -25,7 +35,6 @@ def _kill_one_trial_process(experiment: Path, deadline_s: float = 240) -> bool:
                     return True
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 pass
-        time.sleep(0.2)
     return False
 
 
@@ -51,7 +60,7 @@ def test_a_killed_trial_resumes_from_its_last_epoch_and_is_recorded_once(
 
     def kill() -> None:
         try:
-            killed.append(_kill_one_trial_process(spec.storage / spec.name))
+            killed.append(_kill_one_trial_process(spec))
         except BaseException as err:  # surfaced by the assertion below
             errors.append(err)
 
@@ -67,6 +76,7 @@ def test_a_killed_trial_resumes_from_its_last_epoch_and_is_recorded_once(
     assert len(runs) == 2 and len({r.data.tags["prunetune.ray_trial_id"] for r in runs}) == 2
     assert {r.data.tags["prunetune.status"] for r in runs} == {"complete"}
     assert {r.info.status for r in runs} == {"FINISHED"}
+    assert sorted(r.data.tags.get(TAG_RETRIES, "0") for r in runs) == ["0", "1"]  # the killed one, retried once
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(spec.tracking_uri)

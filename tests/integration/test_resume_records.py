@@ -1,0 +1,64 @@
+"""After a killed driver, a resumed search leaves no record open: real MLflow and Optuna stores.
+
+Tune restores a search from its last snapshot, taken every few seconds, so the records of the
+trials started or finished after it must be closed by prunetune itself. The e2e resume test
+kills a real driver, but whether a trial falls in that window depends on timing; here the
+window's two cases are set up exactly.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import optuna
+from mlflow.tracking import MlflowClient
+from prunetune.search.names import PARENT, TAG_KIND, TAG_STATUS, TAG_TRIAL
+from prunetune.search.runner import _fail_orphaned_optuna_trials, _study_name
+from prunetune.search.spec import load_spec
+from prunetune.search.store import experiment_id
+from prunetune.search.tracking import TrialRecorder
+from prunetune.trainables.config import TrialConfig
+
+
+def _open_trial_run(mlflow: MlflowClient, experiment: str, parent: str, trial_id: str) -> str:
+    tags = {PARENT: parent, TAG_KIND: "trial", TAG_TRIAL: trial_id, TAG_STATUS: "running"}
+    return mlflow.create_run(experiment, tags=tags).info.run_id
+
+
+def test_settle_closes_what_tune_finished_and_what_it_lost(tmp_path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow = MlflowClient(uri)
+    experiment = experiment_id(mlflow, "resumed", (tmp_path / "artifacts").as_uri())
+    parent = mlflow.create_run(experiment, tags={TAG_KIND: "search"}).info.run_id
+    finished_in_tune = _open_trial_run(mlflow, experiment, parent, "aaaa0001")  # its closing was still queued
+    lost = _open_trial_run(mlflow, experiment, parent, "aaaa0002")  # started after Tune's last snapshot
+    config = {"trial": TrialConfig().with_overrides({"kept_layers": [0, 1, 2], "training.epochs": 2}).to_dict()}
+    # The fields of ray.tune.Result the recorder reads, as Tune fills them.
+    result = SimpleNamespace(
+        metrics={"trial_id": "aaaa0001", "epoch": 2, "val_score": 0.61, "drop": 0.01, "node_id": "n1"},
+        config=config,
+        error=None,
+    )
+
+    recorder = TrialRecorder(uri, experiment, parent, "resumed")
+    assert recorder.settle([result]) == 1
+
+    closed = mlflow.get_run(finished_in_tune)
+    assert closed.info.status == "FINISHED" and closed.data.tags[TAG_STATUS] == "complete"
+    assert closed.data.metrics["final_val_score"] == 0.61 and closed.data.tags["prunetune.kept_layers"] == "[0, 1, 2]"
+    interrupted = mlflow.get_run(lost)
+    assert interrupted.info.status == "KILLED" and interrupted.data.tags[TAG_STATUS] == "interrupted"
+    assert recorder.settle([result]) == 0  # nothing left open: settling again changes nothing
+
+
+def test_optuna_trials_left_running_are_failed(tmp_path) -> None:
+    spec = load_spec(None, {"name": "resumed", "storage_path": str(tmp_path)})
+    storage = f"sqlite:///{spec.storage / 'optuna.db'}"
+    study = optuna.create_study(study_name=_study_name(spec, "0123456789abcdef"), storage=storage)
+    done, orphan = study.ask(), study.ask()
+    study.tell(done, 1.0)
+
+    assert _fail_orphaned_optuna_trials(spec, "0123456789abcdef") == 1
+    states = {t.number: t.state for t in optuna.load_study(study_name=study.study_name, storage=storage).trials}
+    assert states == {done.number: optuna.trial.TrialState.COMPLETE, orphan.number: optuna.trial.TrialState.FAIL}
+    assert _fail_orphaned_optuna_trials(spec, "ffffffffffffffff") == 0  # no such study: nothing to do
