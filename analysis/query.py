@@ -19,6 +19,7 @@ from prunetune.search.names import (
     TAG_BEST,
     TAG_KIND,
     TAG_REFERENCE_RUN,
+    TAG_RETRIES,
     TAG_SEARCH,
     TAG_STATUS,
     TAG_TRIAL,
@@ -50,7 +51,7 @@ class Search:
 COLUMNS: dict[str, str] = {
     "run_id": "string",
     "kind": "string",  # trial | reference | scratch
-    "status": "string",  # complete | early-stopped | failed | running
+    "status": "string",  # complete | early-stopped | failed | interrupted | running
     "strategy": "string",
     "layers_kept": "Int64",
     "layers_dropped": "Int64",
@@ -78,6 +79,7 @@ COLUMNS: dict[str, str] = {
     "search": "string",
     "ray_trial_id": "string",
     "node_id": "string",
+    "retries": "Int64",  # times the trial was retried after its process died
     "run_name": "string",
     "start_time": "datetime64[ns, UTC]",
     "seconds": "float64",
@@ -225,6 +227,7 @@ def _row(run: Any) -> dict[str, Any]:
         "search": tags.get(TAG_SEARCH),
         "ray_trial_id": tags.get(TAG_TRIAL),
         "node_id": tags.get("prunetune.node_id"),
+        "retries": int(tags.get(TAG_RETRIES, 0)) if kind == "trial" else None,
         "run_name": run.info.run_name,
         "start_time": pd.Timestamp(run.info.start_time, unit="ms", tz="UTC"),
         "seconds": (end - run.info.start_time) / 1000 if end else None,

@@ -77,6 +77,11 @@ def test_a_killed_trial_resumes_from_its_last_epoch_and_is_recorded_once(
     assert {r.data.tags["prunetune.status"] for r in runs} == {"complete"}
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert sorted(r.data.tags.get(TAG_RETRIES, "0") for r in runs) == ["0", "1"]  # the killed one, retried once
+    from prunetune.analysis.query import find_search, open_store, search_runs_frame
+
+    store = open_store(spec.tracking_uri)
+    frame = search_runs_frame(store, find_search(store, spec.name))
+    assert sorted(frame.loc[frame["kind"] == "trial", "retries"]) == [0, 1]
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(spec.tracking_uri)
