@@ -86,7 +86,10 @@ def job_task(trial: TrialConfig, prepared: Any = None) -> dict[str, Any]:
 
 
 def _quiet() -> None:
+    import logging
+
     import transformers
 
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # a line per checkpoint
     transformers.logging.set_verbosity_error()  # the driver's terminal shows progress, not load reports
     transformers.logging.disable_progress_bar()
