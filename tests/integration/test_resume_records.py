@@ -62,3 +62,32 @@ def test_optuna_trials_left_running_are_failed(tmp_path) -> None:
     states = {t.number: t.state for t in optuna.load_study(study_name=study.study_name, storage=storage).trials}
     assert states == {done.number: optuna.trial.TrialState.COMPLETE, orphan.number: optuna.trial.TrialState.FAIL}
     assert _fail_orphaned_optuna_trials(spec, "ffffffffffffffff") == 0  # no such study: nothing to do
+
+
+def test_baseline_jobs_left_running_by_the_driver_are_closed_on_resume(tmp_path) -> None:
+    from prunetune.search.names import TAG_SEARCH
+    from prunetune.search.runner import _close_interrupted_jobs
+
+    spec = load_spec(None, {"name": "resumed", "storage_path": str(tmp_path)})
+    mlflow = MlflowClient(spec.resolved_tracking_uri())
+    experiment = experiment_id(mlflow, spec.name, (tmp_path / "artifacts").as_uri())
+
+    def run(kind: str, search: str = spec.name) -> str:
+        return mlflow.create_run(experiment, tags={TAG_KIND: kind, TAG_SEARCH: search}).info.run_id
+
+    reference, scratch, trial, other = run("reference"), run("scratch"), run("trial"), run("reference", "another")
+    finished = run("reference")
+    mlflow.set_terminated(finished)
+    lines: list[str] = []
+
+    _close_interrupted_jobs(spec, mlflow, experiment, lines.append)
+
+    status = {run_id: mlflow.get_run(run_id).info.status for run_id in (reference, scratch, trial, other, finished)}
+    assert status == {
+        reference: "KILLED",
+        scratch: "KILLED",
+        trial: "RUNNING",  # trials are Tune's to resume, and settled after it
+        other: "RUNNING",  # another search's job
+        finished: "FINISHED",
+    }
+    assert mlflow.get_run(reference).data.tags[TAG_STATUS] == "interrupted" and len(lines) == 2
