@@ -253,9 +253,11 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
     scores = _layer_scores(spec)
     _log_text(mlflow, parent, spec.storage / spec.name / LAYER_SCORES_ARTIFACT, scores.to_json())
 
+    # An ObjectRef given to with_parameters is passed on as it is (Ray's registry puts only other values):
+    # trials read the same single copy as the baselines.
     trainable = tune.with_resources(
         tune.with_parameters(
-            run_trial, spec=spec, reference_score=reference_score, num_layers=num_layers, prepared=prepared
+            run_trial, spec=spec, reference_score=reference_score, num_layers=num_layers, prepared=shared
         ),
         {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial},
     )
