@@ -331,7 +331,7 @@ def _close_interrupted_jobs(spec: SearchSpec, mlflow: Any, experiment: str, say:
     """On resume: the reference or scratch job the killed driver was waiting for is closed as interrupted
     (it is trained again; an open run would otherwise stay RUNNING for ever)."""
     running = f"tags.`{TAG_SEARCH}` = '{spec.name}' and attributes.status = 'RUNNING'"
-    for run in paged_runs(mlflow, [experiment], running):
+    for run in list(paged_runs(mlflow, [experiment], running)):  # in full first: closing changes the filter
         if run.data.tags.get(TAG_KIND) not in ("reference", "scratch"):
             continue
         close_interrupted(mlflow, run.info.run_id)

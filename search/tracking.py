@@ -199,13 +199,12 @@ class TrialRecorder(Callback):
         Returns how many were interrupted."""
         self.flush()
         finished = {r.metrics["trial_id"]: r for r in results if r.metrics and "trial_id" in r.metrics}
+        still_open = f"tags.`{PARENT}` = '{self.parent_run_id}' and tags.`{TAG_KIND}` = 'trial' "
+        still_open += "and attributes.status = 'RUNNING'"
+        # Listed in full before closing any: pages are offsets into a filter the closing changes.
+        open_runs = list(paged_runs(self.mlflow, [self.experiment], still_open))
         interrupted = 0
-        for run in paged_runs(
-            self.mlflow,
-            [self.experiment],
-            f"tags.`{PARENT}` = '{self.parent_run_id}' and tags.`{TAG_KIND}` = 'trial' "
-            "and attributes.status = 'RUNNING'",
-        ):
+        for run in open_runs:
             trial_id = run.data.tags.get(TAG_TRIAL, "")
             if trial_id in finished:
                 result = finished[trial_id]
