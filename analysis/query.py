@@ -1,9 +1,10 @@
 """The runs of a search, read from MLflow into one typed pandas DataFrame.
 
 A *search* is an MLflow parent run (``prunetune.kind = search``) in the experiment named after the
-spec. Its trials and scratch baselines are its child runs; its reference may be a run of an earlier
-search (reused), found through the parent's ``prunetune.reference_run_id`` tag. Queries are paginated
-(``search_runs`` pages of up to 1000 runs, one round trip each): no per-run calls, so a search of
+spec. Its trials and scratch baselines are its child runs; its reference is the tuned reference's best
+configuration, one run per decision seed, possibly runs of an earlier search (reused), found through the
+parent's ``prunetune.reference_run_ids`` tag (``prunetune.reference_run_id`` for searches before it).
+Queries are paginated (``search_runs`` pages of up to 1000 runs, one round trip each): no per-run calls, so a search of
 thousands of trials loads in seconds, and one still running loads what has been recorded so far.
 """
 
@@ -19,6 +20,7 @@ from prunetune.search.names import (
     TAG_BEST,
     TAG_KIND,
     TAG_REFERENCE_RUN,
+    TAG_REFERENCE_RUNS,
     TAG_RETRIES,
     TAG_SEARCH,
     TAG_STATUS,
@@ -41,8 +43,8 @@ class Search:
     run_name: str
     status: str  # MLflow's: RUNNING while the search runs
     started: pd.Timestamp
-    reference_run_id: str | None
-    reference_score: float | None
+    reference_run_ids: list[str]  # the best reference configuration's runs, one per decision seed
+    reference_score: float | None  # their mean: what every drop is measured against
     best: dict[str, Any] | None
     artifact_uri: str
 
@@ -137,7 +139,7 @@ def _search_of(mlflow: Any, run: Any, experiment_name: str) -> Search:
         run_name=run.info.run_name,
         status=run.info.status,
         started=pd.Timestamp(run.info.start_time, unit="ms", tz="UTC"),
-        reference_run_id=tags.get(TAG_REFERENCE_RUN),
+        reference_run_ids=_reference_runs(tags),
         reference_score=run.data.metrics.get("reference_score"),
         best=json.loads(best) if best else None,
         artifact_uri=run.info.artifact_uri,
@@ -147,11 +149,17 @@ def _search_of(mlflow: Any, run: Any, experiment_name: str) -> Search:
 def search_runs_frame(mlflow: Any, search: Search) -> pd.DataFrame:
     """The search's trials and scratch baselines, and its reference run, as one typed frame."""
     runs = list(paged_runs(mlflow, [search.experiment_id], f"tags.`{PARENT}` = '{search.run_id}'"))
-    if search.reference_run_id is not None:
-        reference = _get_run(mlflow, search.reference_run_id)
+    for run_id in search.reference_run_ids:
+        reference = _get_run(mlflow, run_id)
         if reference is not None:
             runs.append(reference)
     return runs_frame(runs)
+
+
+def _reference_runs(tags: dict[str, str]) -> list[str]:
+    if TAG_REFERENCE_RUNS in tags:
+        return list(json.loads(tags[TAG_REFERENCE_RUNS]))
+    return [tags[TAG_REFERENCE_RUN]] if TAG_REFERENCE_RUN in tags else []
 
 
 def experiment_frame(mlflow: Any, experiment_name: str) -> pd.DataFrame:

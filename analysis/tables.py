@@ -14,6 +14,8 @@ import math
 from collections.abc import Sequence
 
 import pandas as pd
+from prunetune.search import decide
+from prunetune.search.decide import best_reference
 
 
 def finished(frame: pd.DataFrame) -> pd.DataFrame:
@@ -22,14 +24,22 @@ def finished(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def reference_row(frame: pd.DataFrame) -> pd.DataFrame:
-    """The reference run(s): one per model x task."""
+    """The reference runs: the tuned reference's best configuration, one run per decision seed."""
     rows = frame[(frame["kind"] == "reference") & frame["val_score"].notna()]
     return rows[["model", "task", "data", "layers_kept", "val_score", "test_score", "learning_rate", "epochs", "seed"]]
 
 
 def reference_score(frame: pd.DataFrame) -> float | None:
+    """What a search measures every drop against: the best reference configuration's mean over its seeds
+    (the same rule as the search's, :func:`prunetune.search.decide.best_reference`)."""
     rows = reference_row(frame)
-    return None if rows.empty else float(rows["val_score"].iloc[0])
+    if rows.empty:
+        return None
+    runs = [
+        (float(r.learning_rate or 0.0), int(r.epochs or 0), int(r.seed or 0), float(r.val_score))
+        for r in rows.fillna({"learning_rate": 0.0, "epochs": 0, "seed": 0}).itertuples()
+    ]
+    return best_reference(runs).score
 
 
 def strategy_table(frame: pd.DataFrame, score: str = "val_score") -> pd.DataFrame:
@@ -59,7 +69,7 @@ def max_droppable(
     for task, group in trials.groupby("task", sort=True):
         drops = group["drop"] / reference if relative and reference else group["drop"]
         for tolerance in tolerances:
-            within = group[drops <= tolerance + 1e-12]
+            within = group[drops <= tolerance + decide.EPSILON]  # decide.within, on a column
             row: dict[str, object] = {"task": task, "tolerance": tolerance}
             if within.empty:
                 rows.append(row | {"max_layers_dropped": 0, "strategy": "none within budget"})

@@ -7,15 +7,18 @@ overrides single values. Errors a user can fix end with a one-line message and e
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 
 def _quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # a "View run" line per closed run
     import transformers
 
     transformers.logging.set_verbosity_error()
@@ -151,23 +154,22 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_max_drop(args: argparse.Namespace) -> int:
-    from prunetune.search.max_drop import max_drop
+    from prunetune.search.max_drop import max_drop, render
 
+    if args.seeds is not None:
+        args.set = [*(args.set or []), f"seeds={args.seeds}"]
     spec = _spec(args)
-    seeds = args.seeds or [spec.trial.training.seed, spec.trial.training.seed + 1]
-    answers = max_drop(spec, args.tolerance, seeds, resume=args.resume, say=lambda line: print(line, flush=True))
-    print(
-        "\n| tolerance | max layers dropped | strategy | kept layers | lr | epochs | mean score | mean drop | seeds |"
-    )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for tolerance, answer in zip(sorted(args.tolerance), answers, strict=True):
-        if answer is None:
-            print(f"| {tolerance} | none within budget | | | | | | | |")
-            continue
-        print(
-            f"| {tolerance} | {answer.layers_dropped} | {answer.strategy} | {answer.kept_layers} | "
-            f"{answer.learning_rate:.2e} | {answer.epochs} | {answer.score:.4f} | {answer.drop:+.4f} | {answer.seeds} |"
-        )
+    # With --json the answer alone goes to stdout (for other tools); progress, and whatever a library
+    # prints, goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
+        answer = max_drop(spec, args.tolerance, resume=args.resume, say=lambda line: print(line, flush=True))
+    document = json.dumps(answer.to_dict(), indent=2)
+    if args.output:
+        Path(args.output).write_text(document + "\n")
+    if args.json:
+        print(document)
+    else:
+        print("\n" + render(answer))
     return 0
 
 
@@ -270,11 +272,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("max-drop", help="the most layers droppable within each tolerance, re-checked over seeds")
     p.add_argument("spec", nargs="?", help="YAML search spec; omitted: the embedded default")
-    p.add_argument("--tolerance", type=float, nargs="+", default=[0.01, 0.02, 0.03])
-    p.add_argument("--seeds", type=int, nargs="+", help="seeds to re-check finalists with (default: spec seed and +1)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE")
-    p.add_argument("--address")
-    p.add_argument("--resume", action="store_true")
+    p.add_argument(
+        "--tolerance", type=float, nargs="+", default=[0.01, 0.02, 0.03], help="drops to answer (0.01 = 1 point)"
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        help="how many decision seeds the reference and each finalist train on (default: the spec's seeds, 5)",
+    )
+    p.add_argument("--json", action="store_true", help="print the answer as JSON (progress goes to stderr)")
+    p.add_argument("--output", "-o", help="also write the answer as JSON to this file")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one spec value")
+    p.add_argument("--address", help="join this Ray cluster (default $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted max-drop of the same spec")
     p.set_defaults(run=cmd_max_drop)
 
     what = "a spec file, a search's name (its latest run) or a search's parent run id"

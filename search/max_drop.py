@@ -1,134 +1,180 @@
-"""The maximum droppable layers under each tolerance, with what achieves it, re-checked over seeds.
+"""The most layers droppable within each tolerance, decided over seeds against the tuned reference.
 
-How it needs far fewer trials than the exhaustive grid (every strategy x block x learning rate):
-
-1. One constrained search at the loosest tolerance: Optuna's TPE, told the budget as a constraint,
-   concentrates on the deepest drops that stay feasible instead of sweeping every depth, and ASHA
-   stops hopeless trials after their first epoch.
-2. The same trials answer every tighter tolerance: a trial within 1 % is also within 2 % and 3 %.
-3. Only the finalists — the deepest drop within each tolerance — are re-trained over extra seeds,
-   with a reference per seed. A finalist whose mean drop over the seeds exceeds the tolerance gives way
-   to the next candidate (seed noise moves degraded configs by several points; DESIGN.md §3).
+1. **One search** at the loosest tolerance, its trials on the spec's seed, the budget measured against
+   the tuned reference (:mod:`.reference`): TPE, told the budget as a constraint, concentrates on the deepest
+   drops that stay feasible, and the same trials answer every tighter tolerance.
+2. **Finalists re-trained on the decision seeds**, seeds the search never selected on: a trial's own score
+   is the best of many on one seed, biased upward, so it only picks finalists and is reported apart.
+   Each finalist's drop is paired seed by seed with the reference's best configuration on the same seed.
+3. **A verdict per tolerance** (:mod:`.decide`): the deepest drop whose mean is within, *within* when
+   its whole 95 % interval is, else *borderline*; and the deepest that is confidently within.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from statistics import mean
 from typing import Any
 
-from prunetune.search.spec import SearchSpec
+from prunetune.search.decide import (
+    Candidate,
+    ToleranceAnswer,
+    TunedReference,
+    answer_tolerance,
+    drop,
+    paired_drops,
+    within,
+)
+from prunetune.search.spec import SearchSpec, decision_seeds
 from prunetune.trainables.config import TrialConfig
 
 
 @dataclass(frozen=True)
-class Answer:
-    tolerance: float
-    layers_dropped: int
-    strategy: str
-    kept_layers: list[int]
-    learning_rate: float
-    epochs: int
-    score: float  # mean validation score over the seeds
-    drop: float  # mean drop vs the seed-matched reference
-    seeds: list[int]
+class MaxDropAnswer:
+    tolerances: list[ToleranceAnswer]  # loosest last
+    reference: TunedReference
+    seeds: list[int]  # the decision seeds
+    search_seed: int  # the seed the search's trials ran on (selection only)
+    reference_on_search_seed: float  # the tuned reference's configuration on that seed: finalists are paired with it
+    relative: bool
+    parent_run_id: str
+    trials: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reference": {
+                "learning_rate": self.reference.learning_rate,
+                "epochs": self.reference.epochs,
+                "score": self.reference.score,
+                "scores": {str(s): v for s, v in self.reference.scores.items()},
+                "given": self.reference.given is not None,
+                "search_seed_score": self.reference_on_search_seed,
+            },
+            "seeds": self.seeds,
+            "search_seed": self.search_seed,
+            "relative": self.relative,
+            "search_run_id": self.parent_run_id,
+            "trials": self.trials,
+            "tolerances": [answer.to_dict() for answer in self.tolerances],
+        }
 
 
-def candidates(spec: SearchSpec, runs: list[Any], reference: float, tolerance: float) -> list[dict[str, Any]]:
-    """Complete trials within ``tolerance`` of the reference, deepest drop first, ties by score."""
-    rows = []
+def complete_trials(runs: list[Any]) -> list[tuple[Candidate, TrialConfig]]:
+    """The search's complete trials, each as a candidate and the config that trained it."""
+    from prunetune.search.names import TAG_KIND, TAG_STATUS
+
+    found = []
     for run in runs:
-        if (
-            run.data.tags.get("prunetune.kind", "trial") != "trial"
-            or run.data.tags.get("prunetune.status") != "complete"
-        ):
+        tags, metrics = run.data.tags, run.data.metrics
+        if tags.get(TAG_KIND, "trial") != "trial" or tags.get(TAG_STATUS) != "complete":
             continue
-        score = run.data.metrics.get("final_val_score")
-        if score is None:
+        if "final_val_score" not in metrics:
             continue
-        drop = reference - score
-        if spec.budget.relative:
-            drop /= reference
-        if drop <= tolerance:
-            config = TrialConfig.from_flat(run.data.params)
-            rows.append({"config": config, "score": score, "drop": drop})
-    rows.sort(key=lambda r: (-(len(_all(r["config"])) - len(r["config"].kept_layers)), -r["score"]))
-    return rows
+        config = TrialConfig.from_flat(run.data.params)
+        candidate = Candidate(
+            kept_layers=tuple(config.kept_layers or ()),
+            layers_dropped=int(metrics["layers_dropped"]),
+            strategy=config.drop.strategy,
+            learning_rate=config.training.learning_rate,
+            epochs=config.training.epochs,
+            selection_score=float(metrics["final_val_score"]),
+        )
+        found.append((candidate, config))
+    return found
 
 
-def _all(config: TrialConfig) -> list[int]:
-    from prunetune.search.runner import model_num_layers
+def finalists(trials: list[tuple[Candidate, TrialConfig]], reference: float, tolerance: float, relative: bool) -> list:
+    """The candidates within ``tolerance`` of ``reference``, the tuned reference on the search's own seed:
+    paired, so that seed's luck (±0.9 points, as large as a tolerance) does not decide who is a finalist."""
+    return [c for c, _ in trials if within(drop(reference, c.selection_score, relative), tolerance)]
 
-    return list(range(model_num_layers(config.model)))
 
-
-def recheck(
-    spec: SearchSpec, candidate: dict[str, Any], seeds: list[int], mlflow: Any, experiment: str, parent_run_id: str
-) -> tuple[float, float, list[int]]:
-    """Mean score and mean drop of a candidate over its own seed plus ``seeds`` (each with its reference).
-    Every re-check job is an MLflow run under the search (``prunetune.kind`` recheck / recheck-reference)."""
-    import ray
+def max_drop(spec: SearchSpec, tolerances: list[float], *, resume: bool = False, say: Any = print) -> MaxDropAnswer:
+    """Search once at the loosest tolerance, then decide each tolerance on the decision seeds."""
+    from prunetune.search.jobs import run_jobs
     from prunetune.search.names import PARENT
-    from prunetune.search.runner import finish_job_run, launch_job, open_job_run
-
-    config: TrialConfig = candidate["config"]
-    scores, drops = [candidate["score"]], [candidate["drop"]]
-    extra = [s for s in seeds if s != config.training.seed]
-    jobs = []
-    for seed in extra:  # all launched at once: they run in parallel where the cluster has room
-        pruned = config.with_overrides({"training.seed": seed})
-        reference = spec.trial.with_overrides({"training.seed": seed, "drop.strategy": "none", "kept_layers": None})
-        pair = []
-        for kind, trial in (("recheck", pruned), ("recheck-reference", reference)):
-            run_id = open_job_run(spec, mlflow, experiment, trial, kind, {PARENT: parent_run_id})
-            pair.append((run_id, trial, launch_job(spec, trial)))
-        jobs.append(pair)
-    for pair in jobs:
-        (pruned_run, pruned, pruned_ref), (reference_run, reference, reference_ref) = pair
-        score = finish_job_run(mlflow, pruned_run, pruned, lambda r=pruned_ref: ray.get(r))["val_score"]
-        ref = finish_job_run(mlflow, reference_run, reference, lambda r=reference_ref: ray.get(r))["val_score"]
-        drop = (ref - score) / ref if spec.budget.relative else ref - score
-        scores.append(score)
-        drops.append(drop)
-    return mean(scores), mean(drops), [config.training.seed, *extra]
-
-
-def max_drop(
-    spec: SearchSpec, tolerances: list[float], seeds: list[int], *, resume: bool = False, say: Any = print
-) -> list[Answer | None]:
-    """Search once at the loosest tolerance, then answer each tolerance, finalists re-checked over ``seeds``."""
-    from mlflow.tracking import MlflowClient
+    from prunetune.search.reference import score_on_seed
     from prunetune.search.runner import run_search
-    from prunetune.search.store import experiment_id, paged_runs
+    from prunetune.search.store import client, experiment_id, paged_runs
 
     loosest = spec.with_overrides({"budget.tolerance": max(tolerances)})
     result = run_search(loosest, resume=resume, say=say)
-    client = MlflowClient(loosest.resolved_tracking_uri())
-    experiment = experiment_id(client, loosest.name)
-    runs = list(paged_runs(client, [experiment], f"tags.`mlflow.parentRunId` = '{result.parent_run_id}'"))
-    answers: list[Answer | None] = []
-    checked: dict[tuple, tuple[float, float, list[int]]] = {}
-    for tolerance in sorted(tolerances):
-        answer = None
-        for candidate in candidates(loosest, runs, result.reference_score, tolerance):
-            config = candidate["config"]
-            key = (config.kept_layers, config.training.learning_rate, config.training.epochs)
-            if key not in checked:
-                say(f"re-checking {config.drop.strategy} kept {list(config.kept_layers)} over seeds {seeds}")
-                checked[key] = recheck(loosest, candidate, seeds, client, experiment, result.parent_run_id)
-            score, drop, used = checked[key]
-            if drop <= tolerance:
-                answer = Answer(
-                    tolerance,
-                    len(_all(config)) - len(config.kept_layers or ()),
-                    config.drop.strategy,
-                    list(config.kept_layers or ()),
-                    config.training.learning_rate,
-                    config.training.epochs,
-                    score,
-                    drop,
-                    used,
-                )
-                break
-        answers.append(answer)
-    return answers
+    mlflow = client(loosest.resolved_tracking_uri())
+    experiment = experiment_id(mlflow, loosest.name)
+    trials = complete_trials(list(paged_runs(mlflow, [experiment], f"tags.`{PARENT}` = '{result.parent_run_id}'")))
+    configs = {candidate.key: config for candidate, config in trials}
+    seeds = decision_seeds(loosest)
+    relative = loosest.budget.relative
+    measured: dict[tuple, tuple[dict[int, float], dict[int, float]]] = {}
+
+    def measure(candidate: Candidate) -> tuple[dict[int, float], dict[int, float]]:
+        """Re-train a finalist on every decision seed (once, whatever the tolerance), paired with the reference."""
+        if candidate.key not in measured:
+            say(
+                f"re-checking {candidate.strategy} kept {list(candidate.kept_layers)} "
+                f"(lr {candidate.learning_rate:.1e}, {candidate.epochs} epochs) on seeds {seeds}"
+            )
+            base = configs[candidate.key]
+            tags = {PARENT: result.parent_run_id}
+            jobs = [(base.with_overrides({"training.seed": seed}), "recheck", tags) for seed in seeds]
+            ran = run_jobs(loosest, mlflow, experiment, jobs)
+            scores = {s: float(r["val_score"]) for s, (_, r) in zip(seeds, ran, strict=True)}
+            measured[candidate.key] = (scores, paired_drops(result.reference.on_seeds(), scores, relative))
+        return measured[candidate.key]
+
+    on_search_seed = score_on_seed(loosest, mlflow, experiment, result.reference, loosest.trial.training.seed, say)
+    answers = [
+        answer_tolerance(t, finalists(trials, on_search_seed, t, relative), measure, loosest.max_finalists)
+        for t in sorted(tolerances)
+    ]
+    return MaxDropAnswer(
+        answers,
+        result.reference,
+        seeds,
+        loosest.trial.training.seed,
+        on_search_seed,
+        relative,
+        result.parent_run_id,
+        result.trials,
+    )
+
+
+def render(answer: MaxDropAnswer) -> str:
+    """The answer as a person reads it: the reference, then one table row per tolerance."""
+    unit = "of the reference" if answer.relative else "points"
+    ref = answer.reference
+    if ref.given is not None:
+        lines = [f"reference: the given score {ref.score:.4f}"]
+    else:
+        lines = [
+            f"reference: lr {ref.learning_rate:.1e}, {ref.epochs} epochs, mean val_score {ref.score:.4f} "
+            f"over seeds {answer.seeds}"
+        ]
+    lines += [
+        f"finalists re-trained on seeds {answer.seeds}; the search's trials ({answer.trials}) ran on seed "
+        f"{answer.search_seed}, whose score only picked them (selection score, biased upward)",
+        "",
+        "| tolerance | layers dropped | verdict | strategy | kept layers | lr | epochs | mean score | "
+        "selection score | mean drop [95 % interval] | confidently within |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for item in answer.tolerances:
+        confident = "none" if item.confident is None else f"{item.confident.candidate.layers_dropped} layers"
+        found = item.mean_within
+        if found is None:
+            lines.append(f"| {item.tolerance:g} | none within | | | | | | | | | {confident} |")
+            continue
+        c, iv = found.candidate, found.drops_interval
+        spread = "no interval (1 seed)" if iv.n == 1 else f"[{_pct(iv.low)}, {_pct(iv.high)}]"
+        lines.append(
+            f"| {item.tolerance:g} | {c.layers_dropped} | {found.verdict} | {c.strategy} | {list(c.kept_layers)} | "
+            f"{c.learning_rate:.1e} | {c.epochs} | {sum(found.scores.values()) / len(found.scores):.4f} | "
+            f"{c.selection_score:.4f} | {_pct(iv.mean)} {spread} | {confident} |"
+        )
+    lines.append(
+        f"\ndrops in {unit} x 100; within: the whole interval under the tolerance; borderline: only the mean is"
+    )
+    return "\n".join(lines)
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:+.2f}"

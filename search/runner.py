@@ -10,18 +10,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from prunetune.search.names import (
-    LAYER_SCORES_ARTIFACT,
-    PARENT,
-    SPEC_ARTIFACT,
-    TAG_BEST,
-    TAG_KIND,
-    TAG_REFERENCE_KEY,
-    TAG_REFERENCE_RUN,
-    TAG_SEARCH,
-    TAG_STATUS,
-)
-from prunetune.search.spec import SearchSpec, ray_address, reference_key
+from prunetune.search.decide import TunedReference
+from prunetune.search.jobs import numbers, run_jobs
+from prunetune.search.names import LAYER_SCORES_ARTIFACT, PARENT, SPEC_ARTIFACT, TAG_BEST, TAG_KIND, TAG_SEARCH
+from prunetune.search.reference import tuned_reference
+from prunetune.search.spec import SearchSpec, ray_address
 from prunetune.search.store import client, experiment_id, paged_runs
 from prunetune.search.tracking import TrialRecorder, close_interrupted, log_params_and_metrics
 from prunetune.trainables.config import ConfigError
@@ -33,10 +26,14 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class SearchResult:
     parent_run_id: str
-    reference_score: float
+    reference: TunedReference  # the tuned reference the budget was measured against
     trials: int
     best: dict[str, Any] | None  # the best feasible trial: strategy, kept layers, score, drop, lr, epochs
     experiment_path: str
+
+    @property
+    def reference_score(self) -> float:
+        return self.reference.score
 
 
 @functools.lru_cache(maxsize=32)
@@ -64,30 +61,6 @@ def _init_ray(spec: SearchSpec) -> None:
         ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING)
 
 
-def _reference(
-    spec: SearchSpec, mlflow: Any, experiment: str, parent_run_id: str, say: Any, prepared: Any = None
-) -> float:
-    """The unpruned, fine-tuned reference score: reused from MLflow when an identical run exists."""
-    key = reference_key(spec.trial)
-    found = mlflow.search_runs(
-        [experiment],
-        filter_string=f"tags.`{TAG_KIND}` = 'reference' and tags.`{TAG_REFERENCE_KEY}` = '{key}' "
-        f"and attributes.status = 'FINISHED'",
-        max_results=1,
-    )
-    if found and "val_score" in found[0].data.metrics:
-        score = found[0].data.metrics["val_score"]
-        say(f"reference: reusing run {found[0].info.run_id} (val_score {score:.4f})")
-        mlflow.set_tag(parent_run_id, TAG_REFERENCE_RUN, found[0].info.run_id)
-        return float(score)
-    trial = spec.trial.with_overrides({"drop.strategy": "none", "kept_layers": None, "variant": "pruned"})
-    say(f"reference: fine-tuning the unpruned {trial.model} once ({trial.training.epochs} epochs)")
-    run_id, result = _baseline_run(spec, mlflow, experiment, trial, "reference", {TAG_REFERENCE_KEY: key}, prepared)
-    mlflow.set_tag(parent_run_id, TAG_REFERENCE_RUN, run_id)
-    say(f"reference: val_score {result['val_score']:.4f}")
-    return float(result["val_score"])
-
-
 def _scratch_baselines(
     spec: SearchSpec, mlflow: Any, experiment: str, parent_run_id: str, num_layers: int, say: Any, prepared: Any
 ) -> None:
@@ -101,67 +74,17 @@ def _scratch_baselines(
             f"and attributes.status = 'FINISHED'",
         )
     }
-    for depth in spec.scratch_layers:
-        if depth in done:
-            continue
-        trial = spec.trial.with_overrides(
-            {"drop.strategy": "none", "kept_layers": list(range(depth)), "variant": "scratch"}
-        )
-        say(f"scratch baseline: {depth} of {num_layers} layers from random init")
-        _, result = _baseline_run(spec, mlflow, experiment, trial, "scratch", {PARENT: parent_run_id}, prepared)
+    depths = [depth for depth in spec.scratch_layers if depth not in done]
+    if not depths:
+        return
+    say(f"scratch baselines: {depths} of {num_layers} layers, from random init")
+    trials = [
+        spec.trial.with_overrides({"drop.strategy": "none", "kept_layers": list(range(depth)), "variant": "scratch"})
+        for depth in depths
+    ]
+    ran = run_jobs(spec, mlflow, experiment, [(t, "scratch", {PARENT: parent_run_id}) for t in trials], prepared)
+    for depth, (_, result) in zip(depths, ran, strict=True):
         say(f"scratch baseline ({depth} layers): val_score {result['val_score']:.4f}")
-
-
-def _baseline_run(
-    spec: SearchSpec, mlflow: Any, experiment: str, trial: Any, kind: str, tags: dict[str, str], prepared: Any
-) -> tuple[str, dict[str, Any]]:
-    """Train ``trial`` once as a Ray task (where trials run, with their resources), recorded as a ``kind`` run."""
-    import ray
-
-    run_id = open_job_run(spec, mlflow, experiment, trial, kind, tags)
-    return run_id, finish_job_run(mlflow, run_id, trial, lambda: ray.get(launch_job(spec, trial, prepared)))
-
-
-def launch_job(spec: SearchSpec, trial: Any, prepared: Any = None) -> Any:
-    """Start ``trial`` as a Ray task with a trial's resources; the ObjectRef of its result."""
-    import ray
-    from prunetune.search.trainable import job_task
-
-    remote = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=spec.resources.gpus_per_trial)(job_task)
-    return remote.remote(trial, prepared)
-
-
-def open_job_run(spec: SearchSpec, mlflow: Any, experiment: str, trial: Any, kind: str, tags: dict[str, str]) -> str:
-    """The MLflow run of a job the driver runs outside Tune (reference, scratch, re-check), status running."""
-    name = kind if kind == "reference" else f"{kind}-{len(trial.kept_layers or ())}-layers-seed{trial.training.seed}"
-    return str(
-        mlflow.create_run(
-            experiment, run_name=name, tags={TAG_KIND: kind, TAG_SEARCH: spec.name, TAG_STATUS: "running"} | tags
-        ).info.run_id
-    )
-
-
-def finish_job_run(mlflow: Any, run_id: str, trial: Any, result_of: Any) -> dict[str, Any]:
-    """Wait for the job (``result_of()``) and record it in ``run_id``: params, metrics per epoch, final status.
-    A failed job is recorded as failed, then re-raised."""
-    try:
-        result = dict(result_of())
-    except Exception:
-        mlflow.set_tag(run_id, TAG_STATUS, "failed")
-        mlflow.set_terminated(run_id, "FAILED")
-        raise
-    history = result.pop("history")
-    for epoch_metrics in history:
-        log_params_and_metrics(mlflow, run_id, {}, _numbers(epoch_metrics), int(epoch_metrics.get("epoch", 0)))
-    log_params_and_metrics(mlflow, run_id, trial.to_flat(), _numbers(result))
-    mlflow.set_tag(run_id, "prunetune.kept_layers", json.dumps(result["kept_layers"]))
-    mlflow.set_tag(run_id, TAG_STATUS, "complete")
-    mlflow.set_terminated(run_id, "FINISHED")
-    return result
-
-
-def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def _prepared_data(spec: SearchSpec) -> Any:
@@ -213,7 +136,8 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
     """Run (or with ``resume`` continue) the search ``spec`` and return its best feasible trial."""
     import optuna
     from prunetune.search.progress import Progress
-    from prunetune.search.searcher import OBJECTIVE, BudgetSearch, check_space
+    from prunetune.search.searcher import BudgetSearch, check_space
+    from prunetune.search.space import OBJECTIVE
     from prunetune.search.trainable import run_trial
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -247,8 +171,8 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
 
     prepared = _prepared_data(spec)
     shared = ray.put(prepared)  # one copy in the object store, for the baselines and every trial
-    reference_score = _reference(spec, mlflow, experiment, parent, say, shared)
-    log_params_and_metrics(mlflow, parent, {}, {"reference_score": reference_score})
+    reference = tuned_reference(spec, mlflow, experiment, parent, say, shared)
+    reference_score = reference.score
     _scratch_baselines(spec, mlflow, experiment, parent, num_layers, say, shared)
     scores = _layer_scores(spec)
     _log_text(mlflow, parent, spec.storage / spec.name / LAYER_SCORES_ARTIFACT, scores.to_json())
@@ -267,7 +191,14 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
         tuner = tune.Tuner.restore(experiment_path, trainable=trainable, resume_unfinished=True, resume_errored=True)
     else:
         storage = optuna.storages.RDBStorage(_optuna_url(spec))
-        searcher = BudgetSearch(spec, num_layers, scores, storage=storage, study_name=_study_name(spec, parent))
+        searcher = BudgetSearch(
+            spec,
+            num_layers,
+            scores,
+            anchor_lr=reference.learning_rate,  # space.learning_rate_scale multiplies the tuned reference's
+            storage=storage,
+            study_name=_study_name(spec, parent),
+        )
         multi = spec.objective == "multi"
         max_epochs = int(spec.space.epochs[1])
         scheduler = (
@@ -312,11 +243,11 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
     summary = {"trials": len(results), "seconds": time.monotonic() - started}
     if best is not None:
         summary |= {f"best_{k}": v for k, v in best.items() if isinstance(v, (int, float))}
-    log_params_and_metrics(mlflow, parent, {}, _numbers(summary))
+    log_params_and_metrics(mlflow, parent, {}, numbers(summary))
     if best is not None:
         mlflow.set_tag(parent, TAG_BEST, json.dumps(best))
     mlflow.set_terminated(parent, "FINISHED")
-    return SearchResult(parent, reference_score, len(results), best, experiment_path)
+    return SearchResult(parent, reference, len(results), best, experiment_path)
 
 
 def _optuna_url(spec: SearchSpec) -> str:
@@ -332,7 +263,7 @@ def _close_interrupted_jobs(spec: SearchSpec, mlflow: Any, experiment: str, say:
     (it is trained again; an open run would otherwise stay RUNNING for ever)."""
     running = f"tags.`{TAG_SEARCH}` = '{spec.name}' and attributes.status = 'RUNNING'"
     for run in list(paged_runs(mlflow, [experiment], running)):  # in full first: closing changes the filter
-        if run.data.tags.get(TAG_KIND) not in ("reference", "scratch"):
+        if run.data.tags.get(TAG_KIND) not in ("reference", "scratch", "recheck"):
             continue
         close_interrupted(mlflow, run.info.run_id)
         say(f"{run.data.tags[TAG_KIND]} run {run.info.run_id} was interrupted with the driver: closed, trained again")

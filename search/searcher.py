@@ -1,11 +1,14 @@
 """Optuna, through Ray Tune, under an accuracy-drop budget.
 
-* :class:`DefineSpace` is the define-by-run space: a picklable object (Ray pickles the searcher
-  at every experiment checkpoint, so no lambdas), sampling only — no real work.
-* :class:`BudgetSearch` is Ray's ``OptunaSearch`` plus what it lacks: the kept layers decided
-  on the driver from the sampled strategy (pure functions), the budget constraint handed to
-  Optuna's sampler (``trial.set_constraint``; Ray passes only objective values), and trials
-  stopped early by ASHA told to Optuna as PRUNED instead of COMPLETE with a half-trained score.
+:class:`BudgetSearch` is Ray's ``OptunaSearch`` plus what it lacks:
+
+* the kept layers decided on the driver from the sampled strategy (pure functions, :mod:`.space`);
+* the budget constraint handed to Optuna's sampler for every trial (``trial.set_constraint``; Ray passes
+  only objective values), a trial ASHA stopped early included: it is told as PRUNED, never as COMPLETE
+  with a half-trained score, and its constraint is set from its last result, as Optuna's own pruning
+  convention does — so TPE never takes an over-budget trial for a feasible one;
+* no point trained twice on one seed: a sampled (kept layers, learning rate, epochs) the search already
+  ran is told to Optuna with the earlier trial's outcome, and the sampler is asked again.
 
 The constrained objective is ``layers_dropped + val_score`` for a trial within budget (the
 score, below 1, only settles ties between equal drops) and ``-excess`` for one over it, so any
@@ -17,33 +20,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from prunetune.search.space import OBJECTIVE, DefineSpace, point_key, strategy_params, trial_config
 from prunetune.search.spec import SearchSpec
 from prunetune.trainables.scores import LayerScores
 from prunetune.trainables.strategies import StrategyError, get_strategy, kept_layers
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 log = logging.getLogger(__name__)
-
-OBJECTIVE = "objective"
-
-
-class DefineSpace:
-    """Samples strategy, drop count, window position, learning rate and epochs."""
-
-    def __init__(self, spec: SearchSpec, num_layers: int) -> None:
-        self.strategies = list(spec.space.strategies)
-        self.min_count = spec.space.min_count
-        self.max_count = min(spec.space.max_count or num_layers - 1, num_layers - 1)
-        self.learning_rate = tuple(spec.space.learning_rate)
-        self.epochs = tuple(int(e) for e in spec.space.epochs)
-
-    def __call__(self, trial: Any) -> None:
-        strategy = trial.suggest_categorical("strategy", self.strategies)
-        trial.suggest_int("count", self.min_count, self.max_count)
-        if strategy == "window":
-            trial.suggest_float("start_fraction", 0.0, 1.0)
-        trial.suggest_float("learning_rate", *self.learning_rate, log=True)
-        trial.suggest_int("epochs", *self.epochs)
 
 
 def check_space(spec: SearchSpec, num_layers: int) -> None:
@@ -65,31 +49,7 @@ def check_space(spec: SearchSpec, num_layers: int) -> None:
             raise StrategyError(f"{name} cannot drop {spec.space.min_count} of {num_layers} layers")
 
 
-def trial_config(spec: SearchSpec, params: dict[str, Any], kept: tuple[int, ...]) -> dict[str, Any]:
-    """The TrialConfig (as a dict) of one sampled point: the spec's base with its values replaced."""
-    drop: dict[str, Any] = {"drop.strategy": params["strategy"], "drop.count": params["count"]}
-    if "start_fraction" in params:
-        drop["drop.start_fraction"] = params["start_fraction"]
-    return spec.trial.with_overrides(
-        drop
-        | {
-            "kept_layers": list(kept),
-            "training.learning_rate": params["learning_rate"],
-            "training.epochs": params["epochs"],
-        }
-    ).to_dict()
-
-
-def budget_excess(spec: SearchSpec, reference_score: float, score: float) -> float:
-    """How far the score's drop exceeds the tolerance (> 0 = over budget)."""
-    drop = reference_score - score
-    if spec.budget.relative:
-        drop /= reference_score
-    return drop - spec.budget.tolerance
-
-
-def objective(layers_dropped: int, score: float, excess: float) -> float:
-    return layers_dropped + score if excess <= 0 else -excess
+CONSTRAINT = "acc_drop_excess"  # the budget's name in Optuna (> 0 = over budget)
 
 
 class BudgetSearch(OptunaSearch):
@@ -99,10 +59,13 @@ class BudgetSearch(OptunaSearch):
         num_layers: int,
         scores: LayerScores | None,
         *,
+        anchor_lr: float | None = None,
         storage: Any = None,
         study_name: str | None = None,
         sampler: Any = None,
     ) -> None:
+        """``anchor_lr``: the tuned reference's learning rate, which ``space.learning_rate_scale`` multiplies
+        (default: the spec's own trial learning rate)."""
         import optuna
 
         multi = spec.objective == "multi"
@@ -114,18 +77,15 @@ class BudgetSearch(OptunaSearch):
                 if multi
                 else optuna.samplers.TPESampler(seed=spec.sampler_seed, n_startup_trials=4)
             )
+        self.space = DefineSpace(spec, num_layers, anchor_lr or spec.trial.training.learning_rate, scores)
         super().__init__(
-            space=DefineSpace(spec, num_layers),
-            metric=metric,
-            mode=mode,
-            sampler=sampler,
-            storage=storage,
-            study_name=study_name,
+            space=self.space, metric=metric, mode=mode, sampler=sampler, storage=storage, study_name=study_name
         )
         self.spec = spec
         self.num_layers = num_layers
         self.layer_scores = scores
         self.planned_epochs: dict[str, int] = {}
+        self.points: dict[tuple, int] = {}  # point -> storage id of the Optuna trial that ran it
 
     @property
     def study(self) -> Any:
@@ -133,22 +93,54 @@ class BudgetSearch(OptunaSearch):
         assert self._ot_study is not None
         return self._ot_study
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]  # or FINISHED
         import optuna
 
-        for _ in range(100):  # a sampled point the strategy cannot realise is failed and re-asked
+        repeats = 0
+        for _ in range(100):  # a point the strategy cannot realise, or one already run, is re-asked
             params = super().suggest(trial_id)
             if params is None:
                 return None
+            drop_params = strategy_params(params, self.num_layers)
             try:
-                kept = kept_layers(params["strategy"], self.num_layers, _strategy_params(params), self.layer_scores)
+                kept = kept_layers(params["strategy"], self.num_layers, drop_params, self.layer_scores)
             except StrategyError as err:
                 log.info("sampled point not realisable (%s); asking again", err)
                 self.study.tell(self._ot_trials.pop(trial_id), state=optuna.trial.TrialState.FAIL)
                 continue
+            learning_rate = self.space.learning_rate(params)
+            point = point_key(kept, learning_rate, params["epochs"])
+            if point in self.points:
+                self._tell_repeat(self._ot_trials.pop(trial_id), self.points[point])
+                repeats += 1
+                continue
+            ot_trial = self._ot_trials[trial_id]
+            self.points[point] = ot_trial._trial_id
             self.planned_epochs[trial_id] = params["epochs"]
-            return {"trial": trial_config(self.spec, params, kept), "optuna_trial": self._ot_trials[trial_id].number}
+            return {
+                "trial": trial_config(self.spec, params, drop_params, kept, learning_rate),
+                "optuna_trial": ot_trial.number,
+            }
+        if repeats:
+            log.warning("the search space holds no point not already run (%d repeats in a row): done", repeats)
+            return Searcher.FINISHED
         raise RuntimeError("the search space keeps producing points no strategy can realise; widen it")
+
+    def _tell_repeat(self, ot_trial: Any, earlier_id: int) -> None:
+        """A repeat of an earlier trial costs no training: Optuna is told what the earlier one gave (or FAIL
+        while that is unknown), so the sampler is not misled and moves on."""
+        import optuna
+
+        earlier = self.study._storage.get_trial(earlier_id)
+        ot_trial.set_user_attr("repeat_of", earlier.number)
+        for key, value in (earlier.constraints or {}).items():
+            ot_trial.set_constraint(key, value)
+        if earlier.state == optuna.trial.TrialState.COMPLETE:
+            self.study.tell(ot_trial, earlier.values)
+        elif earlier.state == optuna.trial.TrialState.PRUNED:
+            self.study.tell(ot_trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            self.study.tell(ot_trial, state=optuna.trial.TrialState.FAIL)
 
     def _told(self, trial_id: str) -> bool:
         """Whether Optuna already has this trial's outcome. After a resume, Tune may re-run trials
@@ -169,17 +161,13 @@ class BudgetSearch(OptunaSearch):
             self._completed_trials.add(trial_id)
             return
         ot_trial = self._ot_trials[trial_id]
+        if result and not error and "budget_excess" in result:
+            # Every trial with a result carries the budget, a pruned one too (from its last epoch).
+            ot_trial.set_constraint(CONSTRAINT, float(result["budget_excess"]))
         planned = self.planned_epochs.get(trial_id)
         if result and not error and planned is not None and result.get("epoch", planned) < planned:
             # Stopped early by ASHA: its score is half-trained; the sampler must not learn from it.
             self.study.tell(ot_trial, state=optuna.trial.TrialState.PRUNED)
             self._completed_trials.add(trial_id)
             return
-        if result and not error and "budget_excess" in result:
-            ot_trial.set_constraint("acc_drop_excess", float(result["budget_excess"]))
         super().on_trial_complete(trial_id, result, error)
-
-
-def _strategy_params(params: dict[str, Any]) -> dict[str, Any]:
-    strategy = get_strategy(params["strategy"])
-    return {k: params[k] for k in ("count", "start_fraction") if k in params and k in strategy.params}

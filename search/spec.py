@@ -28,7 +28,12 @@ class SearchSpace:
     strategies: tuple[str, ...] = ("top", "bottom", "middle", "window")
     min_count: int = 1
     max_count: int | None = None  # None: all but one layer
-    learning_rate: tuple[float, ...] = (5e-5, 3e-4)  # sampled log-uniformly
+    # The learning rate, as a multiple of the tuned reference's: pruned models want 1-4x the full model's
+    # best (the seed table: 2e-4 for the full model, 4e-4 at 2-3 layers dropped, 8e-4 at 5), so [0.5, 8]
+    # reaches every depth's optimum with room on both sides. Sampled log-uniformly on half-octave steps.
+    learning_rate_scale: tuple[float, ...] = (0.5, 8.0)
+    # An absolute [low, high] instead (log-uniform, half-octave steps from low); set, it replaces the scale.
+    learning_rate: tuple[float, ...] | None = None
     epochs: tuple[int, ...] = (1, 2)
 
 
@@ -38,6 +43,18 @@ class Budget:
 
     tolerance: float = 0.01
     relative: bool = False  # False: absolute points (0.01 = one point of accuracy)
+    # A known reference score (e.g. from an earlier study): no reference is trained, drops are measured
+    # against this one number, and a relative learning-rate space is anchored at trial.training.learning_rate.
+    reference_score: float | None = None
+
+
+@dataclass(frozen=True)
+class ReferenceSweep:
+    """The unpruned model, tuned like the trials: every learning rate x epochs here, on each decision seed.
+    The budget is measured against the configuration with the best mean over the seeds."""
+
+    learning_rates: tuple[float, ...] = (1e-4, 2e-4, 4e-4)
+    epochs: tuple[int, ...] = ()  # (): the most epochs the space allows
 
 
 @dataclass(frozen=True)
@@ -52,6 +69,13 @@ class SearchSpec:
     trial: TrialConfig = field(default_factory=TrialConfig)
     space: SearchSpace = field(default_factory=SearchSpace)
     budget: Budget = field(default_factory=Budget)
+    reference: ReferenceSweep = field(default_factory=ReferenceSweep)
+    # Decision seeds: the reference sweep and every max-drop finalist train on trial.training.seed + 1 … + seeds;
+    # the search's trials on trial.training.seed itself, so a finalist is judged on seeds it was not picked on.
+    # 5: one seed's paired drop spreads by ~0.9 points, and 5 seeds bring the 95 % interval to ±1.1 points
+    # (docs/benchmarks.md, "How many seeds").
+    seeds: int = 5
+    max_finalists: int = 4  # per tolerance, finalists max-drop re-trains before it settles for what it has
     objective: Objective = "constrained"
     # The second axis of a multi-objective search, minimised against the score: layers kept, or the
     # inference latency each trial measures (ms per batch of 32 validation rows, on its own device).
@@ -81,9 +105,24 @@ class SearchSpec:
             problems.append(f"budget.tolerance={self.budget.tolerance}: must lie in [0, 1), e.g. 0.01 for 1 point")
         if self.resources.cpus_per_trial <= 0 or self.resources.gpus_per_trial < 0:
             problems.append("resources: cpus_per_trial must be > 0 and gpus_per_trial >= 0")
-        for key, pair in (("learning_rate", self.space.learning_rate), ("epochs", self.space.epochs)):
+        pairs = {"learning_rate_scale": self.space.learning_rate_scale, "epochs": self.space.epochs}
+        if self.space.learning_rate is not None:
+            pairs["learning_rate"] = self.space.learning_rate
+        for key, pair in pairs.items():
             if len(pair) != 2 or not 0 < pair[0] <= pair[1]:
                 problems.append(f"space.{key}={list(pair)}: write [low, high] with 0 < low <= high")
+        if not self.reference.learning_rates or min(self.reference.learning_rates) <= 0:
+            problems.append(
+                f"reference.learning_rates={list(self.reference.learning_rates)}: list at least one, all > 0"
+            )
+        if any(e < 1 for e in self.reference.epochs):
+            problems.append(f"reference.epochs={list(self.reference.epochs)}: each must be at least 1")
+        if self.seeds < 1:
+            problems.append(f"seeds={self.seeds}: must be at least 1 (5 gives a 95 % interval of about ±1 point)")
+        if self.max_finalists < 1:
+            problems.append(f"max_finalists={self.max_finalists}: must be at least 1")
+        if self.budget.reference_score is not None and not 0 < self.budget.reference_score:
+            problems.append(f"budget.reference_score={self.budget.reference_score}: must be > 0")
         if not self.space.strategies:
             problems.append("space.strategies is empty: name at least one (see `prunetune strategies`)")
         if self.space.min_count < 1:
@@ -123,6 +162,15 @@ class SearchSpec:
 def load_spec(path: str | None, overrides: Mapping[str, Any] | None = None) -> SearchSpec:
     """A SearchSpec from YAML (the embedded default when ``path`` is None), then ``--set`` overrides."""
     return load_yaml(SearchSpec, path, overrides)
+
+
+def decision_seeds(spec: SearchSpec) -> list[int]:
+    """The seeds the reference and the finalists are judged on: never the search's own seed."""
+    return [spec.trial.training.seed + i for i in range(1, spec.seeds + 1)]
+
+
+def reference_epochs(spec: SearchSpec) -> tuple[int, ...]:
+    return spec.reference.epochs or (int(spec.space.epochs[1]),)
 
 
 def reference_key(trial: TrialConfig) -> str:

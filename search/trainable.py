@@ -6,7 +6,8 @@ import os
 import tempfile
 from typing import Any
 
-from prunetune.search.searcher import OBJECTIVE, budget_excess, objective
+from prunetune.search.decide import within
+from prunetune.search.space import OBJECTIVE, budget_excess, objective
 from prunetune.search.spec import SearchSpec
 from prunetune.trainables.config import TrialConfig
 
@@ -60,7 +61,7 @@ def run_trial(
         row |= {
             "drop": reference_score - metrics["val_score"],
             "budget_excess": excess,
-            "feasible": float(excess <= 0),
+            "feasible": float(within(excess, 0.0)),
             "layers_kept": float(kept),
             "layers_dropped": float(dropped),
             OBJECTIVE: objective(dropped, metrics["val_score"], excess),

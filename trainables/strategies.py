@@ -112,11 +112,24 @@ def window(num_layers: int, count: int, start: int | None = None, start_fraction
     return range(start, start + count)
 
 
-def _alternate(num_layers: int, count: int, parity: int) -> list[int]:
+def _alternate_candidates(num_layers: int, parity: int) -> list[int]:
     # Numbered 1..n as in the paper, counting down from the top: even = n, n-2, … when n is even.
-    candidates = [i for i in range(num_layers - 1, -1, -1) if (i + 1) % 2 == parity]
-    limit = min(len(candidates), num_layers - 1)
-    return candidates[: _count(num_layers, count, limit=limit)]
+    return [i for i in range(num_layers - 1, -1, -1) if (i + 1) % 2 == parity]
+
+
+def _alternate(num_layers: int, count: int, parity: int) -> list[int]:
+    candidates = _alternate_candidates(num_layers, parity)
+    return candidates[
+        : _count(num_layers, count, limit=count_limit(f"alternate-{'odd' if parity else 'even'}", num_layers))
+    ]
+
+
+def count_limit(strategy: str, num_layers: int) -> int:
+    """The most layers ``strategy`` can drop from a ``num_layers``-layer model (at least one stays)."""
+    if strategy in ("alternate-even", "alternate-odd"):
+        parity = 1 if strategy == "alternate-odd" else 0
+        return min(len(_alternate_candidates(num_layers, parity)), num_layers - 1)
+    return num_layers - 1
 
 
 @_register("alternate-even")
@@ -152,6 +165,27 @@ def contribution(
             f"(lowest layer score {lowest:.4f}): raise the threshold"
         )
     return dropped
+
+
+def threshold_range(scores: LayerScores, min_count: int, max_count: int) -> tuple[float, float]:
+    """The contribution thresholds that drop between ``min_count`` and ``max_count`` layers: ``[low, high]``.
+
+    With the layer scores sorted high to low, ``c_1 >= c_2 >= …``, a threshold drops exactly the layers
+    scoring at least it, so any ``t`` in ``(c_{max+1}, c_min]`` drops at least ``min_count`` (all of
+    ``c_1 … c_min`` are >= t) and at most ``max_count`` (``c_{max+1}`` and below are < t). A search samples
+    ``t`` from this static range, so every sampled threshold is realisable.
+    """
+    n = scores.num_layers
+    if not 1 <= min_count <= max_count <= n - 1:
+        raise StrategyError(f"counts {min_count}..{max_count} must lie in 1..{n - 1} for {n} layers")
+    ranked = sorted((scores.contribution(layer) for layer in range(n)), reverse=True)
+    high = ranked[min_count - 1]
+    low = math.nextafter(ranked[max_count], math.inf)  # c_{max+1}, just above
+    if low > high:  # ties: every threshold that drops min_count layers also drops more than max_count
+        raise StrategyError(
+            f"the layer scores tie, so no contribution threshold drops between {min_count} and {max_count} layers"
+        )
+    return low, high
 
 
 @_register("angular-block", needs_scores=True)

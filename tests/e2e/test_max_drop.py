@@ -1,43 +1,68 @@
-"""max-drop: one search answers every tolerance; finalists are re-trained over seeds with seed-matched references."""
+"""max-drop: one search answers every tolerance; finalists are re-trained on decision seeds the search never
+selected on, paired with the tuned reference on the same seeds, and each answer says how sure it is."""
 
 from __future__ import annotations
 
-from tests.e2e.test_search_cluster import child_runs, tiny_spec
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.e2e.test_search_cluster import child_runs, reference_runs, tiny_spec
 
 
-def test_max_drop_answers_each_tolerance_with_a_rechecked_finalist(
+def test_max_drop_answers_each_tolerance_with_a_verdict_over_decision_seeds(
     ray_cluster, mlflow_server, tiny_model, data_env, tmp_path
 ) -> None:
-    import ray
-    from prunetune.search.max_drop import max_drop
+    import yaml
 
     spec = tiny_spec(tmp_path, tiny_model, mlflow_server, ray_cluster, num_trials=5, scheduler="none")
-    lines: list[str] = []
-    try:
-        answers = max_drop(spec, [0.5, 0.0], seeds=[42, 43], say=lines.append)
-    finally:
-        ray.shutdown()
-    tight, loose = answers  # sorted by tolerance
-    assert loose is not None  # a 50-point budget admits any trained model
-    assert loose.drop <= 0.5 and loose.seeds == [42, 43] and 1 <= loose.layers_dropped <= 3
-    assert len(loose.kept_layers) == 4 - loose.layers_dropped
-    if tight is not None:
-        assert tight.drop <= 0.0 and tight.layers_dropped <= loose.layers_dropped
-    assert any(line.startswith("re-checking") for line in lines)
-    # Every re-check job is an MLflow run of the search: the finalist and its reference, at the extra seed.
-    parent = next(
-        r.data.tags["mlflow.parentRunId"] for r in child_runs_of_search(spec) if "mlflow.parentRunId" in r.data.tags
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(spec.to_dict()))
+    out = tmp_path / "answer.json"
+    command = [sys.executable, "-m", "prunetune.cli", "max-drop", str(spec_file), "--tolerance", "0.5", "0.0"]
+    done = subprocess.run(
+        [*command, "--seeds", "2", "--json", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+        timeout=900,
     )
-    rechecks = [r for r in child_runs(spec, parent) if r.data.tags["prunetune.kind"].startswith("recheck")]
-    kinds = sorted(r.data.tags["prunetune.kind"] for r in rechecks)
-    assert kinds and kinds.count("recheck") == kinds.count("recheck-reference")
-    assert all(
-        r.data.tags["prunetune.status"] == "complete" and r.data.params["training.seed"] == "43" for r in rechecks
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    answer = json.loads(done.stdout)  # --json: stdout is the answer alone, progress went to stderr
+    assert json.loads(out.read_text()) == answer
+    assert "re-checking" in done.stderr
+
+    assert answer["seeds"] == [43, 44] and answer["search_seed"] == 42
+    reference = answer["reference"]
+    assert reference["learning_rate"] == 1e-3 and set(reference["scores"]) == {"43", "44"}
+    assert reference["score"] == pytest.approx(sum(reference["scores"].values()) / 2)
+    tight, loose = answer["tolerances"]  # sorted by tolerance
+    assert (tight["tolerance"], loose["tolerance"]) == (0.0, 0.5)
+    found = loose["answer"]
+    assert found is not None  # a 50-point budget admits any trained model
+    assert found["verdict"] in ("within", "borderline") and found["seeds"] == [43, 44]
+    assert 1 <= found["layers_dropped"] <= 3 and len(found["kept_layers"]) == 4 - found["layers_dropped"]
+    for seed in ("43", "44"):  # paired: each seed's drop is against the reference on that seed
+        assert found["drops"][seed] == pytest.approx(reference["scores"][seed] - found["scores"][seed])
+    assert found["drop"] == pytest.approx(sum(found["drops"].values()) / 2)
+    low, high = found["interval"]
+    assert low <= found["drop"] <= high
+    assert (found["verdict"] == "within") == (high <= 0.5 + 1e-9)
+    confident = loose["confidently_within"]
+    assert confident is None or (
+        confident["verdict"] == "within" and confident["layers_dropped"] <= found["layers_dropped"]
     )
+    if tight["answer"] is not None:
+        assert tight["answer"]["drop"] <= 1e-9 and tight["answer"]["layers_dropped"] <= found["layers_dropped"]
 
-
-def child_runs_of_search(spec):
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(spec.tracking_uri)
-    return client.search_runs([client.get_experiment_by_name(spec.name).experiment_id])
+    # Every re-check job is an MLflow run of the search, on the decision seeds only; the references they are
+    # paired with are the sweep's runs on the same seeds (none trained again).
+    rechecks = [r for r in child_runs(spec, answer["search_run_id"]) if r.data.tags["prunetune.kind"] == "recheck"]
+    assert rechecks and {r.data.tags["prunetune.status"] for r in rechecks} == {"complete"}
+    assert sorted(r.data.params["training.seed"] for r in rechecks) == sorted(["43", "44"] * (len(rechecks) // 2))
+    assert len(reference_runs(spec)) == 2
+    trials = [r for r in child_runs(spec, answer["search_run_id"]) if r.data.tags["prunetune.kind"] == "trial"]
+    assert {r.data.params["training.seed"] for r in trials} == {"42"}  # the search selects on its own seed

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+from mlflow.tracking import MlflowClient
 from prunetune.search.spec import SearchSpec, load_spec
 
 
@@ -25,6 +27,10 @@ def tiny_spec(tmp_path, model: str, tracking_uri: str, address: str, **overrides
         "space.epochs": [1, 2],
         "space.learning_rate": [1e-4, 1e-3],
         "budget.tolerance": 0.05,
+        # The tuned reference at its cheapest: one learning rate on one decision seed (tiny models; the
+        # sweep itself is tested in test_search_spreads_over_nodes…).
+        "reference.learning_rates": [1e-3],
+        "seeds": 1,
         "num_trials": 6,
         "max_concurrent": 3,
         "storage_path": str(tmp_path / "runs"),
@@ -32,6 +38,12 @@ def tiny_spec(tmp_path, model: str, tracking_uri: str, address: str, **overrides
         "address": address,
     }
     return load_spec(None, values | overrides)
+
+
+def reference_runs(spec: SearchSpec):
+    client = MlflowClient(spec.tracking_uri)
+    experiment = client.get_experiment_by_name(spec.name).experiment_id
+    return client.search_runs([experiment], filter_string="tags.`prunetune.kind` = 'reference'")
 
 
 def child_runs(spec: SearchSpec, parent: str):
@@ -48,7 +60,8 @@ def test_search_spreads_over_nodes_records_every_trial_and_honours_the_budget(
     import ray
     from prunetune.search.runner import run_search
 
-    spec = tiny_spec(tmp_path, tiny_model, mlflow_server, ray_cluster)
+    sweep = {"reference.learning_rates": [3e-4, 1e-3], "seeds": 2}  # 2 learning rates x 2 decision seeds
+    spec = tiny_spec(tmp_path, tiny_model, mlflow_server, ray_cluster, **sweep)
     lines: list[str] = []
     try:
         result = run_search(spec, say=lines.append)
@@ -76,10 +89,31 @@ def test_search_spreads_over_nodes_records_every_trial_and_honours_the_budget(
         assert max(r.data.metrics["layers_dropped"] for r in feasible) == result.best["layers_dropped"]
     assert any("trials 6/6 done" in line for line in lines)
 
-    # A second search of the same model x task x data reuses the reference run.
+    # The tuned reference: every learning rate on every decision seed is a reference run; the budget is
+    # measured against the configuration with the best mean over the seeds, not the best single run.
+    references = reference_runs(spec)
+    assert len(references) == 4 and {r.info.status for r in references} == {"FINISHED"}
+    by_lr: dict[str, dict[str, float]] = {}
+    for run in references:
+        by_lr.setdefault(run.data.params["training.learning_rate"], {})[run.data.params["training.seed"]] = (
+            run.data.metrics["val_score"]
+        )
+    assert all(sorted(seeds) == ["43", "44"] for seeds in by_lr.values())  # never the search's own seed, 42
+    means = {float(lr): sum(v.values()) / 2 for lr, v in by_lr.items()}
+    best_lr = max(means, key=lambda lr: (means[lr], -lr))
+    assert result.reference_score == pytest.approx(means[best_lr])
+    assert result.reference.learning_rate == best_lr
+    parent = MlflowClient(spec.tracking_uri).get_run(result.parent_run_id)
+    assert parent.data.metrics["reference_score"] == pytest.approx(means[best_lr])
+    assert parent.data.params["reference.learning_rate"] == str(best_lr)
+    for run in runs:  # each trial's drop is measured against that mean
+        assert run.data.metrics["drop"] == pytest.approx(means[best_lr] - run.data.metrics["val_score"])
+
+    # A second search of the same model x task x data reuses every reference run.
     again = run_search(spec.with_overrides({"num_trials": 1, "name": spec.name}), say=lines.append)
     ray.shutdown()
-    assert any("reference: reusing run" in line for line in lines)
+    assert any("4 runs reused, 0 to train" in line for line in lines)
+    assert len(reference_runs(spec)) == 4
     assert again.reference_score == result.reference_score
 
 

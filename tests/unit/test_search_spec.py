@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import pytest
-from prunetune.search.searcher import BudgetSearch, budget_excess, check_space, objective
+from prunetune.search.searcher import BudgetSearch, check_space
+from prunetune.search.space import DefineSpace, budget_excess, objective, on_grid
 from prunetune.search.spec import SearchSpec, load_spec, reference_key
 from prunetune.trainables.config import ConfigError
 from prunetune.trainables.strategies import StrategyError, kept_layers
@@ -57,11 +58,12 @@ def test_reference_key_ignores_what_the_search_changes() -> None:
     assert reference_key(spec.trial) != reference_key(spec.trial.with_overrides({"training.seed": 7}))
 
 
-def test_budget_search_decides_kept_layers_and_tells_optuna_the_truth() -> None:
+def test_budget_search_decides_kept_layers_and_tells_optuna_the_truth(tmp_path) -> None:
     import optuna
 
     spec = load_spec(None, {"space.strategies": "[top, middle, window]", "space.epochs": "[2, 2]"})
-    search = BudgetSearch(spec, 6, None)
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    search = BudgetSearch(spec, 6, None, anchor_lr=2e-4, storage=optuna.storages.RDBStorage(storage), study_name="s")
     configs = {f"t{i}": search.suggest(f"t{i}") for i in range(6)}
     for config in configs.values():
         trial = config["trial"]
@@ -71,15 +73,148 @@ def test_budget_search_decides_kept_layers_and_tells_optuna_the_truth() -> None:
         )
         assert tuple(trial["kept_layers"]) == kept_layers(drop["strategy"], 6, params)
         assert trial["training"]["epochs"] == 2
+        assert 1e-4 <= trial["training"]["learning_rate"] <= 1.6e-3  # 0.5x to 8x the reference's 2e-4
     full = {"epoch": 2, "objective": 2.8, "budget_excess": -0.01}
     search.on_trial_complete("t0", full)
-    search.on_trial_complete("t1", {"epoch": 1, "objective": 9.0, "budget_excess": -0.5})  # stopped early
+    search.on_trial_complete("t1", {"epoch": 1, "objective": 9.0, "budget_excess": 0.04})  # stopped early
     search.on_trial_complete("t2", {"epoch": 2, "objective": -0.2, "budget_excess": 0.2})
-    trials = {t.number: t for t in search._ot_study.get_trials()}
+    # Read back from the Optuna storage, as optuna-dashboard and a resumed search see it.
+    trials = {t.number: t for t in optuna.load_study(study_name="s", storage=storage).get_trials()}
     by_id = {tid: trials[configs[tid]["optuna_trial"]] for tid in ("t0", "t1", "t2")}
     assert by_id["t0"].state == optuna.trial.TrialState.COMPLETE and by_id["t0"].value == 2.8
+    assert by_id["t0"].constraints == {"acc_drop_excess": -0.01}
+    # A trial ASHA stopped early is PRUNED, and carries the budget from its last result: over it here.
     assert by_id["t1"].state == optuna.trial.TrialState.PRUNED
-    assert any(v == 0.2 for k, v in by_id["t2"].system_attrs.items() if "constraint" in k)
+    assert by_id["t1"].constraints == {"acc_drop_excess": 0.04}
+    assert by_id["t2"].constraints == {"acc_drop_excess": 0.2}
+
+
+def test_no_point_is_trained_twice_and_an_exhausted_space_ends_the_search() -> None:
+    import optuna
+    from ray.tune.search import Searcher
+
+    # One strategy, one count, one learning rate, one epoch count: two distinct points (top 1, top 2).
+    spec = load_spec(
+        None,
+        {
+            "space.strategies": "[top]",
+            "space.min_count": 1,
+            "space.max_count": 2,
+            "space.learning_rate_scale": "[1, 1.2]",
+            "space.epochs": "[2, 2]",
+        },
+    )
+    search = BudgetSearch(spec, 6, None, anchor_lr=1e-4)
+    first, second = search.suggest("a"), search.suggest("b")
+    points = {tuple(c["trial"]["kept_layers"]) for c in (first, second)}
+    assert points == {(0, 1, 2, 3, 4), (0, 1, 2, 3)}
+    assert {c["trial"]["training"]["learning_rate"] for c in (first, second)} == {1e-4}
+    search.on_trial_complete("a", {"epoch": 2, "objective": 1.6, "budget_excess": -0.01})
+    assert search.suggest("c") == Searcher.FINISHED  # nothing new left: no trial spent on a repeat
+    repeats = [t for t in search.study.get_trials() if "repeat_of" in t.user_attrs]
+    assert repeats, "a repeat is told to Optuna, not trained"
+    # Once a's outcome is known, its repeats are told that outcome; b's outcome is not known yet: FAIL.
+    of_a = [t for t in repeats if t.user_attrs["repeat_of"] == first["optuna_trial"]]
+    told = [t for t in of_a if t.state == optuna.trial.TrialState.COMPLETE]
+    assert told and all(t.value == 1.6 and t.constraints == {"acc_drop_excess": -0.01} for t in told)
+    of_b = [t for t in repeats if t.user_attrs["repeat_of"] == second["optuna_trial"]]
+    assert all(t.state == optuna.trial.TrialState.FAIL for t in of_b)
+
+
+def test_a_count_beyond_what_a_strategy_can_drop_realises_its_deepest_drop_not_a_failure() -> None:
+    from prunetune.search.space import strategy_params
+    from ray.tune.search import Searcher
+
+    # alternate-even drops at most 3 of 6 layers; the static count range goes to 5.
+    assert strategy_params({"strategy": "alternate-even", "count": 5}, 6) == {"count": 3}
+    assert strategy_params({"strategy": "window", "count": 2, "start_fraction": 0.5, "threshold": 0.9}, 6) == {
+        "count": 2,
+        "start_fraction": 0.5,
+    }
+    spec = load_spec(
+        None,
+        {"space.strategies": "[alternate-even]", "space.learning_rate_scale": "[1, 1.2]", "space.epochs": "[2, 2]"},
+    )
+    search = BudgetSearch(spec, 6, None, anchor_lr=1e-4)
+    suggested = []
+    for i in range(4):  # three distinct drops exist (1, 2, 3 layers); then the space is exhausted, no error
+        config = search.suggest(f"t{i}")
+        if config == Searcher.FINISHED:
+            break
+        suggested.append(tuple(config["trial"]["kept_layers"]))
+        search.on_trial_complete(f"t{i}", {"epoch": 2, "objective": 1.0, "budget_excess": -0.01})
+    assert sorted(suggested) == [(0, 1, 2, 3, 4), (0, 1, 2, 4), (0, 2, 4)]
+    assert search.suggest("t9") == Searcher.FINISHED
+
+
+def test_learning_rate_follows_the_tuned_reference_on_a_half_octave_grid() -> None:
+    import optuna
+
+    assert on_grid(3.1e-4, 2e-4, 1e-4, 1.6e-3) == pytest.approx(2.82843e-4, rel=1e-5)
+    assert on_grid(5e-5, 2e-4, 1e-4, 1.6e-3) == pytest.approx(1e-4)  # clipped into the range
+    assert on_grid(9e-3, 2e-4, 1e-4, 1.6e-3) == pytest.approx(1.6e-3)
+    spec = load_spec(None, {"space.strategies": "[top]"})
+    space = DefineSpace(spec, 6, 2e-4, None)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    rates = set()
+    for _ in range(60):
+        trial = study.ask()
+        space(trial)
+        rates.add(space.learning_rate(trial.params))
+        study.tell(trial, 0.0)
+    assert min(rates) >= 1e-4 - 1e-12 and max(rates) <= 1.6e-3 + 1e-12
+    assert len(rates) <= 9  # 0.5x .. 8x on half-octave steps: 9 learning rates at most
+    absolute = DefineSpace(load_spec(None, {"space.learning_rate": "[1e-4, 4e-4]"}), 6, 2e-4, None)
+    assert absolute.lr_name == "learning_rate"
+    assert absolute.learning_rate({"learning_rate": 3.9e-4}) == pytest.approx(4e-4)
+
+
+def test_contribution_thresholds_span_the_layer_scores_so_every_one_is_realisable() -> None:
+    import random
+
+    import optuna
+    from prunetune.search.space import strategy_params
+    from prunetune.trainables.scores import LayerScores
+    from prunetune.trainables.strategies import threshold_range
+
+    rng = random.Random(3)
+    n = 8
+    cosine = [[1.0] * (n + 1) for _ in range(n + 1)]
+    for layer in range(n):
+        cosine[layer][layer + 1] = rng.uniform(0.5, 0.99)
+    cosine[2][3] = cosine[5][6]  # a tie
+    scores = LayerScores("m", n, 10, 16, tuple(map(tuple, cosine)), tuple(tuple([0.0] * (n + 1)) for _ in range(n + 1)))
+    spec = load_spec(None, {"space.strategies": "[contribution]", "space.min_count": 2, "space.max_count": 5})
+    space = DefineSpace(spec, n, 1e-4, scores)
+    assert space.thresholds == threshold_range(scores, 2, 5)
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=1))
+    counts = set()
+    for _ in range(200):
+        trial = study.ask()
+        space(trial)
+        assert set(trial.params) >= {"threshold"} and "count" not in trial.params
+        dropped = n - len(kept_layers("contribution", n, strategy_params(trial.params, n), scores))
+        assert 2 <= dropped <= 5
+        counts.add(dropped)
+        study.tell(trial, float(dropped))
+    assert counts == {2, 3, 4, 5}
+    with pytest.raises(StrategyError, match="tie"):
+        flat = tuple(tuple([0.9] * (n + 1)) for _ in range(n + 1))
+        threshold_range(LayerScores("m", n, 10, 16, flat, flat), 2, 5)
+
+
+def test_seeds_reference_sweep_and_known_reference_are_validated() -> None:
+    from prunetune.search.spec import decision_seeds, reference_epochs
+
+    spec = load_spec(None, {"trial.training.seed": 42, "seeds": 3, "space.epochs": "[1, 3]"})
+    assert decision_seeds(spec) == [43, 44, 45]  # never the search's own seed
+    assert reference_epochs(spec) == (3,)
+    with pytest.raises(ConfigError, match="seeds=0"):
+        load_spec(None, {"seeds": 0})
+    with pytest.raises(ConfigError, match="reference.learning_rates"):
+        load_spec(None, {"reference.learning_rates": "[]"})
+    with pytest.raises(ConfigError, match="budget.reference_score=-1"):
+        load_spec(None, {"budget.reference_score": -1})
 
 
 def test_multi_objective_axis_is_layers_kept_or_measured_latency() -> None:

@@ -1,0 +1,227 @@
+"""Deciding whether a pruned model stays within a tolerance: paired drops over seeds, an interval, a verdict.
+
+Pure functions on plain numbers, so every rule of the decision lives here and is unit-tested.
+
+* The **drop** of a pruned model on seed ``s`` is ``reference_s - score_s`` (relative: divided by
+  ``reference_s``), where ``reference_s`` is the tuned reference trained on the same seed — the same data
+  order and initialisation of the head — so the seed's luck cancels as far as it can (*paired*).
+* Over ``n`` seeds the mean drop has a 95 % Student-t interval ``mean ± t(0.975, n-1) · sd / sqrt(n)``.
+* The **verdict** at tolerance ``t``: *within* when the whole interval is at or under ``t``, *borderline*
+  when only the mean is, *over* when the mean is above it. One seed has no interval: at best borderline.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from statistics import mean, stdev
+from typing import Literal
+
+Verdict = Literal["within", "borderline", "over"]
+VERDICTS: tuple[Verdict, ...] = ("within", "borderline", "over")
+EPSILON = 1e-9  # equal up to float noise counts as equal: a drop of exactly the tolerance is within
+
+
+def drop(reference: float, score: float, relative: bool = False) -> float:
+    """How far ``score`` falls below ``reference``: absolute points, or a fraction of the reference."""
+    return (reference - score) / reference if relative else reference - score
+
+
+def within(drop: float, tolerance: float) -> bool:
+    """The one rule for "within the budget", everywhere: a drop of exactly the tolerance is within it."""
+    return drop <= tolerance + EPSILON
+
+
+def paired_drops(
+    reference: Mapping[int, float] | float, scores: Mapping[int, float], relative: bool = False
+) -> dict[int, float]:
+    """The drop on each seed of ``scores`` against the reference on the same seed (or one fixed score)."""
+    if isinstance(reference, Mapping):
+        missing = sorted(set(scores) - set(reference))
+        if missing:
+            raise ValueError(f"no reference score on seeds {missing}: a paired drop needs the same seeds")
+        return {seed: drop(reference[seed], score, relative) for seed, score in sorted(scores.items())}
+    return {seed: drop(reference, score, relative) for seed, score in sorted(scores.items())}
+
+
+def t_quantile(n: int, confidence: float = 0.95) -> float:
+    """Student's t quantile for a two-sided ``confidence`` interval of a mean over ``n`` values."""
+    from scipy.stats import t
+
+    return float(t.ppf(0.5 + confidence / 2, n - 1))
+
+
+@dataclass(frozen=True)
+class Interval:
+    mean: float
+    low: float  # -inf / +inf with a single seed: one value says nothing about the spread
+    high: float
+    n: int
+
+
+def interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
+    """The mean of ``values`` and its Student-t interval."""
+    if not values:
+        raise ValueError("an interval needs at least one value")
+    centre = mean(values)
+    if len(values) == 1:
+        return Interval(centre, -math.inf, math.inf, 1)
+    half = t_quantile(len(values), confidence) * stdev(values) / math.sqrt(len(values))
+    return Interval(centre, centre - half, centre + half, len(values))
+
+
+def verdict(drops: Interval, tolerance: float) -> Verdict:
+    if within(drops.high, tolerance):
+        return "within"
+    if within(drops.mean, tolerance):
+        return "borderline"
+    return "over"
+
+
+def half_width(sd: float, n: int, confidence: float = 0.95) -> float:
+    """The interval's half-width for ``n`` seeds when one seed's drop spreads by ``sd``: how many seeds a
+    tolerance needs (DESIGN.md §3; docs/benchmarks.md)."""
+    return t_quantile(n, confidence) * sd / math.sqrt(n)
+
+
+@dataclass(frozen=True)
+class TunedReference:
+    """The reference configuration with the best mean over seeds, and its score on each seed — or, when the
+    user gave a known reference score, that one number (``given``) and no seeds."""
+
+    learning_rate: float
+    epochs: int
+    scores: dict[int, float]  # seed -> validation score
+    given: float | None = None
+
+    @property
+    def score(self) -> float:
+        return self.given if self.given is not None else mean(self.scores.values())
+
+    def on_seeds(self) -> Mapping[int, float] | float:
+        """What a finalist's seeds are compared with: the same seeds' scores, or the one known score."""
+        return self.given if self.given is not None else self.scores
+
+
+def best_reference(runs: Sequence[tuple[float, int, int, float]]) -> TunedReference:
+    """From ``(learning_rate, epochs, seed, score)`` of every reference run, the configuration whose mean
+    over its seeds is highest (ties: the lower learning rate, then fewer epochs)."""
+    by_config: dict[tuple[float, int], dict[int, float]] = {}
+    for learning_rate, epochs, seed, score in runs:
+        by_config.setdefault((learning_rate, epochs), {})[seed] = score
+    if not by_config:
+        raise ValueError("no reference run to choose from")
+    (learning_rate, epochs), scores = max(
+        by_config.items(), key=lambda kv: (mean(kv[1].values()), -kv[0][0], -kv[0][1])
+    )
+    return TunedReference(learning_rate, epochs, dict(sorted(scores.items())))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A configuration the search found within a tolerance on its own seed: what a finalist is made of."""
+
+    kept_layers: tuple[int, ...]
+    layers_dropped: int
+    strategy: str
+    learning_rate: float
+    epochs: int
+    selection_score: float  # the search's score on its seed: the best of many trials, so biased upward
+
+    @property
+    def key(self) -> tuple[tuple[int, ...], float, int]:
+        return (self.kept_layers, self.learning_rate, self.epochs)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A finalist re-trained on the decision seeds and compared, seed by seed, with the tuned reference."""
+
+    candidate: Candidate
+    scores: dict[int, float]  # seed -> validation score
+    drops: dict[int, float]  # seed -> paired drop
+    drops_interval: Interval
+    verdict: Verdict
+
+    def to_dict(self) -> dict[str, object]:
+        c, iv = self.candidate, self.drops_interval
+        return {
+            "layers_dropped": c.layers_dropped,
+            "kept_layers": list(c.kept_layers),
+            "strategy": c.strategy,
+            "learning_rate": c.learning_rate,
+            "epochs": c.epochs,
+            "selection_score": c.selection_score,
+            "score": mean(self.scores.values()),
+            "drop": iv.mean,
+            "interval": [_finite(iv.low), _finite(iv.high)],
+            "verdict": self.verdict,
+            "seeds": sorted(self.scores),
+            "scores": {str(s): v for s, v in sorted(self.scores.items())},
+            "drops": {str(s): v for s, v in sorted(self.drops.items())},
+        }
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None  # JSON has no infinity: null means "no interval"
+
+
+def finding(candidate: Candidate, scores: Mapping[int, float], drops: Mapping[int, float], tolerance: float) -> Finding:
+    spread = interval([drops[s] for s in sorted(drops)])
+    return Finding(candidate, dict(scores), dict(drops), spread, verdict(spread, tolerance))
+
+
+def ranked(candidates: Sequence[Candidate]) -> list[Candidate]:
+    """Deepest drop first, ties by the selection score; a configuration seen twice counts once."""
+    seen: set[tuple] = set()
+    out = []
+    for c in sorted(candidates, key=lambda c: (-c.layers_dropped, -c.selection_score)):
+        if c.key not in seen:
+            seen.add(c.key)
+            out.append(c)
+    return out
+
+
+@dataclass(frozen=True)
+class ToleranceAnswer:
+    """Per tolerance: the deepest drop whose mean is within (its verdict says how sure), and the deepest
+    that is confidently within (its whole interval under the tolerance); either may be None."""
+
+    tolerance: float
+    mean_within: Finding | None
+    confident: Finding | None
+    checked: int  # finalists re-trained for this tolerance
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "tolerance": self.tolerance,
+            "answer": None if self.mean_within is None else self.mean_within.to_dict(),
+            "confidently_within": None if self.confident is None else self.confident.to_dict(),
+            "finalists_checked": self.checked,
+        }
+
+
+def answer_tolerance(
+    tolerance: float,
+    candidates: Sequence[Candidate],
+    measure: Callable[[Candidate], tuple[Mapping[int, float], Mapping[int, float]]],
+    max_finalists: int,
+) -> ToleranceAnswer:
+    """Walk ``candidates`` deepest first; ``measure`` re-trains one on the decision seeds and returns its
+    (scores, paired drops) per seed. Stops at the first finalist confidently within, or after
+    ``max_finalists`` finalists."""
+    mean_within = confident = None
+    checked = 0
+    for candidate in ranked(candidates):
+        if checked == max_finalists:
+            break
+        checked += 1
+        scores, drops = measure(candidate)
+        found = finding(candidate, scores, drops, tolerance)
+        if found.verdict != "over" and mean_within is None:
+            mean_within = found
+        if found.verdict == "within":
+            confident = found
+            break
+    return ToleranceAnswer(tolerance, mean_within, confident, checked)

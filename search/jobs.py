@@ -1,0 +1,81 @@
+"""Jobs the driver runs outside Tune — the reference sweep, scratch baselines, max-drop's re-checks — each a
+Ray task with a trial's resources, recorded as an MLflow run of its own ``kind``."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any
+
+from prunetune.search.names import TAG_KIND, TAG_SEARCH, TAG_STATUS
+from prunetune.search.spec import SearchSpec
+from prunetune.search.tracking import log_params_and_metrics
+
+
+def launch_job(spec: SearchSpec, trial: Any, prepared: Any = None) -> Any:
+    """Start ``trial`` as a Ray task with a trial's resources; the ObjectRef of its result."""
+    import ray
+    from prunetune.search.trainable import job_task
+
+    remote = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=spec.resources.gpus_per_trial)(job_task)
+    return remote.remote(trial, prepared)
+
+
+def open_job_run(spec: SearchSpec, mlflow: Any, experiment: str, trial: Any, kind: str, tags: dict[str, str]) -> str:
+    """The MLflow run of a job the driver runs outside Tune, status running."""
+    seed = trial.training.seed
+    if kind == "reference":
+        name = f"reference-lr{trial.training.learning_rate:.2g}-ep{trial.training.epochs}-seed{seed}"
+    else:
+        name = f"{kind}-{len(trial.kept_layers or ())}-layers-seed{seed}"
+    return str(
+        mlflow.create_run(
+            experiment, run_name=name, tags={TAG_KIND: kind, TAG_SEARCH: spec.name, TAG_STATUS: "running"} | tags
+        ).info.run_id
+    )
+
+
+def finish_job_run(mlflow: Any, run_id: str, trial: Any, result_of: Callable[[], Any]) -> dict[str, Any]:
+    """Wait for the job (``result_of()``) and record it in ``run_id``: params, metrics per epoch, final status.
+    A failed job is recorded as failed, then re-raised."""
+    try:
+        result = dict(result_of())
+    except Exception:
+        mlflow.set_tag(run_id, TAG_STATUS, "failed")
+        mlflow.set_terminated(run_id, "FAILED")
+        raise
+    history = result.pop("history")
+    for epoch_metrics in history:
+        log_params_and_metrics(mlflow, run_id, {}, numbers(epoch_metrics), int(epoch_metrics.get("epoch", 0)))
+    log_params_and_metrics(mlflow, run_id, trial.to_flat(), numbers(result))
+    mlflow.set_tag(run_id, "prunetune.kept_layers", json.dumps(result["kept_layers"]))
+    mlflow.set_tag(run_id, TAG_STATUS, "complete")
+    mlflow.set_terminated(run_id, "FINISHED")
+    return result
+
+
+def run_jobs(
+    spec: SearchSpec, mlflow: Any, experiment: str, jobs: list[tuple[Any, str, dict[str, str]]], prepared: Any = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """Run ``(trial, kind, tags)`` jobs all at once (in parallel where the cluster has room); each job's
+    (run id, result), in order. Every run is opened before any job starts, and every one is closed."""
+    import ray
+
+    launched = []
+    for trial, kind, tags in jobs:
+        run_id = open_job_run(spec, mlflow, experiment, trial, kind, tags)
+        launched.append((run_id, trial, launch_job(spec, trial, prepared)))
+    results, failure = [], None
+    for run_id, trial, ref in launched:
+        try:
+            results.append((run_id, finish_job_run(mlflow, run_id, trial, functools.partial(ray.get, ref))))
+        except Exception as err:  # the others are still waited for and recorded: nothing left RUNNING
+            failure = failure or err
+    if failure is not None:
+        raise failure
+    return results
+
+
+def numbers(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

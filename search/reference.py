@@ -1,0 +1,112 @@
+"""The reference, tuned like the trials: the unpruned model over a learning-rate (x epochs) sweep, each
+configuration on every decision seed; the budget is measured against the best configuration's seed mean.
+
+A reference at one fixed learning rate, against trials that each search their own, inflates every answer by
+however far it sits below its best (DESIGN.md §3: the full MiniLM scores 65.1 at 1e-4 and 67.8 at 2e-4).
+Each run is keyed by everything that makes it the same experiment (model, task, data, training, seed), so a
+later search with the same settings reuses it instead of training it again.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from prunetune.search.decide import TunedReference, best_reference
+from prunetune.search.jobs import run_jobs
+from prunetune.search.names import TAG_KIND, TAG_REFERENCE_KEY, TAG_REFERENCE_RUN, TAG_REFERENCE_RUNS
+from prunetune.search.spec import SearchSpec, decision_seeds, reference_epochs, reference_key
+from prunetune.search.store import paged_runs
+from prunetune.search.tracking import log_params_and_metrics
+from prunetune.trainables.config import TrialConfig
+
+
+def reference_trials(spec: SearchSpec) -> list[TrialConfig]:
+    """Every run of the sweep: learning rates x epochs x decision seeds, the unpruned model."""
+    base = spec.trial.with_overrides({"drop.strategy": "none", "kept_layers": None, "variant": "pruned"})
+    return [
+        base.with_overrides({"training.learning_rate": lr, "training.epochs": epochs, "training.seed": seed})
+        for lr in spec.reference.learning_rates
+        for epochs in reference_epochs(spec)
+        for seed in decision_seeds(spec)
+    ]
+
+
+def tuned_reference(
+    spec: SearchSpec, mlflow: Any, experiment: str, parent_run_id: str, say: Any, prepared: Any = None
+) -> TunedReference:
+    """Run (or reuse) the sweep, record which configuration won on the search's run, and return it."""
+    if spec.budget.reference_score is not None:
+        say(f"reference: the given score {spec.budget.reference_score:.4f} (budget.reference_score); none trained")
+        log_params_and_metrics(mlflow, parent_run_id, {}, {"reference_score": spec.budget.reference_score})
+        trial = spec.trial.training
+        return TunedReference(trial.learning_rate, trial.epochs, {}, given=spec.budget.reference_score)
+
+    trials = reference_trials(spec)
+    seeds = decision_seeds(spec)
+    say(
+        f"reference: the unpruned {spec.trial.model} at learning rates {list(spec.reference.learning_rates)} x "
+        f"epochs {list(reference_epochs(spec))} x seeds {seeds}"
+    )
+    done = run_or_reuse(spec, mlflow, experiment, trials, say, prepared)
+    runs = {
+        (t.training.learning_rate, t.training.epochs, t.training.seed): run for t, run in zip(trials, done, strict=True)
+    }
+    best = best_reference([(lr, epochs, seed, score) for (lr, epochs, seed), (_, score) in runs.items()])
+    best_runs = [runs[(best.learning_rate, best.epochs, seed)][0] for seed in seeds]
+    for lr, epochs in sorted({(lr, e) for lr, e, _ in runs}):
+        mean = sum(runs[(lr, epochs, s)][1] for s in seeds) / len(seeds)
+        marker = "  <- best" if (lr, epochs) == (best.learning_rate, best.epochs) else ""
+        say(f"reference: lr {lr:.1e}, {epochs} epochs: mean val_score {mean:.4f} over {len(seeds)} seed(s){marker}")
+    mlflow.set_tag(parent_run_id, TAG_REFERENCE_RUN, best_runs[0])
+    mlflow.set_tag(parent_run_id, TAG_REFERENCE_RUNS, json.dumps(best_runs))
+    log_params_and_metrics(
+        mlflow,
+        parent_run_id,
+        {"reference.learning_rate": str(best.learning_rate), "reference.epochs": str(best.epochs)},
+        {"reference_score": best.score},
+    )
+    return best
+
+
+def run_or_reuse(
+    spec: SearchSpec, mlflow: Any, experiment: str, trials: list[TrialConfig], say: Any, prepared: Any = None
+) -> list[tuple[str, float]]:
+    """(run id, val_score) of each reference job: a finished run with the same key is reused, the rest are
+    trained, all at once."""
+    keys = [reference_key(trial) for trial in trials]
+    done = _finished_reference_runs(mlflow, experiment, keys)
+    todo = [trial for trial, key in zip(trials, keys, strict=True) if key not in done]
+    say(f"reference: {len(trials) - len(todo)} runs reused, {len(todo)} to train")
+    jobs = [(trial, "reference", {TAG_REFERENCE_KEY: reference_key(trial)}) for trial in todo]
+    for (run_id, result), trial in zip(run_jobs(spec, mlflow, experiment, jobs, prepared), todo, strict=True):
+        done[reference_key(trial)] = (run_id, float(result["val_score"]))
+    return [done[key] for key in keys]
+
+
+def score_on_seed(
+    spec: SearchSpec, mlflow: Any, experiment: str, reference: TunedReference, seed: int, say: Any
+) -> float:
+    """The tuned reference's configuration trained on one more seed (the search's own, to pair the trials'
+    scores with): reused when it exists. A given reference score is that score on every seed."""
+    if reference.given is not None:
+        return reference.given
+    base = reference_trials(spec)[0]
+    trial = base.with_overrides(
+        {"training.learning_rate": reference.learning_rate, "training.epochs": reference.epochs, "training.seed": seed}
+    )
+    ((_, score),) = run_or_reuse(spec, mlflow, experiment, [trial], say)
+    return score
+
+
+def _finished_reference_runs(mlflow: Any, experiment: str, keys: list[str]) -> dict[str, tuple[str, float]]:
+    """Key -> (run id, val_score) of the finished reference runs with these keys. MLflow filters tags only by
+    one value at a time, so every finished reference run of the experiment is listed (a page per 1,000)."""
+    wanted = set(keys)
+    query = f"tags.`{TAG_KIND}` = 'reference' and attributes.status = 'FINISHED'"
+    found: dict[str, tuple[str, float]] = {}
+    for run in paged_runs(mlflow, [experiment], query):
+        key, score = run.data.tags.get(TAG_REFERENCE_KEY), run.data.metrics.get("val_score")
+        if key in wanted and score is not None:
+            found.setdefault(key, (run.info.run_id, float(score)))
+    return found

@@ -1,0 +1,124 @@
+"""What a search samples, and how a sampled point becomes a trial: pure, no Ray (the replay benchmark uses it too).
+
+* The **learning rate** is sampled as a multiple of the tuned reference's (``space.learning_rate_scale``) or
+  in an absolute range (``space.learning_rate``), log-uniformly, then put on a half-octave grid
+  (``anchor · 2^(k/2)``). Pruned models want higher rates than the full model, and the deeper the drop the
+  higher (DESIGN.md §3); a multiple of the tuned reference's rate follows the model and the task without the
+  user guessing. The grid makes "the same point" well defined, so no trial is spent twice.
+* The **contribution threshold** τ is sampled over the range the search's own layer scores span
+  (:func:`~prunetune.trainables.strategies.threshold_range`), so every τ drops between min_count and
+  max_count layers.
+* Ranges stay static for the whole search (Optuna's samplers need that, DESIGN.md §2).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from prunetune.search.decide import drop, within
+from prunetune.search.spec import SearchSpec
+from prunetune.trainables.scores import LayerScores
+from prunetune.trainables.strategies import count_limit, get_strategy, threshold_range
+
+OBJECTIVE = "objective"
+LR_STEPS_PER_OCTAVE = 2  # half-octaves: the seed table's optimum is broad (2e-4 vs 4e-4 within 0.4 points)
+
+
+def on_grid(learning_rate: float, anchor: float, low: float, high: float) -> float:
+    """``learning_rate`` moved to the nearest ``anchor · 2^(k/2)`` inside ``[low, high]``."""
+    steps = round(LR_STEPS_PER_OCTAVE * math.log2(learning_rate / anchor))
+    lowest = math.ceil(LR_STEPS_PER_OCTAVE * math.log2(low / anchor) - 1e-9)
+    highest = math.floor(LR_STEPS_PER_OCTAVE * math.log2(high / anchor) + 1e-9)
+    steps = min(max(steps, lowest), highest) if lowest <= highest else lowest
+    return float(f"{anchor * 2 ** (steps / LR_STEPS_PER_OCTAVE):.6g}")
+
+
+class DefineSpace:
+    """Samples strategy, drop count (or contribution threshold), window position, learning rate and epochs.
+
+    A picklable object, not a closure: Ray pickles the searcher at every experiment checkpoint."""
+
+    def __init__(self, spec: SearchSpec, num_layers: int, anchor_lr: float, scores: LayerScores | None) -> None:
+        self.strategies = list(spec.space.strategies)
+        self.min_count = spec.space.min_count
+        self.max_count = min(spec.space.max_count or num_layers - 1, num_layers - 1)
+        self.epochs = tuple(int(e) for e in spec.space.epochs)
+        absolute = spec.space.learning_rate
+        # Optuna samples lr_name in lr_range; times lr_unit it is the learning rate, put on a grid from lr_anchor.
+        if absolute is not None:  # an absolute range: the grid starts at its low end
+            self.lr_name, self.lr_range, self.lr_unit, self.lr_anchor = (
+                "learning_rate",
+                tuple(absolute),
+                1.0,
+                absolute[0],
+            )
+        else:
+            self.lr_name, self.lr_unit, self.lr_anchor = "learning_rate_scale", anchor_lr, anchor_lr
+            self.lr_range = tuple(spec.space.learning_rate_scale)
+        self.thresholds = (
+            threshold_range(scores, self.min_count, self.max_count)
+            if "contribution" in self.strategies and scores is not None
+            else None
+        )
+
+    def __call__(self, trial: Any) -> None:
+        strategy = trial.suggest_categorical("strategy", self.strategies)
+        if strategy == "contribution" and self.thresholds is not None:
+            trial.suggest_float("threshold", *self.thresholds)
+        else:
+            trial.suggest_int("count", self.min_count, self.max_count)
+        if strategy == "window":
+            trial.suggest_float("start_fraction", 0.0, 1.0)
+        trial.suggest_float(self.lr_name, *self.lr_range, log=True)
+        trial.suggest_int("epochs", *self.epochs)
+
+    def learning_rate(self, params: dict[str, Any]) -> float:
+        """The learning rate a sampled point trains with: on the half-octave grid, inside the range."""
+        low, high = (bound * self.lr_unit for bound in self.lr_range)
+        return on_grid(params[self.lr_name] * self.lr_unit, self.lr_anchor, low, high)
+
+
+def strategy_params(params: dict[str, Any], num_layers: int) -> dict[str, Any]:
+    """The sampled values the strategy takes (count or threshold, start fraction), the count mapped into
+    what the strategy can drop: the range stays static while alternate-even/odd drop at most half the layers
+    (a count beyond that realises the strategy's deepest drop, so it is a repeat, not a failed point)."""
+    name = params["strategy"]
+    accepted = get_strategy(name).params
+    taken: dict[str, Any] = {
+        k: params[k] for k in ("count", "threshold", "start_fraction") if k in params and k in accepted
+    }
+    if "count" in taken:
+        taken["count"] = min(taken["count"], count_limit(name, num_layers))
+    return taken
+
+
+def trial_config(
+    spec: SearchSpec, params: dict[str, Any], drop_params: dict[str, Any], kept: tuple[int, ...], learning_rate: float
+) -> dict:
+    """The TrialConfig (as a dict) of one sampled point: the spec's base with its values replaced."""
+    drop: dict[str, Any] = {"drop.strategy": params["strategy"]}
+    drop |= {f"drop.{k}": v for k, v in drop_params.items()}
+    return spec.trial.with_overrides(
+        drop
+        | {
+            "kept_layers": list(kept),
+            "training.learning_rate": learning_rate,
+            "training.epochs": params["epochs"],
+        }
+    ).to_dict()
+
+
+def point_key(kept: tuple[int, ...], learning_rate: float, epochs: int) -> tuple[tuple[int, ...], float, int]:
+    """What makes two trials the same experiment on one seed: a repeat would teach nothing."""
+    return (tuple(kept), learning_rate, int(epochs))
+
+
+def budget_excess(spec: SearchSpec, reference_score: float, score: float) -> float:
+    """How far the score's drop exceeds the tolerance (> 0 = over budget)."""
+    return drop(reference_score, score, spec.budget.relative) - spec.budget.tolerance
+
+
+def objective(layers_dropped: int, score: float, excess: float) -> float:
+    """Constrained objective: every feasible trial (drops + score < 1) ranks above every infeasible one."""
+    return layers_dropped + score if within(excess, 0.0) else -excess

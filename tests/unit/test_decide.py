@@ -1,0 +1,123 @@
+"""The verdict logic of max-drop on hand-made numbers: paired drops, intervals, verdicts, ties, the walk."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from prunetune.search.decide import (
+    Candidate,
+    TunedReference,
+    answer_tolerance,
+    best_reference,
+    half_width,
+    interval,
+    paired_drops,
+    ranked,
+    verdict,
+)
+
+
+def test_paired_drops_subtract_the_reference_on_the_same_seed() -> None:
+    drops = paired_drops({1: 0.70, 2: 0.66}, {2: 0.65, 1: 0.68})
+    assert drops == pytest.approx({1: 0.02, 2: 0.01})
+    assert list(drops) == [1, 2]
+    assert paired_drops({1: 0.80}, {1: 0.78}, relative=True)[1] == pytest.approx(0.025)
+    assert paired_drops(0.70, {5: 0.69})[5] == pytest.approx(0.01)  # a given reference score: unpaired
+    with pytest.raises(ValueError, match=r"no reference score on seeds \[3\]"):
+        paired_drops({1: 0.7}, {1: 0.7, 3: 0.6})
+
+
+def test_interval_is_the_student_t_interval_of_the_mean() -> None:
+    # The three seeds of DESIGN.md: dropping 4 layers cost 1.35, 0.79 and 0.28 points.
+    spread = interval([0.0135, 0.0079, 0.0028])
+    assert spread.mean == pytest.approx(0.0080667, abs=1e-6)
+    # sd 0.005352, t(0.975, 2) = 4.3027: half-width 0.013296
+    assert spread.high - spread.mean == pytest.approx(4.302653 * 0.0053520 / math.sqrt(3), rel=1e-3)
+    assert spread.mean - spread.low == pytest.approx(spread.high - spread.mean)
+    one = interval([0.004])
+    assert (one.low, one.high, one.n) == (-math.inf, math.inf, 1)
+    with pytest.raises(ValueError):
+        interval([])
+
+
+def test_verdict_within_borderline_over_and_ties() -> None:
+    # "4, borderline": the mean is under one point, the interval is not.
+    assert verdict(interval([0.0135, 0.0079, 0.0028]), 0.01) == "borderline"
+    assert verdict(interval([0.0135, 0.0079, 0.0028]), 0.03) == "within"
+    assert verdict(interval([0.0135, 0.0129, 0.0128]), 0.01) == "over"
+    # Ties: a drop of exactly the tolerance is within it, on every seed (no spread) and up to float noise.
+    assert verdict(interval([0.01, 0.01, 0.01]), 0.01) == "within"
+    assert verdict(interval([0.1 + 0.2 - 0.3 + 0.01] * 2), 0.01) == "within"
+    assert verdict(interval([0.02, 0.0]), 0.01) == "borderline"  # mean exactly the tolerance, wide interval
+    assert verdict(interval([0.0]), 0.01) == "borderline"  # one seed never confident
+    assert verdict(interval([0.02]), 0.01) == "over"
+
+
+def test_half_width_shrinks_with_seeds() -> None:
+    widths = [half_width(0.009, n) for n in range(2, 9)]
+    assert widths == sorted(widths, reverse=True)
+    assert half_width(0.009, 5) == pytest.approx(2.776445 * 0.009 / math.sqrt(5), rel=1e-4)
+
+
+def test_best_reference_is_the_best_mean_over_seeds_not_the_best_single_run() -> None:
+    runs = [
+        (1e-4, 2, 1, 0.658),
+        (1e-4, 2, 2, 0.645),
+        (2e-4, 2, 1, 0.679),
+        (2e-4, 2, 2, 0.686),
+        (8e-4, 2, 1, 0.101),  # diverged on one seed
+        (8e-4, 2, 2, 0.700),  # the best single run
+    ]
+    best = best_reference(runs)
+    assert (best.learning_rate, best.epochs, best.scores) == (2e-4, 2, {1: 0.679, 2: 0.686})
+    assert best.score == pytest.approx(0.6825)
+    assert best.on_seeds() == {1: 0.679, 2: 0.686}
+    tie = best_reference([(4e-4, 2, 1, 0.6), (2e-4, 2, 1, 0.6)])
+    assert tie.learning_rate == 2e-4  # ties: the lower learning rate
+    given = TunedReference(1e-4, 2, {}, given=0.65)
+    assert (given.score, given.on_seeds()) == (0.65, 0.65)
+
+
+def _candidate(dropped: int, score: float, lr: float = 1e-4) -> Candidate:
+    return Candidate(tuple(range(6 - dropped)), dropped, "top", lr, 2, score)
+
+
+def test_ranked_is_deepest_first_ties_by_score_without_repeats() -> None:
+    a, b, c = _candidate(4, 0.60), _candidate(5, 0.50), _candidate(4, 0.62, lr=2e-4)
+    assert ranked([a, b, c, a]) == [b, c, a]
+    assert ranked([a, _candidate(4, 0.55)]) == [a]  # the same configuration twice: its best score counts
+
+
+def test_answer_walks_deepest_first_until_a_confident_finding() -> None:
+    reference = {1: 0.70, 2: 0.70, 3: 0.70}
+    on_seeds = {
+        5: {1: 0.60, 2: 0.61, 3: 0.62},  # over
+        4: {1: 0.685, 2: 0.70, 3: 0.69},  # mean drop 0.0083, wide: borderline at 1 point
+        3: {1: 0.695, 2: 0.696, 3: 0.697},  # mean drop 0.004, tight: within
+        2: {1: 0.70, 2: 0.70, 3: 0.70},
+    }
+    asked: list[int] = []
+
+    def measure(candidate: Candidate):
+        asked.append(candidate.layers_dropped)
+        scores = on_seeds[candidate.layers_dropped]
+        return scores, paired_drops(reference, scores)
+
+    found = answer_tolerance(0.01, [_candidate(k, 0.7) for k in (2, 3, 4, 5)], measure, max_finalists=4)
+    assert asked == [5, 4, 3]  # stops at the first confident finding
+    assert found.mean_within is not None and found.mean_within.candidate.layers_dropped == 4
+    assert found.mean_within.verdict == "borderline"
+    assert found.confident is not None and found.confident.candidate.layers_dropped == 3
+    assert found.confident.verdict == "within" and found.checked == 3
+    document = found.to_dict()
+    assert document["answer"]["layers_dropped"] == 4 and document["answer"]["verdict"] == "borderline"
+    low, high = document["answer"]["interval"]
+    assert low < document["answer"]["drop"] < 0.01 < high
+    assert document["confidently_within"]["seeds"] == [1, 2, 3]
+
+    limited = answer_tolerance(0.01, [_candidate(k, 0.7) for k in (3, 4, 5)], measure, max_finalists=2)
+    assert limited.checked == 2 and limited.confident is None
+    assert limited.mean_within is not None and limited.mean_within.candidate.layers_dropped == 4
+    nothing = answer_tolerance(0.01, [], measure, max_finalists=2)
+    assert (nothing.mean_within, nothing.confident, nothing.checked) == (None, None, 0)
