@@ -63,6 +63,10 @@ def test_max_drop_answers_each_tolerance_with_a_verdict_over_decision_seeds(
     rechecks = [r for r in child_runs(spec, answer["search_run_id"]) if r.data.tags["prunetune.kind"] == "recheck"]
     assert rechecks and {r.data.tags["prunetune.status"] for r in rechecks} == {"complete"}
     assert sorted(r.data.params["training.seed"] for r in rechecks) == sorted(["43", "44"] * (len(rechecks) // 2))
-    assert len(reference_runs(spec)) == 2
+    # The sweep's runs on the decision seeds, and the best configuration once more on the search's own seed:
+    # finalists are picked by their drop paired with it.
+    references = {r.data.params["training.seed"]: r for r in reference_runs(spec)}
+    assert sorted(references) == ["42", "43", "44"]
+    assert references["42"].data.metrics["val_score"] == pytest.approx(reference["search_seed_score"])
     trials = [r for r in child_runs(spec, answer["search_run_id"]) if r.data.tags["prunetune.kind"] == "trial"]
     assert {r.data.params["training.seed"] for r in trials} == {"42"}  # the search selects on its own seed
