@@ -1,0 +1,81 @@
+"""The tuned reference's records on a real MLflow store: a given score trains nothing; finished reference
+runs are found again by key (reused), and only the missing ones would be trained."""
+
+from __future__ import annotations
+
+import pytest
+from mlflow.tracking import MlflowClient
+from prunetune.search.max_drop import MaxDropAnswer, render
+from prunetune.search.names import TAG_KIND, TAG_REFERENCE_KEY
+from prunetune.search.reference import _finished_reference_runs, reference_trials, score_on_seed, tuned_reference
+from prunetune.search.spec import load_spec, reference_key
+from prunetune.search.store import experiment_id
+
+
+def _store(tmp_path):
+    mlflow = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = experiment_id(mlflow, "reference", (tmp_path / "artifacts").as_uri())
+    parent = mlflow.create_run(experiment, tags={TAG_KIND: "search"}).info.run_id
+    return mlflow, experiment, parent
+
+
+def test_a_given_reference_score_trains_nothing_and_is_every_seed_s_reference(tmp_path) -> None:
+    mlflow, experiment, parent = _store(tmp_path)
+    spec = load_spec(None, {"budget.reference_score": 0.677, "trial.training.learning_rate": 2e-4})
+    lines: list[str] = []
+    reference = tuned_reference(spec, mlflow, experiment, parent, lines.append)
+    assert (reference.score, reference.learning_rate, reference.on_seeds()) == (0.677, 2e-4, 0.677)
+    assert score_on_seed(spec, mlflow, experiment, reference, 42, lines.append) == 0.677
+    assert mlflow.get_run(parent).data.metrics["reference_score"] == 0.677
+    kinds = [r.data.tags.get(TAG_KIND) for r in mlflow.search_runs([experiment])]
+    assert kinds == ["search"]  # no reference run: nothing was trained
+    assert "none trained" in lines[0]
+
+
+def test_finished_reference_runs_are_found_by_key_unfinished_ones_are_not(tmp_path) -> None:
+    mlflow, experiment, _ = _store(tmp_path)
+    spec = load_spec(None, {"reference.learning_rates": "[1e-4, 2e-4]", "seeds": 2})
+    trials = reference_trials(spec)
+    assert [(t.training.learning_rate, t.training.seed) for t in trials] == [
+        (1e-4, 43),
+        (1e-4, 44),
+        (2e-4, 43),
+        (2e-4, 44),
+    ]
+    keys = [reference_key(t) for t in trials]
+    assert len(set(keys)) == 4  # learning rate and seed make different experiments
+    done = mlflow.create_run(experiment, tags={TAG_KIND: "reference", TAG_REFERENCE_KEY: keys[0]}).info.run_id
+    mlflow.log_metric(done, "val_score", 0.65)
+    mlflow.set_terminated(done, "FINISHED")
+    killed = mlflow.create_run(experiment, tags={TAG_KIND: "reference", TAG_REFERENCE_KEY: keys[1]}).info.run_id
+    mlflow.log_metric(killed, "val_score", 0.60)
+    mlflow.set_terminated(killed, "KILLED")
+    assert _finished_reference_runs(mlflow, experiment, keys) == {keys[0]: (done, 0.65)}
+
+
+def test_the_answer_reads_with_its_verdict_interval_and_selection_score() -> None:
+    from prunetune.search.decide import Candidate, ToleranceAnswer, TunedReference, finding
+
+    reference = TunedReference(2e-4, 2, {43: 0.68, 44: 0.69, 45: 0.67})
+    candidate = Candidate((0, 5), 4, "window", 8e-4, 2, 0.6802)
+    scores = {43: 0.6665, 44: 0.6821, 45: 0.6672}
+    drops = {s: reference.scores[s] - scores[s] for s in scores}
+    borderline = finding(candidate, scores, drops, 0.01)
+    answer = MaxDropAnswer(
+        [ToleranceAnswer(0.01, borderline, None, 2), ToleranceAnswer(0.03, None, None, 0)],
+        reference,
+        [43, 44, 45],
+        42,
+        0.684,
+        False,
+        "run",
+        16,
+    )
+    text = render(answer)
+    row = next(line for line in text.splitlines() if line.startswith("| 0.01 |"))
+    assert "| 4 | borderline | window | [0, 5] | 8.0e-04 | 2 |" in row and "0.6802" in row and "| none |" in row
+    assert "| 0.03 | none within |" in text
+    document = answer.to_dict()
+    assert document["reference"]["score"] == pytest.approx(0.68)
+    assert document["reference"]["search_seed_score"] == 0.684
+    assert document["tolerances"][0]["answer"]["verdict"] == "borderline"
