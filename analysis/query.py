@@ -28,8 +28,10 @@ from prunetune.search.names import (
 )
 from prunetune.search.store import paged_runs  # noqa: F401  (part of this module's API)
 
+from prunetune.errors import PrunetuneError
 
-class AnalysisError(LookupError):
+
+class AnalysisError(PrunetuneError, LookupError):
     """A search, experiment or column that does not exist; the message says what does."""
 
 

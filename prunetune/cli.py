@@ -310,21 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from prunetune.trainables.config import ConfigError
-    from prunetune.trainables.data import DataError
-    from prunetune.trainables.strategies import StrategyError
-    from prunetune.trainables.surgery import SurgeryError
-
-    errors: tuple[type[Exception], ...] = (ConfigError, DataError, StrategyError, SurgeryError)
-    command = set(argv or sys.argv[1:])
-    if {"search", "max-drop"} & command:
-        from prunetune.search.store import TrackingError
-
-        errors += (TrackingError,)
-    if {"trials", "report"} & command:
-        from prunetune.analysis.query import AnalysisError
-
-        errors += (AnalysisError,)
+    from prunetune.errors import PrunetuneError
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
@@ -332,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         _quiet_libraries()
     try:
         return int(args.run(args))
-    except errors as err:
+    except PrunetuneError as err:  # every expected failure: one line naming the problem and the fix
         print(f"prunetune {args.command}: {err}", file=sys.stderr)
         return 2
 

@@ -56,10 +56,16 @@ def finish_job_run(mlflow: Any, run_id: str, trial: Any, result_of: Callable[[],
 
 
 def run_jobs(
-    spec: SearchSpec, mlflow: Any, experiment: str, jobs: list[tuple[Any, str, dict[str, str]]], prepared: Any = None
+    spec: SearchSpec,
+    mlflow: Any,
+    experiment: str,
+    jobs: list[tuple[Any, str, dict[str, str]]],
+    prepared: Any = None,
+    say: Callable[[str], None] | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
     """Run ``(trial, kind, tags)`` jobs all at once (in parallel where the cluster has room); each job's
-    (run id, result), in order. Every run is opened before any job starts, and every one is closed."""
+    (run id, result), in order. Every run is opened before any job starts, and every one is closed.
+    ``say`` gets a line per finished job, so minutes of baselines show progress."""
     import ray
 
     launched = []
@@ -67,11 +73,19 @@ def run_jobs(
         run_id = open_job_run(spec, mlflow, experiment, trial, kind, tags)
         launched.append((run_id, trial, launch_job(spec, trial, prepared)))
     results, failure = [], None
-    for run_id, trial, ref in launched:
+    for number, (run_id, trial, ref) in enumerate(launched, 1):
         try:
-            results.append((run_id, finish_job_run(mlflow, run_id, trial, functools.partial(ray.get, ref))))
+            result = finish_job_run(mlflow, run_id, trial, functools.partial(ray.get, ref))
         except Exception as err:  # the others are still waited for and recorded: nothing left RUNNING
             failure = failure or err
+            continue
+        results.append((run_id, result))
+        if say is not None:
+            t = trial.training
+            say(
+                f"  {jobs[number - 1][1]} {number}/{len(launched)}: {len(result['kept_layers'])} layers, "
+                f"lr {t.learning_rate:.1e}, {t.epochs} epochs, seed {t.seed}: val_score {result['val_score']:.4f}"
+            )
     if failure is not None:
         raise failure
     return results

@@ -116,7 +116,7 @@ def max_drop(spec: SearchSpec, tolerances: list[float], *, resume: bool = False,
             base = configs[candidate.key]
             tags = {PARENT: result.parent_run_id}
             jobs = [(base.with_overrides({"training.seed": seed}), "recheck", tags) for seed in seeds]
-            ran = run_jobs(loosest, mlflow, experiment, jobs)
+            ran = run_jobs(loosest, mlflow, experiment, jobs, say=say)
             scores = {s: float(r["val_score"]) for s, (_, r) in zip(seeds, ran, strict=True)}
             measured[candidate.key] = (scores, paired_drops(result.reference.on_seeds(), scores, relative))
         return measured[candidate.key]

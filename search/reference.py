@@ -79,7 +79,7 @@ def run_or_reuse(
     todo = [trial for trial, key in zip(trials, keys, strict=True) if key not in done]
     say(f"reference: {len(trials) - len(todo)} runs reused, {len(todo)} to train")
     jobs = [(trial, "reference", {TAG_REFERENCE_KEY: reference_key(trial)}) for trial in todo]
-    for (run_id, result), trial in zip(run_jobs(spec, mlflow, experiment, jobs, prepared), todo, strict=True):
+    for (run_id, result), trial in zip(run_jobs(spec, mlflow, experiment, jobs, prepared, say), todo, strict=True):
         done[reference_key(trial)] = (run_id, float(result["val_score"]))
     return [done[key] for key in keys]
 

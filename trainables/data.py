@@ -27,6 +27,8 @@ from typing import Any
 
 from prunetune.trainables.config import DataConfig
 
+from prunetune.errors import PrunetuneError
+
 EXTENSIONS = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 SPLIT_ALIASES = {
     "train": ("train",),
@@ -41,7 +43,7 @@ INDICNEWS_REPO = "https://raw.githubusercontent.com/l3cube-pune/indic-nlp/main/L
 STSB_MR_REPO = "https://raw.githubusercontent.com/l3cube-pune/MarathiNLP/main/STSb-translated/marathi"
 
 
-class DataError(ValueError):
+class DataError(PrunetuneError, ValueError):
     """Data that cannot be read as the task needs: names the file, the line and the fix."""
 
 

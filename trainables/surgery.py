@@ -15,6 +15,8 @@ from typing import Any
 
 from prunetune.trainables.strategies import check_kept
 
+from prunetune.errors import PrunetuneError
+
 
 @dataclass(frozen=True)
 class Family:
@@ -41,7 +43,7 @@ SHARED_WEIGHTS = {"albert": "ALBERT shares one set of weights across all its lay
 KEPT_LAYERS_KEY = "prunetune_kept_layers"
 
 
-class SurgeryError(ValueError):
+class SurgeryError(PrunetuneError, ValueError):
     """A model that cannot be pruned, or a set of layers that cannot be kept."""
 
 

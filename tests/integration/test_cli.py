@@ -85,6 +85,12 @@ def test_user_errors_exit_2_with_one_clear_line(tmp_path) -> None:
         ),
         (("finetune", "--set", "training.epoch=2"), "unknown key 'training.epoch'"),
         (("finetune", "--set", "data.source=./no/such/dir"), "neither a preset"),
+        # A model that is neither a folder nor a reachable hub id (the tests run offline).
+        (
+            ("prune", str(tmp_path / "no-such-model"), "--strategy", "top", "--count", "1", "-o", str(tmp_path)),
+            "cannot load model",
+        ),
+        (("search", "--set", f"trial.model={tmp_path / 'no-such-model'}"), "cannot load model"),
     ]
     for args, message in cases:
         done = prunetune(*args)
