@@ -169,8 +169,10 @@ def experiment_frame(mlflow: Any, experiment_name: str) -> pd.DataFrame:
     experiment = mlflow.get_experiment_by_name(experiment_name)
     if experiment is None:
         raise AnalysisError(f"no experiment {experiment_name!r} in {mlflow.tracking_uri}")
-    kinds = "('trial', 'reference', 'scratch')"
-    return runs_frame(list(paged_runs(mlflow, [experiment.experiment_id], f"tags.`{TAG_KIND}` IN {kinds}")))
+    # MLflow filters a tag by one value at a time (no IN for tags): the other kinds are left out here.
+    kinds = ("trial", "reference", "scratch")
+    runs = paged_runs(mlflow, [experiment.experiment_id], f"tags.`{TAG_KIND}` != 'search'")
+    return runs_frame([run for run in runs if run.data.tags.get(TAG_KIND) in kinds])
 
 
 def runs_frame(runs: list[Any]) -> pd.DataFrame:

@@ -144,7 +144,13 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     spec = _spec(args)
     result = run_search(spec, resume=args.resume, say=lambda line: print(line, flush=True))
-    print(f"\nreference val_score {result.reference_score:.4f}; {result.trials} trials")
+    ref = result.reference
+    tuned = (
+        "given"
+        if ref.given is not None
+        else f"lr {ref.learning_rate:.1e}, {ref.epochs} epochs, {len(ref.scores)} seed(s)"
+    )
+    print(f"\nreference val_score {ref.score:.4f} ({tuned}); {result.trials} trials")
     print(f"Ray results: {result.experiment_path}; MLflow parent run {result.parent_run_id}")
     if result.best is None:
         print(f"no trial stayed within the budget ({spec.budget.tolerance}); widen it or search more trials")

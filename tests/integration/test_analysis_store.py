@@ -64,3 +64,20 @@ def test_missing_store_and_unknown_names_are_named_and_nothing_is_created(tmp_pa
         find_search(open_store(uri), "empty")
     with pytest.raises(AnalysisError, match="no search 'typo'.*empty"):
         find_search(open_store(uri), "typo")
+
+
+def test_every_search_of_an_experiment_lists_trials_references_and_scratch_runs(tmp_path) -> None:
+    from mlflow.tracking import MlflowClient
+    from prunetune.analysis.query import experiment_frame
+
+    mlflow = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = experiment_id(mlflow, "many", (tmp_path / "artifacts").as_uri())
+    runs = {}
+    for kind in ("search", "trial", "reference", "scratch", "recheck"):
+        runs[kind] = mlflow.create_run(experiment, tags={"prunetune.kind": kind}).info.run_id
+        mlflow.set_terminated(runs[kind])
+    frame = experiment_frame(mlflow, "many")
+    assert sorted(frame["kind"]) == ["reference", "scratch", "trial"]
+    assert set(frame["run_id"]) == {runs["trial"], runs["reference"], runs["scratch"]}
+    with pytest.raises(AnalysisError, match="no experiment 'nothing'"):
+        experiment_frame(mlflow, "nothing")
