@@ -82,6 +82,20 @@ def complete_trials(runs: list[Any]) -> list[tuple[Candidate, TrialConfig]]:
     return found
 
 
+def finished_rechecks(runs: list[Any]) -> dict[tuple, float]:
+    """(kept layers, learning rate, epochs, seed) -> val_score of the search's finished re-check runs."""
+    from prunetune.search.names import TAG_KIND
+
+    found = {}
+    for run in runs:
+        if run.data.tags.get(TAG_KIND) != "recheck" or run.info.status != "FINISHED":
+            continue
+        config = TrialConfig.from_flat(run.data.params)
+        key = (tuple(config.kept_layers or ()), config.training.learning_rate, config.training.epochs)
+        found[(*key, config.training.seed)] = float(run.data.metrics["val_score"])
+    return found
+
+
 def finalists(trials: list[tuple[Candidate, TrialConfig]], reference: float, tolerance: float, relative: bool) -> list:
     """The candidates within ``tolerance`` of ``reference``, the tuned reference on the search's own seed:
     paired, so that seed's luck (±0.9 points, as large as a tolerance) does not decide who is a finalist."""
@@ -100,8 +114,10 @@ def max_drop(spec: SearchSpec, tolerances: list[float], *, resume: bool = False,
     result = run_search(loosest, resume=resume, say=say)
     mlflow = client(loosest.resolved_tracking_uri())
     experiment = experiment_id(mlflow, loosest.name)
-    trials = complete_trials(list(paged_runs(mlflow, [experiment], f"tags.`{PARENT}` = '{result.parent_run_id}'")))
+    children = list(paged_runs(mlflow, [experiment], f"tags.`{PARENT}` = '{result.parent_run_id}'"))
+    trials = complete_trials(children)
     configs = {candidate.key: config for candidate, config in trials}
+    rechecked = finished_rechecks(children)  # a resumed max-drop re-trains none of these
     seeds = decision_seeds(loosest)
     relative = loosest.budget.relative
     measured: dict[tuple, tuple[dict[int, float], dict[int, float]]] = {}
@@ -114,10 +130,13 @@ def max_drop(spec: SearchSpec, tolerances: list[float], *, resume: bool = False,
                 f"(lr {candidate.learning_rate:.1e}, {candidate.epochs} epochs) on seeds {seeds}"
             )
             base = configs[candidate.key]
+            scores = {seed: rechecked[(*candidate.key, seed)] for seed in seeds if (*candidate.key, seed) in rechecked}
+            todo = [seed for seed in seeds if seed not in scores]
             tags = {PARENT: result.parent_run_id}
-            jobs = [(base.with_overrides({"training.seed": seed}), "recheck", tags) for seed in seeds]
+            jobs = [(base.with_overrides({"training.seed": seed}), "recheck", tags) for seed in todo]
             ran = run_jobs(loosest, mlflow, experiment, jobs, say=say)
-            scores = {s: float(r["val_score"]) for s, (_, r) in zip(seeds, ran, strict=True)}
+            scores |= {seed: float(r["val_score"]) for seed, (_, r) in zip(todo, ran, strict=True)}
+            scores = dict(sorted(scores.items()))
             measured[candidate.key] = (scores, paired_drops(result.reference.on_seeds(), scores, relative))
         return measured[candidate.key]
 

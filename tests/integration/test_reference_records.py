@@ -79,3 +79,19 @@ def test_the_answer_reads_with_its_verdict_interval_and_selection_score() -> Non
     assert document["reference"]["score"] == pytest.approx(0.68)
     assert document["reference"]["search_seed_score"] == 0.684
     assert document["tolerances"][0]["answer"]["verdict"] == "borderline"
+
+
+def test_a_resumed_max_drop_finds_the_finished_rechecks_again(tmp_path) -> None:
+    from prunetune.search.max_drop import finished_rechecks
+    from prunetune.search.tracking import log_params_and_metrics
+    from prunetune.trainables.config import TrialConfig
+
+    mlflow, experiment, parent = _store(tmp_path)
+    base = TrialConfig().with_overrides({"kept_layers": [0, 5], "training.learning_rate": 8e-4, "training.epochs": 2})
+    for seed, status in ((43, "FINISHED"), (44, "KILLED")):
+        run = mlflow.create_run(experiment, tags={TAG_KIND: "recheck", "mlflow.parentRunId": parent}).info.run_id
+        config = base.with_overrides({"training.seed": seed})
+        log_params_and_metrics(mlflow, run, config.to_flat(), {"val_score": 0.66 + seed / 1000})
+        mlflow.set_terminated(run, status)
+    children = mlflow.search_runs([experiment], filter_string=f"tags.`mlflow.parentRunId` = '{parent}'")
+    assert finished_rechecks(children) == {((0, 5), 8e-4, 2, 43): pytest.approx(0.703)}
