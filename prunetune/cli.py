@@ -17,12 +17,12 @@ from typing import Any
 
 
 def _quiet_libraries() -> None:
+    """Progress lines, not the libraries' load reports. Set through their environment variables, read when
+    (and if) they are imported, so a command that never loads a model never pays for importing them."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' bars follow the hub's switch
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # a "View run" line per closed run
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
 
 
 def _data_config(args: argparse.Namespace) -> Any:
@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    if not args.verbose and args.command not in ("trials", "report"):  # those two never load a model
+    if not args.verbose:
         _quiet_libraries()
     try:
         return int(args.run(args))
