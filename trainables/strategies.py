@@ -44,8 +44,13 @@ class Strategy:
 STRATEGIES: dict[str, Strategy] = {}
 
 
-def _register(name: str, *, needs_scores: bool = False) -> Callable[[DropFn], DropFn]:
+def register_strategy(name: str, *, needs_scores: bool = False) -> Callable[[DropFn], DropFn]:
+    """Add a strategy: ``fn(num_layers, [scores,] **params)`` returns the indices to drop; its parameters are
+    what a spec may set, its docstring's first line is its summary. A name already taken is refused."""
+
     def add(fn: DropFn) -> DropFn:
+        if name in STRATEGIES:
+            raise StrategyError(f"a strategy named {name!r} exists already; choose another name")
         STRATEGIES[name] = Strategy(name, fn, needs_scores, (fn.__doc__ or "").strip().splitlines()[0])
         return fn
 
@@ -68,26 +73,26 @@ def _count(num_layers: int, count: int, *, limit: int | None = None) -> int:
     return count
 
 
-@_register("none")
+@register_strategy("none")
 def none(num_layers: int) -> list[int]:
     """Drop nothing: the unpruned reference model."""
     return []
 
 
-@_register("top")
+@register_strategy("top")
 def top(num_layers: int, count: int) -> range:
     """Drop the last `count` layers (the most consistent strategy in Poor Man's BERT)."""
     count = _count(num_layers, count)
     return range(num_layers - count, num_layers)
 
 
-@_register("bottom")
+@register_strategy("bottom")
 def bottom(num_layers: int, count: int) -> range:
     """Drop the first `count` layers."""
     return range(_count(num_layers, count))
 
 
-@_register("middle")
+@register_strategy("middle")
 def middle(num_layers: int, count: int) -> range:
     """Drop a centred block of `count` layers (rounded towards the bottom when it cannot be exact)."""
     count = _count(num_layers, count)
@@ -95,7 +100,7 @@ def middle(num_layers: int, count: int) -> range:
     return range(start, start + count)
 
 
-@_register("window")
+@register_strategy("window")
 def window(num_layers: int, count: int, start: int | None = None, start_fraction: float | None = None) -> range:
     """Drop the contiguous block start..start+count-1; `start_fraction` in [0, 1] places it instead."""
     count = _count(num_layers, count)
@@ -134,19 +139,19 @@ def count_limit(strategy: str, num_layers: int) -> int:
     return num_layers - 1
 
 
-@_register("alternate-even")
+@register_strategy("alternate-even")
 def alternate_even(num_layers: int, count: int) -> list[int]:
     """Drop `count` even-numbered layers (1-based), from the top down: 12, 10, 8, … of 12."""
     return _alternate(num_layers, count, parity=0)
 
 
-@_register("alternate-odd")
+@register_strategy("alternate-odd")
 def alternate_odd(num_layers: int, count: int) -> list[int]:
     """Drop `count` odd-numbered layers (1-based), from the top down: 11, 9, 7, … of 12."""
     return _alternate(num_layers, count, parity=1)
 
 
-@_register("contribution", needs_scores=True)
+@register_strategy("contribution", needs_scores=True)
 def contribution(
     num_layers: int, scores: LayerScores, count: int | None = None, threshold: float | None = None
 ) -> list[int]:
@@ -190,7 +195,7 @@ def threshold_range(scores: LayerScores, min_count: int, max_count: int) -> tupl
     return low, high
 
 
-@_register("angular-block", needs_scores=True)
+@register_strategy("angular-block", needs_scores=True)
 def angular_block(num_layers: int, scores: LayerScores, count: int) -> range:
     """Drop the block of `count` layers whose input and output are closest in angle (Gromov et al.)."""
     count = _count(num_layers, count)
@@ -200,7 +205,7 @@ def angular_block(num_layers: int, scores: LayerScores, count: int) -> range:
     return range(start, start + count)
 
 
-@_register("explicit")
+@register_strategy("explicit")
 def explicit(num_layers: int, layers: Iterable[int]) -> list[int]:
     """Drop exactly the listed layer indices."""
     layers = list(layers)

@@ -132,3 +132,20 @@ def test_every_strategy_is_documented() -> None:
         "none",
     } <= set(STRATEGIES)
     assert all(s.summary for s in STRATEGIES.values())
+
+
+def test_a_registered_strategy_is_searchable_by_name_and_a_taken_name_is_refused() -> None:
+    from prunetune.trainables import strategies
+
+    @strategies.register_strategy("every-third-test")
+    def every_third(num_layers: int, count: int) -> list[int]:
+        """Drop every third layer from the top, `count` of them."""
+        return list(range(num_layers - 1, -1, -3))[:count]
+
+    try:
+        assert strategies.kept_layers("every-third-test", 6, {"count": 2}) == (0, 1, 3, 4)
+        assert "every-third-test(count): Drop every third layer" in strategies.describe()
+        with pytest.raises(strategies.StrategyError, match="'top' exists already"):
+            strategies.register_strategy("top")(every_third)
+    finally:
+        del strategies.STRATEGIES["every-third-test"]
