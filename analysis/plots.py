@@ -17,7 +17,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from prunetune.analysis.tables import finished, reference_score  # noqa: E402
-from prunetune.trainables.scores import LayerScores  # noqa: E402
+
+from prunetune.records import LayerScores  # noqa: E402
 
 
 def save(figure: Figure, path: str | Path) -> Path:

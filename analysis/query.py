@@ -15,8 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from prunetune.search.names import (
+from prunetune.search.store import paged_runs  # noqa: F401  (part of this module's API)
+
+from prunetune.errors import PrunetuneError
+from prunetune.records import (
+    FAILED,
+    KIND_REFERENCE,
+    KIND_SCRATCH,
+    KIND_TRIAL,
     PARENT,
+    RUNNING,
     TAG_BEST,
     TAG_KIND,
     TAG_REFERENCE_RUN,
@@ -26,9 +34,6 @@ from prunetune.search.names import (
     TAG_STATUS,
     TAG_TRIAL,
 )
-from prunetune.search.store import paged_runs  # noqa: F401  (part of this module's API)
-
-from prunetune.errors import PrunetuneError
 
 
 class AnalysisError(PrunetuneError, LookupError):
@@ -170,7 +175,7 @@ def experiment_frame(mlflow: Any, experiment_name: str) -> pd.DataFrame:
     if experiment is None:
         raise AnalysisError(f"no experiment {experiment_name!r} in {mlflow.tracking_uri}")
     # MLflow filters a tag by one value at a time (no IN for tags): the other kinds are left out here.
-    kinds = ("trial", "reference", "scratch")
+    kinds = (KIND_TRIAL, KIND_REFERENCE, KIND_SCRATCH)
     runs = paged_runs(mlflow, [experiment.experiment_id], f"tags.`{TAG_KIND}` != 'search'")
     return runs_frame([run for run in runs if run.data.tags.get(TAG_KIND) in kinds])
 
@@ -193,17 +198,17 @@ def _number(params: dict[str, str], key: str) -> float | None:
 
 def _row(run: Any) -> dict[str, Any]:
     tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
-    kind = tags.get(TAG_KIND, "trial")
-    status = tags.get(TAG_STATUS) or ("running" if run.info.status == "RUNNING" else "failed")
+    kind = tags.get(TAG_KIND, KIND_TRIAL)
+    status = tags.get(TAG_STATUS) or (RUNNING if run.info.status == "RUNNING" else FAILED)
     kept = _kept(tags, params)
     dropped = metrics.get("layers_dropped")
     kept_count = metrics.get("layers_kept", len(kept) if kept is not None else None)
     if dropped is None and kept_count is not None and "layers_original" in metrics:
         dropped = metrics["layers_original"] - kept_count
     strategy = params.get("drop.strategy")
-    if kind == "reference":
+    if kind == KIND_REFERENCE:
         strategy, dropped = "none", 0
-    elif kind == "scratch":
+    elif kind == KIND_SCRATCH:
         strategy = "scratch"
     score = metrics.get("final_val_score", metrics.get("val_score"))
     feasible = metrics.get("final_feasible", metrics.get("feasible"))
@@ -218,7 +223,7 @@ def _row(run: Any) -> dict[str, Any]:
         "kept_layers": kept,
         "val_score": score,
         "test_score": metrics.get("final_test_score", metrics.get("test_score")),
-        "drop": metrics.get("final_drop", metrics.get("drop", 0.0 if kind == "reference" else None)),
+        "drop": metrics.get("final_drop", metrics.get("drop", 0.0 if kind == KIND_REFERENCE else None)),
         "feasible": None if feasible is None else bool(feasible),
         "learning_rate": _number(params, "training.learning_rate"),
         "epochs": _number(params, "training.epochs"),
@@ -239,7 +244,7 @@ def _row(run: Any) -> dict[str, Any]:
         "search": tags.get(TAG_SEARCH),
         "ray_trial_id": tags.get(TAG_TRIAL),
         "node_id": tags.get("prunetune.node_id"),
-        "retries": int(tags.get(TAG_RETRIES, 0)) if kind == "trial" else None,
+        "retries": int(tags.get(TAG_RETRIES, 0)) if kind == KIND_TRIAL else None,
         "run_name": run.info.run_name,
         "start_time": pd.Timestamp(run.info.start_time, unit="ms", tz="UTC"),
         "seconds": (end - run.info.start_time) / 1000 if end else None,

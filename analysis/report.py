@@ -17,7 +17,8 @@ from typing import Any
 import pandas as pd
 from prunetune.analysis import tables
 from prunetune.analysis.query import Search
-from prunetune.trainables.scores import LayerScores
+
+from prunetune.records import LayerScores
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1100px;
@@ -143,7 +144,8 @@ def render(inputs: ReportInputs) -> str:
 def load_inputs(mlflow: Any, search: Search, tolerances: Sequence[float]) -> ReportInputs:
     """Everything the report shows, read from MLflow only."""
     from prunetune.analysis.query import read_artifact, search_runs_frame
-    from prunetune.search.names import LAYER_SCORES_ARTIFACT, SPEC_ARTIFACT
+
+    from prunetune.records import LAYER_SCORES_ARTIFACT, SPEC_ARTIFACT
 
     spec_text = read_artifact(mlflow, search, SPEC_ARTIFACT)
     scores_text = read_artifact(mlflow, search, LAYER_SCORES_ARTIFACT)

@@ -14,13 +14,15 @@ import math
 from collections.abc import Sequence
 
 import pandas as pd
-from prunetune.search import decide
 from prunetune.search.decide import best_reference
+
+from prunetune import records
+from prunetune.records import COMPLETE, KIND_TRIAL
 
 
 def finished(frame: pd.DataFrame) -> pd.DataFrame:
-    """Complete trials with a score."""
-    return frame[(frame["kind"] == "trial") & (frame["status"] == "complete") & frame["val_score"].notna()]
+    """Complete trials with a score: the rows :func:`prunetune.records.is_result` accepts."""
+    return frame[(frame["kind"] == KIND_TRIAL) & (frame["status"] == COMPLETE) & frame["val_score"].notna()]
 
 
 def reference_row(frame: pd.DataFrame) -> pd.DataFrame:
@@ -69,7 +71,7 @@ def max_droppable(
     for task, group in trials.groupby("task", sort=True):
         drops = group["drop"] / reference if relative and reference else group["drop"]
         for tolerance in tolerances:
-            within = group[drops <= tolerance + decide.EPSILON]  # decide.within, on a column
+            within = group[drops <= tolerance + records.EPSILON]  # records.within, on a column
             row: dict[str, object] = {"task": task, "tolerance": tolerance}
             if within.empty:
                 rows.append(row | {"max_layers_dropped": 0, "strategy": "none within budget"})

@@ -56,20 +56,19 @@ from pathlib import Path
 from typing import Any
 
 from prunetune.search.decide import (
-    EPSILON,
     Candidate,
     ToleranceAnswer,
     TunedReference,
     answer_tolerance,
     best_reference,
-    drop,
     paired_drops,
 )
 from prunetune.search.max_drop import finalists
 from prunetune.search.space import DefineSpace, budget_excess, objective, point_key, strategy_params
 from prunetune.search.spec import SearchSpec, load_spec
-from prunetune.trainables.scores import LayerScores
 from prunetune.trainables.strategies import StrategyError, kept_layers
+
+from prunetune.records import EPSILON, LayerScores, drop
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TABLE = REPO.parent / "shared" / "tables" / "minilm-l6-indicnews-en-lr-seeds.csv"

@@ -18,19 +18,10 @@ from dataclasses import dataclass
 from statistics import mean, stdev
 from typing import Literal
 
+from prunetune.records import drop, within
+
 Verdict = Literal["within", "borderline", "over"]
 VERDICTS: tuple[Verdict, ...] = ("within", "borderline", "over")
-EPSILON = 1e-9  # equal up to float noise counts as equal: a drop of exactly the tolerance is within
-
-
-def drop(reference: float, score: float, relative: bool = False) -> float:
-    """How far ``score`` falls below ``reference``: absolute points, or a fraction of the reference."""
-    return (reference - score) / reference if relative else reference - score
-
-
-def within(drop: float, tolerance: float) -> bool:
-    """The one rule for "within the budget", everywhere: a drop of exactly the tolerance is within it."""
-    return drop <= tolerance + EPSILON
 
 
 def paired_drops(

@@ -8,9 +8,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from prunetune.search.names import TAG_KIND, TAG_SEARCH, TAG_STATUS
 from prunetune.search.spec import SearchSpec
 from prunetune.search.tracking import log_params_and_metrics
+
+from prunetune.records import COMPLETE, FAILED, RUNNING, TAG_KIND, TAG_SEARCH, TAG_STATUS
 
 
 def launch_job(spec: SearchSpec, trial: Any, prepared: Any = None) -> Any:
@@ -31,7 +32,7 @@ def open_job_run(spec: SearchSpec, mlflow: Any, experiment: str, trial: Any, kin
         name = f"{kind}-{len(trial.kept_layers or ())}-layers-seed{seed}"
     return str(
         mlflow.create_run(
-            experiment, run_name=name, tags={TAG_KIND: kind, TAG_SEARCH: spec.name, TAG_STATUS: "running"} | tags
+            experiment, run_name=name, tags={TAG_KIND: kind, TAG_SEARCH: spec.name, TAG_STATUS: RUNNING} | tags
         ).info.run_id
     )
 
@@ -42,7 +43,7 @@ def finish_job_run(mlflow: Any, run_id: str, trial: Any, result_of: Callable[[],
     try:
         result = dict(result_of())
     except Exception:
-        mlflow.set_tag(run_id, TAG_STATUS, "failed")
+        mlflow.set_tag(run_id, TAG_STATUS, FAILED)
         mlflow.set_terminated(run_id, "FAILED")
         raise
     history = result.pop("history")
@@ -50,7 +51,7 @@ def finish_job_run(mlflow: Any, run_id: str, trial: Any, result_of: Callable[[],
         log_params_and_metrics(mlflow, run_id, {}, numbers(epoch_metrics), int(epoch_metrics.get("epoch", 0)))
     log_params_and_metrics(mlflow, run_id, trial.to_flat(), numbers(result))
     mlflow.set_tag(run_id, "prunetune.kept_layers", json.dumps(result["kept_layers"]))
-    mlflow.set_tag(run_id, TAG_STATUS, "complete")
+    mlflow.set_tag(run_id, TAG_STATUS, COMPLETE)
     mlflow.set_terminated(run_id, "FINISHED")
     return result
 

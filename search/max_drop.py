@@ -20,12 +20,12 @@ from prunetune.search.decide import (
     ToleranceAnswer,
     TunedReference,
     answer_tolerance,
-    drop,
     paired_drops,
-    within,
 )
 from prunetune.search.spec import SearchSpec, decision_seeds
 from prunetune.trainables.config import TrialConfig
+
+from prunetune.records import FINAL, KIND_RECHECK, drop, is_result, within
 
 
 @dataclass(frozen=True)
@@ -60,14 +60,12 @@ class MaxDropAnswer:
 
 def complete_trials(runs: list[Any]) -> list[tuple[Candidate, TrialConfig]]:
     """The search's complete trials, each as a candidate and the config that trained it."""
-    from prunetune.search.names import TAG_KIND, TAG_STATUS
+    from prunetune.records import TAG_KIND, TAG_STATUS
 
     found = []
     for run in runs:
         tags, metrics = run.data.tags, run.data.metrics
-        if tags.get(TAG_KIND, "trial") != "trial" or tags.get(TAG_STATUS) != "complete":
-            continue
-        if "final_val_score" not in metrics:
+        if not is_result(tags.get(TAG_KIND), tags.get(TAG_STATUS)) or f"{FINAL}val_score" not in metrics:
             continue
         config = TrialConfig.from_flat(run.data.params)
         candidate = Candidate(
@@ -76,7 +74,7 @@ def complete_trials(runs: list[Any]) -> list[tuple[Candidate, TrialConfig]]:
             strategy=config.drop.strategy,
             learning_rate=config.training.learning_rate,
             epochs=config.training.epochs,
-            selection_score=float(metrics["final_val_score"]),
+            selection_score=float(metrics[f"{FINAL}val_score"]),
         )
         found.append((candidate, config))
     return found
@@ -84,11 +82,11 @@ def complete_trials(runs: list[Any]) -> list[tuple[Candidate, TrialConfig]]:
 
 def finished_rechecks(runs: list[Any]) -> dict[tuple, float]:
     """(kept layers, learning rate, epochs, seed) -> val_score of the search's finished re-check runs."""
-    from prunetune.search.names import TAG_KIND
+    from prunetune.records import TAG_KIND
 
     found = {}
     for run in runs:
-        if run.data.tags.get(TAG_KIND) != "recheck" or run.info.status != "FINISHED":
+        if run.data.tags.get(TAG_KIND) != KIND_RECHECK or run.info.status != "FINISHED":
             continue
         config = TrialConfig.from_flat(run.data.params)
         key = (tuple(config.kept_layers or ()), config.training.learning_rate, config.training.epochs)
@@ -105,10 +103,11 @@ def finalists(trials: list[tuple[Candidate, TrialConfig]], reference: float, tol
 def max_drop(spec: SearchSpec, tolerances: list[float], *, resume: bool = False, say: Any = print) -> MaxDropAnswer:
     """Search once at the loosest tolerance, then decide each tolerance on the decision seeds."""
     from prunetune.search.jobs import run_jobs
-    from prunetune.search.names import PARENT
     from prunetune.search.reference import score_on_seed
     from prunetune.search.runner import run_search
     from prunetune.search.store import client, experiment_id, paged_runs
+
+    from prunetune.records import PARENT
 
     loosest = spec.with_overrides({"budget.tolerance": max(tolerances)})
     result = run_search(loosest, resume=resume, say=say)
@@ -133,7 +132,7 @@ def max_drop(spec: SearchSpec, tolerances: list[float], *, resume: bool = False,
             scores = {seed: rechecked[(*candidate.key, seed)] for seed in seeds if (*candidate.key, seed) in rechecked}
             todo = [seed for seed in seeds if seed not in scores]
             tags = {PARENT: result.parent_run_id}
-            jobs = [(base.with_overrides({"training.seed": seed}), "recheck", tags) for seed in todo]
+            jobs = [(base.with_overrides({"training.seed": seed}), KIND_RECHECK, tags) for seed in todo]
             ran = run_jobs(loosest, mlflow, experiment, jobs, say=say)
             scores |= {seed: float(r["val_score"]) for seed, (_, r) in zip(todo, ran, strict=True)}
             scores = dict(sorted(scores.items()))

@@ -14,11 +14,12 @@ from typing import Any
 
 from prunetune.search.decide import TunedReference, best_reference
 from prunetune.search.jobs import run_jobs
-from prunetune.search.names import TAG_KIND, TAG_REFERENCE_KEY, TAG_REFERENCE_RUN, TAG_REFERENCE_RUNS
 from prunetune.search.spec import SearchSpec, decision_seeds, reference_epochs, reference_key
 from prunetune.search.store import paged_runs
 from prunetune.search.tracking import log_params_and_metrics
 from prunetune.trainables.config import TrialConfig
+
+from prunetune.records import TAG_KIND, TAG_REFERENCE_KEY, TAG_REFERENCE_RUN, TAG_REFERENCE_RUNS
 
 
 def reference_trials(spec: SearchSpec) -> list[TrialConfig]:

@@ -12,13 +12,13 @@ from typing import Any
 
 from prunetune.search.decide import TunedReference
 from prunetune.search.jobs import numbers, run_jobs
-from prunetune.search.names import LAYER_SCORES_ARTIFACT, PARENT, SPEC_ARTIFACT, TAG_BEST, TAG_KIND, TAG_SEARCH
 from prunetune.search.reference import tuned_reference
 from prunetune.search.spec import SearchSpec, ray_address
 from prunetune.search.store import client, experiment_id, paged_runs
 from prunetune.search.tracking import TrialRecorder, close_interrupted, log_params_and_metrics
 from prunetune.trainables.config import ConfigError
-from prunetune.trainables.scores import LayerScores
+
+from prunetune.records import LAYER_SCORES_ARTIFACT, PARENT, SPEC_ARTIFACT, TAG_BEST, TAG_KIND, TAG_SEARCH, LayerScores
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,11 @@ from typing import Any
 
 from prunetune.search.space import OBJECTIVE, DefineSpace, point_key, strategy_params, trial_config
 from prunetune.search.spec import SearchSpec
-from prunetune.trainables.scores import LayerScores
 from prunetune.trainables.strategies import StrategyError, get_strategy, kept_layers
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
+
+from prunetune.records import LayerScores
 
 log = logging.getLogger(__name__)
 

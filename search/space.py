@@ -16,10 +16,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from prunetune.search.decide import drop, within
 from prunetune.search.spec import SearchSpec
-from prunetune.trainables.scores import LayerScores
 from prunetune.trainables.strategies import count_limit, get_strategy, threshold_range
+
+from prunetune.records import LayerScores, drop, within
 
 OBJECTIVE = "objective"
 LR_STEPS_PER_OCTAVE = 2  # half-octaves: the seed table's optimum is broad (2e-4 vs 4e-4 within 0.4 points)

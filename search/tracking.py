@@ -16,18 +16,25 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from prunetune.search.names import (
+from prunetune.search.store import paged_runs
+from prunetune.search.trainable import DERIVED, REPORTED
+from ray.tune import Callback
+
+from prunetune.records import (
+    FAILED,
+    FINAL,
+    INTERRUPTED,
+    KIND_TRIAL,
     PARENT,
+    RUNNING,
     TAG_CHECKPOINT_EPOCH,
     TAG_KIND,
     TAG_RETRIES,
     TAG_SEARCH,
     TAG_STATUS,
     TAG_TRIAL,
+    trial_status,
 )
-from prunetune.search.store import paged_runs
-from prunetune.search.trainable import DERIVED, REPORTED
-from ray.tune import Callback
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +130,11 @@ class TrialRecorder(Callback):
                 run_name=name,
                 tags={
                     PARENT: self.parent_run_id,
-                    TAG_KIND: "trial",
+                    TAG_KIND: KIND_TRIAL,
                     TAG_TRIAL: trial.trial_id,
                     TAG_SEARCH: self.search_name,
                     "prunetune.optuna_trial": str(trial.config.get("optuna_trial", "")),
-                    TAG_STATUS: "running",
+                    TAG_STATUS: RUNNING,
                 },
             ).info.run_id
             params = flat_params(config)
@@ -174,7 +181,7 @@ class TrialRecorder(Callback):
         run_id = self.run_ids.get(trial_id) or self._find_run(trial_id)
         if run_id is None:
             return  # never started: nothing was recorded
-        status = "failed" if error else trial_status(config, result)
+        status = FAILED if error else trial_status(config["trial"]["training"]["epochs"], int(result.get("epoch", 0)))
         kept = config["trial"].get("kept_layers")
 
         def finish() -> None:
@@ -183,7 +190,7 @@ class TrialRecorder(Callback):
             for key in ("node_id", "cuda_visible_devices", "device"):
                 if key in result:
                     self.mlflow.set_tag(run_id, f"prunetune.{key}", str(result[key]))
-            final = {f"final_{k}": v for k, v in result.items() if k in _FINAL}
+            final = {f"{FINAL}{k}": v for k, v in result.items() if k in _FINAL}
             log_params_and_metrics(self.mlflow, run_id, {}, final, int(result.get("epoch", 0)))
             self.mlflow.set_terminated(run_id, "FAILED" if error else "FINISHED")
 
@@ -224,15 +231,9 @@ class TrialRecorder(Callback):
             self._worker.flush()
 
 
-def trial_status(config: dict[str, Any], result: dict[str, Any]) -> str:
-    """complete, or early-stopped when the trial ended before its planned epochs."""
-    planned = config["trial"]["training"]["epochs"]
-    return "complete" if result.get("epoch", 0) >= planned else "early-stopped"
-
-
 def close_interrupted(mlflow: Any, run_id: str) -> None:
     """Close a run whose job died with its driver: its metrics so far stay, it never counts as a result."""
-    mlflow.set_tag(run_id, TAG_STATUS, "interrupted")
+    mlflow.set_tag(run_id, TAG_STATUS, INTERRUPTED)
     mlflow.set_terminated(run_id, "KILLED")
 
 

@@ -6,10 +6,11 @@ import os
 import tempfile
 from typing import Any
 
-from prunetune.search.decide import within
 from prunetune.search.space import OBJECTIVE, budget_excess, objective
 from prunetune.search.spec import SearchSpec
 from prunetune.trainables.config import TrialConfig
+
+from prunetune.records import within
 
 # What a trial reports to Tune each epoch: numbers only (Tune and MLflow want scalars).
 REPORTED = (

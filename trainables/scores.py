@@ -18,70 +18,14 @@ torch is imported only inside :func:`compute_layer_scores`.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from prunetune.records import LayerScores
+
 SCORES_VERSION = 1  # bump when the computation changes, so old cache entries are not reused
-
-
-@dataclass(frozen=True)
-class LayerScores:
-    """Mean cosine similarity and angular distance between every pair of hidden states."""
-
-    model: str
-    num_layers: int
-    sample_size: int
-    max_length: int
-    cosine: tuple[tuple[float, ...], ...]
-    angular: tuple[tuple[float, ...], ...]
-
-    def __post_init__(self) -> None:
-        size = self.num_layers + 1
-        for name in ("cosine", "angular"):
-            matrix = getattr(self, name)
-            if len(matrix) != size or any(len(row) != size for row in matrix):
-                raise ValueError(f"LayerScores.{name} must be {size}x{size} for {self.num_layers} layers")
-
-    def contribution(self, layer: int) -> float:
-        """Mean cosine(input, output) of ``layer``: near 1 means the layer barely changes its input."""
-        return self.cosine[layer][layer + 1]
-
-    def block_distance(self, start: int, count: int) -> float:
-        """Angular distance between the input of layer ``start`` and the output of ``start + count - 1``."""
-        return self.angular[start][start + count]
-
-    def layer_table(self) -> list[dict[str, float | int]]:
-        """One row per layer: its contribution score and its own angular distance."""
-        return [
-            {
-                "layer": layer,
-                "cosine_in_out": round(self.contribution(layer), 6),
-                "block_influence": round(1.0 - self.contribution(layer), 6),
-                "angular_distance": round(self.block_distance(layer, 1), 6),
-            }
-            for layer in range(self.num_layers)
-        ]
-
-    def block_table(self, count: int) -> list[dict[str, float | int]]:
-        """One row per block of ``count`` contiguous layers, by its start."""
-        return [
-            {"start": start, "count": count, "angular_distance": round(self.block_distance(start, count), 6)}
-            for start in range(self.num_layers - count + 1)
-        ]
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> LayerScores:
-        raw = json.loads(text)
-        raw["cosine"] = tuple(tuple(row) for row in raw["cosine"])
-        raw["angular"] = tuple(tuple(row) for row in raw["angular"])
-        return cls(**raw)
 
 
 def default_cache_dir() -> Path:

@@ -17,9 +17,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from prunetune.trainables.scores import LayerScores
-
 from prunetune.errors import PrunetuneError
+from prunetune.records import LayerScores
 
 DropFn = Callable[..., Iterable[int]]
 

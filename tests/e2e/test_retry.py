@@ -6,9 +6,9 @@ import threading
 import time
 
 import psutil
-from prunetune.search.names import TAG_CHECKPOINT_EPOCH, TAG_RETRIES
 from prunetune.search.spec import SearchSpec
 
+from prunetune.records import TAG_CHECKPOINT_EPOCH, TAG_RETRIES
 from tests.e2e.test_search_cluster import child_runs, tiny_spec
 
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 from mlflow.tracking import MlflowClient
 from prunetune.search.max_drop import MaxDropAnswer, render
-from prunetune.search.names import TAG_KIND, TAG_REFERENCE_KEY
 from prunetune.search.reference import _finished_reference_runs, reference_trials, score_on_seed, tuned_reference
 from prunetune.search.spec import load_spec, reference_key
 from prunetune.search.store import experiment_id
+
+from prunetune.records import TAG_KIND, TAG_REFERENCE_KEY
 
 
 def _store(tmp_path):

@@ -12,12 +12,13 @@ from types import SimpleNamespace
 
 import optuna
 from mlflow.tracking import MlflowClient
-from prunetune.search.names import PARENT, TAG_KIND, TAG_STATUS, TAG_TRIAL
 from prunetune.search.runner import _fail_orphaned_optuna_trials, _study_name
 from prunetune.search.spec import load_spec
 from prunetune.search.store import experiment_id
 from prunetune.search.tracking import TrialRecorder
 from prunetune.trainables.config import TrialConfig
+
+from prunetune.records import PARENT, TAG_KIND, TAG_STATUS, TAG_TRIAL
 
 
 def _open_trial_run(mlflow: MlflowClient, experiment: str, parent: str, trial_id: str) -> str:
@@ -65,8 +66,9 @@ def test_optuna_trials_left_running_are_failed(tmp_path) -> None:
 
 
 def test_baseline_jobs_left_running_by_the_driver_are_closed_on_resume(tmp_path) -> None:
-    from prunetune.search.names import TAG_SEARCH
     from prunetune.search.runner import _close_interrupted_jobs
+
+    from prunetune.records import TAG_SEARCH
 
     spec = load_spec(None, {"name": "resumed", "storage_path": str(tmp_path)})
     mlflow = MlflowClient(spec.resolved_tracking_uri())

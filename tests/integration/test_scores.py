@@ -6,9 +6,10 @@ import pytest
 from prunetune.trainables.config import DataConfig
 from prunetune.trainables.data import sample_texts
 from prunetune.trainables.models import load_any
-from prunetune.trainables.scores import LayerScores, compute_layer_scores
+from prunetune.trainables.scores import compute_layer_scores
 from prunetune.trainables.strategies import kept_layers
 
+from prunetune.records import LayerScores
 from tests.conftest import MINILM, tiny_config
 
 

@@ -39,7 +39,7 @@ def table(bench):
 
 @pytest.fixture(scope="module")
 def layer_scores(bench):
-    from prunetune.trainables.scores import LayerScores
+    from prunetune.records import LayerScores
 
     return LayerScores.from_json(bench.DEFAULT_SCORES.read_text())
 

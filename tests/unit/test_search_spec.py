@@ -174,8 +174,9 @@ def test_contribution_thresholds_span_the_layer_scores_so_every_one_is_realisabl
 
     import optuna
     from prunetune.search.space import strategy_params
-    from prunetune.trainables.scores import LayerScores
     from prunetune.trainables.strategies import threshold_range
+
+    from prunetune.records import LayerScores
 
     rng = random.Random(3)
     n = 8

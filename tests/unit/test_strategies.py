@@ -3,8 +3,9 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from prunetune.trainables.scores import LayerScores
 from prunetune.trainables.strategies import STRATEGIES, StrategyError, check_kept, kept_layers
+
+from prunetune.records import LayerScores
 
 
 def scores_for(contribution: list[float]) -> LayerScores:

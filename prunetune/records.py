@@ -1,0 +1,118 @@
+"""What a search records, and the rules for reading it back: every MLflow name and every rule in one place.
+
+The trainables (layer scores), the search driver (both writers: the trial recorder and the driver's own jobs)
+and the analysis (the reader) all import this module, so no name or rule is written twice. It imports no
+torch, no Ray and no MLflow: a laptop that only reads a search's records needs none of them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+# --- MLflow tags ------------------------------------------------------------------------------------------
+TAG_KIND = "prunetune.kind"  # search | trial | reference | scratch | recheck
+TAG_STATUS = "prunetune.status"  # complete | early-stopped | failed | interrupted (its driver was killed)
+TAG_CHECKPOINT_EPOCH = "prunetune.checkpoint_epoch"  # the epoch a retry of the trial would continue from
+TAG_RETRIES = "prunetune.retries"  # times the trial was retried after its process died
+TAG_TRIAL = "prunetune.ray_trial_id"
+TAG_SEARCH = "prunetune.search"
+TAG_REFERENCE_KEY = "prunetune.reference_key"
+TAG_REFERENCE_RUN = "prunetune.reference_run_id"  # on a search's run: the reference it was measured against
+# On a search's run: the runs (one per decision seed) of the tuned reference's best configuration, JSON.
+TAG_REFERENCE_RUNS = "prunetune.reference_run_ids"
+TAG_BEST = "prunetune.best"
+PARENT = "mlflow.parentRunId"
+# Artifacts of a search's parent run.
+SPEC_ARTIFACT = "spec.json"
+LAYER_SCORES_ARTIFACT = "layer_scores.json"
+
+# --- what the tags hold -------------------------------------------------------------------------------------
+KIND_SEARCH = "search"  # a search's parent run
+KIND_TRIAL = "trial"  # one Tune trial (a child run)
+KIND_REFERENCE = "reference"  # one run of the tuned reference's sweep (reused across searches by its key)
+KIND_SCRATCH = "scratch"  # a scratch baseline (a child run)
+KIND_RECHECK = "recheck"  # a max-drop finalist re-trained on a decision seed (a child run)
+COMPLETE, EARLY_STOPPED, FAILED, INTERRUPTED, RUNNING = "complete", "early-stopped", "failed", "interrupted", "running"
+FINAL = "final_"  # prefix of a trial's last-epoch metrics (final_val_score, ...); per-epoch ones have none
+
+# --- rules ----------------------------------------------------------------------------------------------------
+EPSILON = 1e-9  # equal up to float noise counts as equal: a drop of exactly the tolerance is within
+
+
+def drop(reference: float, score: float, relative: bool = False) -> float:
+    """How far ``score`` falls below ``reference``: absolute points, or a fraction of the reference."""
+    return (reference - score) / reference if relative else reference - score
+
+
+def within(drop: float, tolerance: float) -> bool:
+    """The one rule for "within the budget", everywhere: a drop of exactly the tolerance is within it."""
+    return drop <= tolerance + EPSILON
+
+
+def is_result(kind: str | None, status: str | None) -> bool:
+    """Only a complete trial answers a question: early-stopped ones are half-trained, failed and interrupted
+    ones unfinished, running ones not yet done."""
+    return (kind or KIND_TRIAL) == KIND_TRIAL and status == COMPLETE
+
+
+def trial_status(planned_epochs: int, epochs_run: int) -> str:
+    """complete, or early-stopped when the trial ended before its planned epochs."""
+    return COMPLETE if epochs_run >= planned_epochs else EARLY_STOPPED
+
+
+# --- the per-layer scores a search computes once and logs (LAYER_SCORES_ARTIFACT) -----------------------------
+@dataclass(frozen=True)
+class LayerScores:
+    """Mean cosine similarity and angular distance between every pair of hidden states."""
+
+    model: str
+    num_layers: int
+    sample_size: int
+    max_length: int
+    cosine: tuple[tuple[float, ...], ...]
+    angular: tuple[tuple[float, ...], ...]
+
+    def __post_init__(self) -> None:
+        size = self.num_layers + 1
+        for name in ("cosine", "angular"):
+            matrix = getattr(self, name)
+            if len(matrix) != size or any(len(row) != size for row in matrix):
+                raise ValueError(f"LayerScores.{name} must be {size}x{size} for {self.num_layers} layers")
+
+    def contribution(self, layer: int) -> float:
+        """Mean cosine(input, output) of ``layer``: near 1 means the layer barely changes its input."""
+        return self.cosine[layer][layer + 1]
+
+    def block_distance(self, start: int, count: int) -> float:
+        """Angular distance between the input of layer ``start`` and the output of ``start + count - 1``."""
+        return self.angular[start][start + count]
+
+    def layer_table(self) -> list[dict[str, float | int]]:
+        """One row per layer: its contribution score and its own angular distance."""
+        return [
+            {
+                "layer": layer,
+                "cosine_in_out": round(self.contribution(layer), 6),
+                "block_influence": round(1.0 - self.contribution(layer), 6),
+                "angular_distance": round(self.block_distance(layer, 1), 6),
+            }
+            for layer in range(self.num_layers)
+        ]
+
+    def block_table(self, count: int) -> list[dict[str, float | int]]:
+        """One row per block of ``count`` contiguous layers, by its start."""
+        return [
+            {"start": start, "count": count, "angular_distance": round(self.block_distance(start, count), 6)}
+            for start in range(self.num_layers - count + 1)
+        ]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> LayerScores:
+        raw = json.loads(text)
+        raw["cosine"] = tuple(tuple(row) for row in raw["cosine"])
+        raw["angular"] = tuple(tuple(row) for row in raw["angular"])
+        return cls(**raw)

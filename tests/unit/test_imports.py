@@ -1,0 +1,45 @@
+"""The layering rule, checked in a fresh interpreter: the driver and the analysis load no torch and no
+transformers, and the analysis nothing of the trainables (it runs on a laptop that only reads MLflow)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = ("torch", "transformers", "sentence_transformers", "datasets")
+
+
+def _loaded(*modules: str) -> set[str]:
+    code = (
+        "import importlib, json, sys\n"
+        f"for name in {list(modules)!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+def test_the_analysis_loads_no_torch_and_nothing_of_the_trainables() -> None:
+    loaded = _loaded(
+        "prunetune.analysis.query",
+        "prunetune.analysis.tables",
+        "prunetune.analysis.plots",
+        "prunetune.analysis.report",
+        "prunetune.analysis.select",
+    )
+    assert not loaded & set(HEAVY)
+    assert not {m for m in loaded if m.startswith("prunetune.trainables")}
+
+
+def test_the_search_driver_loads_no_torch_until_it_runs() -> None:
+    loaded = _loaded(
+        "prunetune.cli",
+        "prunetune.search.runner",
+        "prunetune.search.max_drop",
+        "prunetune.search.searcher",
+        "prunetune.search.reference",
+        "prunetune.search.tracking",
+    )
+    assert not loaded & set(HEAVY)
