@@ -25,6 +25,16 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # a "View run" line per closed run
 
 
+def _quiet_search() -> None:
+    """A search's terminal shows prunetune's progress lines, not Optuna's per-trial logs; and each epoch's
+    checkpoint forces a snapshot of Tune's experiment on purpose (a resume then loses at most the epoch in
+    flight), so Ray's warning about its cost on every fast epoch says nothing (cost: benchmark 3)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+
 def _data_config(args: argparse.Namespace) -> Any:
     from prunetune.trainables.config import DataConfig
 
@@ -143,6 +153,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from prunetune.search.runner import run_search
 
     spec = _spec(args)
+    _quiet_search()
     result = run_search(spec, resume=args.resume, say=lambda line: print(line, flush=True))
     ref = result.reference
     tuned = (
@@ -165,6 +176,7 @@ def cmd_max_drop(args: argparse.Namespace) -> int:
     if args.seeds is not None:
         args.set = [*(args.set or []), f"seeds={args.seeds}"]
     spec = _spec(args)
+    _quiet_search()
     # With --json the answer alone goes to stdout (for other tools); progress, and whatever a library
     # prints, goes to stderr.
     with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):

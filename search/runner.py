@@ -1,8 +1,8 @@
-"""Run a search: reference first, shared work once, then Optuna trials on Ray Tune, all recorded in MLflow."""
+"""Run a search, as the flow of DESIGN.md §1: the tuned reference and the shared work once, then Optuna
+trials on Ray Tune, every job recorded in MLflow. The steps live in their own modules; this one wires them."""
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -11,14 +11,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from prunetune.search.decide import TunedReference
-from prunetune.search.jobs import numbers, run_jobs
+from prunetune.search.jobs import numbers
 from prunetune.search.reference import tuned_reference
+from prunetune.search.scratch import scratch_baselines
+from prunetune.search.shared import check_depths, layer_scores, model_num_layers, prepared_data
 from prunetune.search.spec import SearchSpec, ray_address
 from prunetune.search.store import client, experiment_id, paged_runs
 from prunetune.search.tracking import TrialRecorder, close_interrupted, log_params_and_metrics
-from prunetune.trainables.config import ConfigError
 
-from prunetune.records import LAYER_SCORES_ARTIFACT, PARENT, SPEC_ARTIFACT, TAG_BEST, TAG_KIND, TAG_SEARCH, LayerScores
+from prunetune.records import (
+    KIND_RECHECK,
+    KIND_REFERENCE,
+    KIND_SCRATCH,
+    KIND_SEARCH,
+    LAYER_SCORES_ARTIFACT,
+    SPEC_ARTIFACT,
+    TAG_BEST,
+    TAG_KIND,
+    TAG_SEARCH,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +47,69 @@ class SearchResult:
         return self.reference.score
 
 
-@functools.lru_cache(maxsize=32)
-def model_num_layers(model: str) -> int:
-    """The layer count from the model's config alone (no weights loaded)."""
-    from prunetune.trainables.models import loading, resolve_model
-    from transformers import AutoConfig
+@dataclass(frozen=True)
+class Store:
+    """Where a search records: its MLflow experiment and parent run, and Tune's experiment folder."""
 
-    with loading(model):
-        config = AutoConfig.from_pretrained(resolve_model(model))
-    return int(config.num_hidden_layers)
+    tracking_uri: str
+    mlflow: Any
+    experiment: str
+    parent: str
+    experiment_path: str
+    resuming: bool
+
+
+def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> SearchResult:
+    """Run (or with ``resume`` continue) the search ``spec`` and return its best feasible trial."""
+    import ray
+    from prunetune.search.searcher import check_space
+
+    num_layers = model_num_layers(spec.trial.model)  # everything that can be refused is refused first
+    check_space(spec, num_layers)
+    check_depths(spec, num_layers)
+    store = _open_store(spec, resume, say)
+    _init_ray(spec)
+
+    shared = ray.put(prepared_data(spec))  # one copy in the object store, for the baselines and every trial
+    reference = tuned_reference(spec, store.mlflow, store.experiment, store.parent, say, shared)
+    scratch_baselines(spec, store.mlflow, store.experiment, store.parent, num_layers, say, shared)
+    scores = layer_scores(spec)
+    _log_text(store.mlflow, store.parent, spec.storage / spec.name / LAYER_SCORES_ARTIFACT, scores.to_json())
+
+    recorder = TrialRecorder(store.tracking_uri, store.experiment, store.parent, spec.name)
+    tuner = _tuner(spec, store, reference, scores, num_layers, shared, [recorder, _progress(spec, say)])
+    started = time.monotonic()
+    results = tuner.fit()
+    lost_runs, lost_optuna = recorder.settle(results), _fail_orphaned_optuna_trials(spec, store.parent)
+    if lost_runs or lost_optuna:
+        say(
+            f"{lost_runs} trial run(s) lost with the killed driver closed as interrupted, "
+            f"{lost_optuna} Optuna trial(s) told FAIL"
+        )
+    best = _best_feasible(results)
+    _close_search(store, best, {"trials": len(results), "seconds": time.monotonic() - started})
+    return SearchResult(store.parent, reference, len(results), best, store.experiment_path)
+
+
+def _open_store(spec: SearchSpec, resume: bool, say: Any) -> Store:
+    """The MLflow experiment and the search's parent run (the same one again on resume), checked to answer."""
+    from ray import tune
+
+    tracking_uri = spec.resolved_tracking_uri()
+    spec.storage.mkdir(parents=True, exist_ok=True)
+    mlflow = client(tracking_uri)
+    server = tracking_uri.startswith(("http://", "https://"))
+    local = None if server else (spec.storage / "mlartifacts").as_uri()
+    experiment = experiment_id(mlflow, spec.name, local)
+    experiment_path = f"{spec.ray_storage.rstrip('/')}/{spec.name}"
+    resuming = resume and tune.Tuner.can_restore(experiment_path)
+    if resume and not resuming:
+        say(f"nothing to resume at {experiment_path}: starting a new search")
+    parent = _parent_run(spec, mlflow, experiment, resuming)
+    say(f"search {spec.name}: MLflow {tracking_uri} (experiment {experiment}, parent run {parent})")
+    if resuming:
+        _close_interrupted_jobs(spec, mlflow, experiment, say)
+    return Store(tracking_uri, mlflow, experiment, parent, experiment_path, resuming)
 
 
 def _init_ray(spec: SearchSpec) -> None:
@@ -62,58 +127,88 @@ def _init_ray(spec: SearchSpec) -> None:
         ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING)
 
 
-def _scratch_baselines(
-    spec: SearchSpec, mlflow: Any, experiment: str, parent_run_id: str, num_layers: int, say: Any, prepared: Any
-) -> None:
-    """One model per depth in ``spec.scratch_layers``, trained from random init: "does pruning beat scratch?".
-    Depths this search already trained (a resumed search) are not trained again."""
-    done = {
-        len(json.loads(run.data.tags.get("prunetune.kept_layers", "[]")))
-        for run in mlflow.search_runs(
-            [experiment],
-            filter_string=f"tags.`{PARENT}` = '{parent_run_id}' and tags.`{TAG_KIND}` = 'scratch' "
-            f"and attributes.status = 'FINISHED'",
-        )
-    }
-    depths = [depth for depth in spec.scratch_layers if depth not in done]
-    if not depths:
-        return
-    say(f"scratch baselines: {depths} of {num_layers} layers, from random init")
-    trials = [
-        spec.trial.with_overrides({"drop.strategy": "none", "kept_layers": list(range(depth)), "variant": "scratch"})
-        for depth in depths
-    ]
-    ran = run_jobs(spec, mlflow, experiment, [(t, "scratch", {PARENT: parent_run_id}) for t in trials], prepared)
-    for depth, (_, result) in zip(depths, ran, strict=True):
-        say(f"scratch baseline ({depth} layers): val_score {result['val_score']:.4f}")
+def _progress(spec: SearchSpec, say: Any) -> Any:
+    from prunetune.search.progress import Progress
+
+    return Progress(spec, say)
 
 
-def _prepared_data(spec: SearchSpec) -> Any:
-    """A classification task's data, read and tokenized once here for every trial (None for other tasks)."""
-    if spec.trial.task != "classification":
-        return None
-    from prunetune.trainables.models import load_tokenizer
-    from prunetune.trainables.prepared import prepare_classification
+def _tuner(
+    spec: SearchSpec,
+    store: Store,
+    reference: TunedReference,
+    scores: Any,
+    num_layers: int,
+    shared: Any,
+    callbacks: list[Any],
+) -> Any:
+    """Tune's experiment: restored on resume (with the Optuna state), else new with prunetune's searcher."""
+    import optuna
+    from prunetune.search.searcher import BudgetSearch
+    from prunetune.search.space import OBJECTIVE
+    from prunetune.search.trainable import run_trial
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search import ConcurrencyLimiter
 
-    return prepare_classification(spec.trial, load_tokenizer(spec.trial.model), spec.trial.model)
-
-
-def _layer_scores(spec: SearchSpec) -> LayerScores:
-    """Contribution / angular scores of the model, computed once per search on the driver (one forward pass
-    over a sample, cached by content): the strategies that need them read them, and the report plots them."""
-    from prunetune.trainables.data import sample_texts
-    from prunetune.trainables.models import load_any, tokenizer_of
-    from prunetune.trainables.scores import compute_layer_scores
-
-    model = load_any(spec.trial.model)
-    texts = sample_texts(spec.trial.data, spec.trial.scores_sample_rows)
-    return compute_layer_scores(
-        model,
-        tokenizer_of(model, spec.trial.model),
-        texts,
-        model_name=spec.trial.model,
-        max_length=spec.trial.training.max_length,
+    # An ObjectRef given to with_parameters is passed on as it is (Ray's registry puts only other values):
+    # trials read the same single copy as the baselines.
+    trainable = tune.with_resources(
+        tune.with_parameters(
+            run_trial, spec=spec, reference_score=reference.score, num_layers=num_layers, prepared=shared
+        ),
+        {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial},
     )
+    if store.resuming:
+        return tune.Tuner.restore(
+            store.experiment_path, trainable=trainable, resume_unfinished=True, resume_errored=True
+        )
+    searcher = BudgetSearch(
+        spec,
+        num_layers,
+        scores,
+        anchor_lr=reference.learning_rate,  # space.learning_rate_scale multiplies the tuned reference's
+        storage=optuna.storages.RDBStorage(_optuna_url(spec)),
+        study_name=_study_name(spec, store.parent),
+    )
+    multi = spec.objective == "multi"
+    max_epochs = int(spec.space.epochs[1])
+    scheduler = (
+        ASHAScheduler(time_attr="epoch", max_t=max_epochs, grace_period=1, reduction_factor=2)
+        if spec.scheduler == "asha" and not multi and max_epochs > 1
+        else FIFOScheduler()
+    )
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent),
+            scheduler=scheduler,
+            num_samples=spec.num_trials,
+            metric=None if multi else OBJECTIVE,
+            mode=None if multi else "max",
+            # A trial process is kept for the next trial: no interpreter start and torch import
+            # per trial (benchmark 3).
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=spec.name,
+            storage_path=spec.ray_storage,
+            callbacks=callbacks,
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # only the last epoch's state
+            verbose=0,
+        ),
+    )
+
+
+def _close_search(store: Store, best: dict[str, Any] | None, summary: dict[str, Any]) -> None:
+    """The search's run: its summary metrics, the best result as a tag, FINISHED."""
+    if best is not None:
+        summary |= {f"best_{k}": v for k, v in best.items() if isinstance(v, (int, float))}
+    log_params_and_metrics(store.mlflow, store.parent, {}, numbers(summary))
+    if best is not None:
+        store.mlflow.set_tag(store.parent, TAG_BEST, json.dumps(best))
+    store.mlflow.set_terminated(store.parent, "FINISHED")
 
 
 def _log_text(mlflow: Any, run_id: str, path: Any, text: str) -> None:
@@ -126,129 +221,11 @@ def _parent_run(spec: SearchSpec, mlflow: Any, experiment: str, resume: bool) ->
     marker = spec.storage / spec.name / "parent_run_id"
     if resume and marker.exists():
         return marker.read_text().strip()
-    run = mlflow.create_run(experiment, run_name=spec.name, tags={TAG_KIND: "search", TAG_SEARCH: spec.name})
+    run = mlflow.create_run(experiment, run_name=spec.name, tags={TAG_KIND: KIND_SEARCH, TAG_SEARCH: spec.name})
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(run.info.run_id)
     _log_text(mlflow, run.info.run_id, spec.storage / spec.name / SPEC_ARTIFACT, json.dumps(spec.to_dict(), indent=2))
     return run.info.run_id
-
-
-def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> SearchResult:
-    """Run (or with ``resume`` continue) the search ``spec`` and return its best feasible trial."""
-    import optuna
-    from prunetune.search.progress import Progress
-    from prunetune.search.searcher import BudgetSearch, check_space
-    from prunetune.search.space import OBJECTIVE
-    from prunetune.search.trainable import run_trial
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from ray.tune.search import ConcurrencyLimiter
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # progress lines, not Optuna's per-trial logs
-    num_layers = model_num_layers(spec.trial.model)
-    check_space(spec, num_layers)
-    if any(not 1 <= depth <= num_layers for depth in spec.scratch_layers):
-        raise ConfigError(
-            f"scratch_layers={list(spec.scratch_layers)}: each depth must lie in 1..{num_layers} "
-            f"({spec.trial.model} has {num_layers} layers)"
-        )
-    tracking_uri = spec.resolved_tracking_uri()
-    spec.storage.mkdir(parents=True, exist_ok=True)
-    mlflow = client(tracking_uri)
-    server = tracking_uri.startswith(("http://", "https://"))
-    local = None if server else (spec.storage / "mlartifacts").as_uri()
-    experiment = experiment_id(mlflow, spec.name, local)
-    experiment_path = f"{spec.ray_storage.rstrip('/')}/{spec.name}"
-    resuming = resume and tune.Tuner.can_restore(experiment_path)
-    if resume and not resuming:
-        say(f"nothing to resume at {experiment_path}: starting a new search")
-    parent = _parent_run(spec, mlflow, experiment, resuming)
-    say(f"search {spec.name}: MLflow {tracking_uri} (experiment {experiment}, parent run {parent})")
-    if resuming:
-        _close_interrupted_jobs(spec, mlflow, experiment, say)
-
-    _init_ray(spec)
-    import ray
-
-    prepared = _prepared_data(spec)
-    shared = ray.put(prepared)  # one copy in the object store, for the baselines and every trial
-    reference = tuned_reference(spec, mlflow, experiment, parent, say, shared)
-    reference_score = reference.score
-    _scratch_baselines(spec, mlflow, experiment, parent, num_layers, say, shared)
-    scores = _layer_scores(spec)
-    _log_text(mlflow, parent, spec.storage / spec.name / LAYER_SCORES_ARTIFACT, scores.to_json())
-
-    # An ObjectRef given to with_parameters is passed on as it is (Ray's registry puts only other values):
-    # trials read the same single copy as the baselines.
-    trainable = tune.with_resources(
-        tune.with_parameters(
-            run_trial, spec=spec, reference_score=reference_score, num_layers=num_layers, prepared=shared
-        ),
-        {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial},
-    )
-    recorder = TrialRecorder(tracking_uri, experiment, parent, spec.name)
-    progress = Progress(spec, say)
-    if resuming:
-        tuner = tune.Tuner.restore(experiment_path, trainable=trainable, resume_unfinished=True, resume_errored=True)
-    else:
-        storage = optuna.storages.RDBStorage(_optuna_url(spec))
-        searcher = BudgetSearch(
-            spec,
-            num_layers,
-            scores,
-            anchor_lr=reference.learning_rate,  # space.learning_rate_scale multiplies the tuned reference's
-            storage=storage,
-            study_name=_study_name(spec, parent),
-        )
-        multi = spec.objective == "multi"
-        max_epochs = int(spec.space.epochs[1])
-        scheduler = (
-            ASHAScheduler(time_attr="epoch", max_t=max_epochs, grace_period=1, reduction_factor=2)
-            if spec.scheduler == "asha" and not multi and max_epochs > 1
-            else FIFOScheduler()
-        )
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent),
-                scheduler=scheduler,
-                num_samples=spec.num_trials,
-                metric=None if multi else OBJECTIVE,
-                mode=None if multi else "max",
-                # A trial process is kept for the next trial: no interpreter start and torch import
-                # per trial (benchmark 3).
-                reuse_actors=True,
-            ),
-            run_config=tune.RunConfig(
-                name=spec.name,
-                storage_path=spec.ray_storage,
-                callbacks=[recorder, progress],
-                failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # only the last epoch's state
-                verbose=0,
-            ),
-        )
-    started = time.monotonic()
-    # Each epoch's checkpoint forces a snapshot of the experiment (num_to_keep=1), so a resume loses at most
-    # the epoch in flight; Ray warns about it on every fast epoch. Measured cost: benchmark 3.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    results = tuner.fit()
-    lost_runs, lost_optuna = recorder.settle(results), _fail_orphaned_optuna_trials(spec, parent)
-    if lost_runs or lost_optuna:
-        say(
-            f"{lost_runs} trial run(s) lost with the killed driver closed as interrupted, "
-            f"{lost_optuna} Optuna trial(s) told FAIL"
-        )
-
-    best = _best_feasible(results)
-    summary = {"trials": len(results), "seconds": time.monotonic() - started}
-    if best is not None:
-        summary |= {f"best_{k}": v for k, v in best.items() if isinstance(v, (int, float))}
-    log_params_and_metrics(mlflow, parent, {}, numbers(summary))
-    if best is not None:
-        mlflow.set_tag(parent, TAG_BEST, json.dumps(best))
-    mlflow.set_terminated(parent, "FINISHED")
-    return SearchResult(parent, reference, len(results), best, experiment_path)
 
 
 def _optuna_url(spec: SearchSpec) -> str:
@@ -264,7 +241,7 @@ def _close_interrupted_jobs(spec: SearchSpec, mlflow: Any, experiment: str, say:
     (it is trained again; an open run would otherwise stay RUNNING for ever)."""
     running = f"tags.`{TAG_SEARCH}` = '{spec.name}' and attributes.status = 'RUNNING'"
     for run in list(paged_runs(mlflow, [experiment], running)):  # in full first: closing changes the filter
-        if run.data.tags.get(TAG_KIND) not in ("reference", "scratch", "recheck"):
+        if run.data.tags.get(TAG_KIND) not in (KIND_REFERENCE, KIND_SCRATCH, KIND_RECHECK):
             continue
         close_interrupted(mlflow, run.info.run_id)
         say(f"{run.data.tags[TAG_KIND]} run {run.info.run_id} was interrupted with the driver: closed, trained again")

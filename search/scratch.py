@@ -1,0 +1,38 @@
+"""The scratch baselines: at each depth of ``spec.scratch_layers``, one model of the same architecture
+trained from random init (or the small pre-trained model ``trial.scratch_model`` names) — "does pruning
+beat training a small model from scratch?"."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from prunetune.search.jobs import run_jobs
+from prunetune.search.spec import SearchSpec
+
+from prunetune.records import KIND_SCRATCH, PARENT, TAG_KIND
+
+
+def scratch_baselines(
+    spec: SearchSpec, mlflow: Any, experiment: str, parent_run_id: str, num_layers: int, say: Any, prepared: Any
+) -> None:
+    """Train the depths this search has not trained yet (a resumed search trains none twice)."""
+    done = {
+        len(json.loads(run.data.tags.get("prunetune.kept_layers", "[]")))
+        for run in mlflow.search_runs(
+            [experiment],
+            filter_string=f"tags.`{PARENT}` = '{parent_run_id}' and tags.`{TAG_KIND}` = '{KIND_SCRATCH}' "
+            f"and attributes.status = 'FINISHED'",
+        )
+    }
+    depths = [depth for depth in spec.scratch_layers if depth not in done]
+    if not depths:
+        return
+    say(f"scratch baselines: {depths} of {num_layers} layers, from random init")
+    trials = [
+        spec.trial.with_overrides({"drop.strategy": "none", "kept_layers": list(range(depth)), "variant": "scratch"})
+        for depth in depths
+    ]
+    jobs = [(trial, KIND_SCRATCH, {PARENT: parent_run_id}) for trial in trials]
+    for depth, (_, result) in zip(depths, run_jobs(spec, mlflow, experiment, jobs, prepared), strict=True):
+        say(f"scratch baseline ({depth} layers): val_score {result['val_score']:.4f}")

@@ -1,0 +1,60 @@
+"""Work a search does once, on the driver, for every trial and baseline: the model's layer count, the
+tokenized data and the layer scores (DESIGN.md §1: shared work is never done per trial)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from prunetune.search.spec import SearchSpec
+from prunetune.trainables.config import ConfigError
+
+from prunetune.records import LayerScores
+
+
+@functools.lru_cache(maxsize=32)
+def model_num_layers(model: str) -> int:
+    """The layer count from the model's config alone (no weights loaded)."""
+    from prunetune.trainables.models import loading, resolve_model
+    from transformers import AutoConfig
+
+    with loading(model):
+        config = AutoConfig.from_pretrained(resolve_model(model))
+    return int(config.num_hidden_layers)
+
+
+def check_depths(spec: SearchSpec, num_layers: int) -> None:
+    """Refuse, before anything runs, scratch depths the model cannot have."""
+    if any(not 1 <= depth <= num_layers for depth in spec.scratch_layers):
+        raise ConfigError(
+            f"scratch_layers={list(spec.scratch_layers)}: each depth must lie in 1..{num_layers} "
+            f"({spec.trial.model} has {num_layers} layers)"
+        )
+
+
+def prepared_data(spec: SearchSpec) -> Any:
+    """A classification task's data, read and tokenized once here for every trial (None for other tasks)."""
+    if spec.trial.task != "classification":
+        return None
+    from prunetune.trainables.models import load_tokenizer
+    from prunetune.trainables.prepared import prepare_classification
+
+    return prepare_classification(spec.trial, load_tokenizer(spec.trial.model), spec.trial.model)
+
+
+def layer_scores(spec: SearchSpec) -> LayerScores:
+    """Contribution / angular scores of the model, computed once per search on the driver (one forward pass
+    over a sample, cached by content): the strategies that need them read them, and the report plots them."""
+    from prunetune.trainables.data import sample_texts
+    from prunetune.trainables.models import load_any, tokenizer_of
+    from prunetune.trainables.scores import compute_layer_scores
+
+    model = load_any(spec.trial.model)
+    texts = sample_texts(spec.trial.data, spec.trial.scores_sample_rows)
+    return compute_layer_scores(
+        model,
+        tokenizer_of(model, spec.trial.model),
+        texts,
+        model_name=spec.trial.model,
+        max_length=spec.trial.training.max_length,
+    )
