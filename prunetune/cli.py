@@ -339,6 +339,23 @@ def main(argv: list[str] | None = None) -> int:
     except PrunetuneError as err:  # every expected failure: one line naming the problem and the fix
         print(f"prunetune {args.command}: {err}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as err:
+        extra = EXTRA_OF.get((err.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(
+            f"prunetune {args.command}: needs {err.name}, which is not installed: pip install 'prunetune[{extra}]'",
+            file=sys.stderr,
+        )
+        return 2
+
+
+# The extra that brings each optional library (pyproject.toml): a command that needs one says which.
+EXTRA_OF = {
+    **dict.fromkeys(("torch", "transformers", "sentence_transformers", "datasets", "accelerate", "sklearn"), "train"),
+    **dict.fromkeys(("ray", "optuna", "optuna_dashboard"), "search"),
+    **dict.fromkeys(("mlflow", "matplotlib"), "analysis"),
+}
 
 
 if __name__ == "__main__":
