@@ -209,7 +209,10 @@ def _download(urls: str) -> Path:
             errors.append(f"{url}: {err}")
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(body)
+        # Written beside, then renamed: a reader (another trial on this node) never sees half a file.
+        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        partial.write_bytes(body)
+        os.replace(partial, target)
         return target
     raise DataError(
         "could not download the data set: "
@@ -247,7 +250,16 @@ def read_rows(path: Path, file_format: str | None = None) -> Iterator[tuple[str,
 
 
 def _read_delimited(path: Path, delimiter: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    csv.field_size_limit(sys.maxsize)  # long-document classification has very long fields
+    # Long-document classification has very long fields; the csv module's limit is process-wide, so it is
+    # raised only while this file is read.
+    previous = csv.field_size_limit(sys.maxsize)
+    try:
+        yield from _delimited_rows(path, delimiter)
+    finally:
+        csv.field_size_limit(previous)
+
+
+def _delimited_rows(path: Path, delimiter: str) -> Iterator[tuple[str, dict[str, Any]]]:
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         header = next(reader, None)

@@ -108,3 +108,16 @@ def test_real_rte_as_pairs_and_seeded_slices(data_env: Path) -> None:
     other = load_labelled(DataConfig(source="glue:rte", max_train_rows=200, sample_seed=1), pairs=True)
     assert other.train != first.train
     assert sample_texts(config, 10) == sample_texts(config, 10)
+
+
+def test_reading_a_csv_leaves_the_process_wide_field_limit_as_it_was(tmp_path) -> None:
+    import csv
+
+    from prunetune.trainables.data import read_rows
+
+    path = tmp_path / "train.csv"
+    path.write_text("text,label\n" + "x" * 200_000 + ",a\n")  # a field longer than csv's default limit
+    before = csv.field_size_limit()
+    rows = list(read_rows(path))
+    assert len(rows[0][1]["text"]) == 200_000
+    assert csv.field_size_limit() == before
