@@ -191,7 +191,7 @@ def _number(params: dict[str, str], key: str) -> float | None:
     if value in (None, "", "null", "None"):
         return None
     try:
-        return float(value)  # type: ignore[arg-type]
+        return float(value)
     except ValueError:
         return None
 

@@ -41,7 +41,7 @@ def reference_score(frame: pd.DataFrame) -> float | None:
         (float(r.learning_rate or 0.0), int(r.epochs or 0), int(r.seed or 0), float(r.val_score))
         for r in rows.fillna({"learning_rate": 0.0, "epochs": 0, "seed": 0}).itertuples()
     ]
-    return best_reference(runs).score
+    return float(best_reference(runs).score)
 
 
 def strategy_table(frame: pd.DataFrame, score: str = "val_score") -> pd.DataFrame:

@@ -165,7 +165,7 @@ def finding(candidate: Candidate, scores: Mapping[int, float], drops: Mapping[in
 
 def ranked(candidates: Sequence[Candidate]) -> list[Candidate]:
     """Deepest drop first, ties by the selection score; a configuration seen twice counts once."""
-    seen: set[tuple] = set()
+    seen: set[tuple[tuple[int, ...], float, int]] = set()
     out = []
     for c in sorted(candidates, key=lambda c: (-c.layers_dropped, -c.selection_score)):
         if c.key not in seen:

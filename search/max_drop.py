@@ -80,7 +80,7 @@ def complete_trials(runs: list[Any]) -> list[tuple[Candidate, TrialConfig]]:
     return found
 
 
-def finished_rechecks(runs: list[Any]) -> dict[tuple, float]:
+def finished_rechecks(runs: list[Any]) -> dict[tuple[tuple[int, ...], float, int, int], float]:
     """(kept layers, learning rate, epochs, seed) -> val_score of the search's finished re-check runs."""
     from prunetune.records import TAG_KIND
 
@@ -94,7 +94,9 @@ def finished_rechecks(runs: list[Any]) -> dict[tuple, float]:
     return found
 
 
-def finalists(trials: list[tuple[Candidate, TrialConfig]], reference: float, tolerance: float, relative: bool) -> list:
+def finalists(
+    trials: list[tuple[Candidate, TrialConfig]], reference: float, tolerance: float, relative: bool
+) -> list[Candidate]:
     """The candidates within ``tolerance`` of ``reference``, the tuned reference on the search's own seed:
     paired, so that seed's luck (±0.9 points, as large as a tolerance) does not decide who is a finalist."""
     return [c for c, _ in trials if within(drop(reference, c.selection_score, relative), tolerance)]
@@ -119,7 +121,7 @@ def max_drop(spec: SearchSpec, tolerances: list[float], *, resume: bool = False,
     rechecked = finished_rechecks(children)  # a resumed max-drop re-trains none of these
     seeds = decision_seeds(loosest)
     relative = loosest.budget.relative
-    measured: dict[tuple, tuple[dict[int, float], dict[int, float]]] = {}
+    measured: dict[tuple[tuple[int, ...], float, int], tuple[dict[int, float], dict[int, float]]] = {}
 
     def measure(candidate: Candidate) -> tuple[dict[int, float], dict[int, float]]:
         """Re-train a finalist on every decision seed (once, whatever the tolerance), paired with the reference."""

@@ -17,7 +17,7 @@ class Progress(Callback):
         self.done = self.early = self.failed = 0
         self.best: tuple[int, float, str] | None = None
 
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         result = trial.last_result or {}
         config = trial.config["trial"]
         self.done += 1
@@ -30,12 +30,12 @@ class Progress(Callback):
                 self.best = (*key, what)
         self._line(trials, trial)
 
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.done += 1
         self.failed += 1
         self._line(trials, trial)
 
-    def _line(self, trials: list, ended: Any) -> None:
+    def _line(self, trials: list[Any], ended: Any) -> None:
         running = sum(1 for t in trials if t.status == "RUNNING" and t is not ended)
         elapsed = time.monotonic() - self.started
         left = elapsed / self.done * (self.total - self.done) if self.done else 0.0

@@ -97,7 +97,7 @@ def score_on_seed(
         {"training.learning_rate": reference.learning_rate, "training.epochs": reference.epochs, "training.seed": seed}
     )
     ((_, score),) = run_or_reuse(spec, mlflow, experiment, [trial], say)
-    return score
+    return float(score)
 
 
 def _finished_reference_runs(mlflow: Any, experiment: str, keys: list[str]) -> dict[str, tuple[str, float]]:

@@ -176,7 +176,7 @@ def _tuner(
     scheduler = (
         ASHAScheduler(time_attr="epoch", max_t=max_epochs, grace_period=1, reduction_factor=2)
         if spec.scheduler == "asha" and not multi and max_epochs > 1
-        else FIFOScheduler()
+        else FIFOScheduler()  # type: ignore[no-untyped-call]
     )
     return tune.Tuner(
         trainable,
@@ -225,7 +225,7 @@ def _parent_run(spec: SearchSpec, mlflow: Any, experiment: str, resume: bool) ->
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(run.info.run_id)
     _log_text(mlflow, run.info.run_id, spec.storage / spec.name / SPEC_ARTIFACT, json.dumps(spec.to_dict(), indent=2))
-    return run.info.run_id
+    return str(run.info.run_id)
 
 
 def _optuna_url(spec: SearchSpec) -> str:

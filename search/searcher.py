@@ -86,7 +86,9 @@ class BudgetSearch(OptunaSearch):
         self.num_layers = num_layers
         self.layer_scores = scores
         self.planned_epochs: dict[str, int] = {}
-        self.points: dict[tuple, int] = {}  # point -> storage id of the Optuna trial that ran it
+        self.points: dict[
+            tuple[tuple[int, ...], float, int], int
+        ] = {}  # point -> storage id of the Optuna trial that ran it
 
     @property
     def study(self) -> Any:
@@ -149,13 +151,13 @@ class BudgetSearch(OptunaSearch):
         ot_trial = self._ot_trials.get(trial_id)
         if ot_trial is None:
             return True
-        return self.study._storage.get_trial(ot_trial._trial_id).state.is_finished()
+        return bool(self.study._storage.get_trial(ot_trial._trial_id).state.is_finished())
 
-    def on_trial_result(self, trial_id: str, result: dict) -> None:
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if not self._told(trial_id):
             super().on_trial_result(trial_id, result)
 
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         import optuna
 
         if trial_id in self._completed_trials or self._told(trial_id):

@@ -95,18 +95,16 @@ def strategy_params(params: dict[str, Any], num_layers: int) -> dict[str, Any]:
 
 def trial_config(
     spec: SearchSpec, params: dict[str, Any], drop_params: dict[str, Any], kept: tuple[int, ...], learning_rate: float
-) -> dict:
+) -> dict[str, Any]:
     """The TrialConfig (as a dict) of one sampled point: the spec's base with its values replaced."""
     drop: dict[str, Any] = {"drop.strategy": params["strategy"]}
     drop |= {f"drop.{k}": v for k, v in drop_params.items()}
-    return spec.trial.with_overrides(
-        drop
-        | {
-            "kept_layers": list(kept),
-            "training.learning_rate": learning_rate,
-            "training.epochs": params["epochs"],
-        }
-    ).to_dict()
+    overrides = {
+        "kept_layers": list(kept),
+        "training.learning_rate": learning_rate,
+        "training.epochs": params["epochs"],
+    }
+    return dict(spec.trial.with_overrides(drop | overrides).to_dict())
 
 
 def point_key(kept: tuple[int, ...], learning_rate: float, epochs: int) -> tuple[tuple[int, ...], float, int]:

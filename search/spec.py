@@ -153,7 +153,7 @@ class SearchSpec:
     def to_dict(self) -> dict[str, Any]:
         from prunetune.trainables.config import to_plain
 
-        return to_plain(self)
+        return dict(to_plain(self))
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> SearchSpec:
         return with_overrides(self, overrides)

@@ -41,8 +41,8 @@ def experiment_id(mlflow: Any, name: str, local_artifacts: str | None = None) ->
     (MLflow's default, ./mlruns of whatever directory the driver runs in, scatters them)."""
     found = mlflow.get_experiment_by_name(name)
     if found is not None:
-        return found.experiment_id
-    return mlflow.create_experiment(name, artifact_location=local_artifacts)
+        return str(found.experiment_id)
+    return str(mlflow.create_experiment(name, artifact_location=local_artifacts))
 
 
 def paged_runs(

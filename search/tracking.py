@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 def flat_params(trial_dict: dict[str, Any]) -> dict[str, str]:
     from prunetune.trainables.config import TrialConfig
 
-    return TrialConfig.from_dict(trial_dict).to_flat()
+    return dict(TrialConfig.from_dict(trial_dict).to_flat())
 
 
 def log_params_and_metrics(
@@ -150,28 +150,30 @@ class TrialRecorder(Callback):
         )
         return found[0].info.run_id if found else None
 
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._run_id(trial)
 
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+    ) -> None:
         run_id = self._run_id(trial)
         step = int(result.get("epoch", result.get("training_iteration", 0)))
         metrics = {k: v for k, v in result.items() if k in _METRICS}
         self.worker.submit(lambda: log_params_and_metrics(self.mlflow, run_id, {}, metrics, step))
 
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._finish(trial.trial_id, trial.config, trial.last_result or {}, error=False)
 
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._finish(trial.trial_id, trial.config, trial.last_result or {}, error=True)
 
-    def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
+    def on_checkpoint(self, iteration: int, trials: list[Any], trial: Any, checkpoint: Any, **info: Any) -> None:
         """Tune has registered the trial's checkpoint: a retry now continues from this epoch."""
         epoch = str(int((trial.last_result or {}).get("epoch", 0)))
         run_id = self._run_id(trial)
         self.worker.submit(lambda: self.mlflow.set_tag(run_id, TAG_CHECKPOINT_EPOCH, epoch))
 
-    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         """The trial's process died and it is queued again (``max_failures``)."""
         self.retries[trial.trial_id] = self.retries.get(trial.trial_id, 0) + 1
         run_id, count = self._run_id(trial), str(self.retries[trial.trial_id])
@@ -223,7 +225,7 @@ class TrialRecorder(Callback):
         self.flush()
         return interrupted
 
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         self.flush()
 
     def flush(self) -> None:

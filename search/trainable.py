@@ -84,7 +84,7 @@ def job_task(trial: TrialConfig, prepared: Any = None) -> dict[str, Any]:
     from prunetune.trainables.jobs import run_job
 
     _quiet()
-    return run_job(trial, prepared=prepared)
+    return dict(run_job(trial, prepared=prepared))
 
 
 def _quiet() -> None:
@@ -93,5 +93,5 @@ def _quiet() -> None:
     import transformers
 
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # a line per checkpoint
-    transformers.logging.set_verbosity_error()  # the driver's terminal shows progress, not load reports
-    transformers.logging.disable_progress_bar()
+    transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]  # progress, not load reports
+    transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]

@@ -222,7 +222,7 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
         if value not in args:
             raise ConfigError(f"{path}={value!r} is not one of {list(args)}")
         return value
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         if isinstance(value, hint):
             return value
         return from_dict(hint, value, f"{path}.")

@@ -225,7 +225,7 @@ def _local(path_or_urls: str) -> Path:
     return _download(path_or_urls) if path_or_urls.startswith(("http://", "https://")) else Path(path_or_urls)
 
 
-def read_rows(path: Path, file_format: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+def read_rows(path: Path, file_format: str | None = None) -> Iterator[tuple[str, dict[str, Any] | None]]:
     """Yield ``(location, row)`` for every data row of a file; repeated header rows yield ``(location, None)``."""
     ext = path.suffix.lower()
     if file_format == "stsb":
@@ -249,7 +249,7 @@ def read_rows(path: Path, file_format: str | None = None) -> Iterator[tuple[str,
         raise DataError(f"{path}: unsupported file type {ext!r}; use one of {', '.join(EXTENSIONS)}")
 
 
-def _read_delimited(path: Path, delimiter: str) -> Iterator[tuple[str, dict[str, Any]]]:
+def _read_delimited(path: Path, delimiter: str) -> Iterator[tuple[str, dict[str, Any] | None]]:
     # Long-document classification has very long fields; the csv module's limit is process-wide, so it is
     # raised only while this file is read.
     previous = csv.field_size_limit(sys.maxsize)
@@ -259,7 +259,7 @@ def _read_delimited(path: Path, delimiter: str) -> Iterator[tuple[str, dict[str,
         csv.field_size_limit(previous)
 
 
-def _delimited_rows(path: Path, delimiter: str) -> Iterator[tuple[str, dict[str, Any]]]:
+def _delimited_rows(path: Path, delimiter: str) -> Iterator[tuple[str, dict[str, Any] | None]]:
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         header = next(reader, None)
@@ -454,7 +454,7 @@ def load_labelled(config: DataConfig, *, pairs: bool = False) -> TaskData:
         has_pairs = bool(kept) and kept[0][1] is not None
         return TextSplit(
             tuple(t for t, _, _ in kept),
-            tuple(p for _, p, _ in kept) if has_pairs else None,
+            tuple(p or "" for _, p, _ in kept) if has_pairs else None,  # a pair task: every row has one
             tuple(y for _, _, y in kept),
         )
 

@@ -242,7 +242,7 @@ def run_sentence_similarity(
     its pairs itself, and a search prepares data for classification tasks only.
     """
     import torch
-    from sentence_transformers import losses
+    from sentence_transformers import losses  # type: ignore[attr-defined]  # a submodule, lazily exported
 
     started = time.monotonic()
     seed_everything(config.training.seed)

@@ -132,11 +132,13 @@ def _reinit(model: Any) -> Any:
 
     def reset(module: Any) -> None:
         with torch.no_grad():
-            if isinstance(module, (torch.nn.Linear, torch.nn.Embedding)):
+            if isinstance(module, torch.nn.Linear):
                 module.weight.normal_(0.0, std)
-                if getattr(module, "bias", None) is not None:
+                if module.bias is not None:
                     module.bias.zero_()
-                if getattr(module, "padding_idx", None) is not None:
+            elif isinstance(module, torch.nn.Embedding):
+                module.weight.normal_(0.0, std)
+                if module.padding_idx is not None:
                     module.weight[module.padding_idx].zero_()
             elif isinstance(module, torch.nn.LayerNorm) or type(module).__name__ == "LayerNorm":
                 if getattr(module, "weight", None) is not None:

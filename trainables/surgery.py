@@ -125,7 +125,7 @@ def keep_layers(model: Any, kept: Iterable[int]) -> Any:
         # transformers indexes caches and per-layer settings by `layer_idx`.
         for module in layer.modules():
             if isinstance(getattr(module, "layer_idx", None), int):
-                module.layer_idx = position
+                setattr(module, "layer_idx", position)  # noqa: B010  (an attribute torch does not type)
     setattr(owner, family.layers_path[-1], new_layers)
 
     config = encoder.config

@@ -62,7 +62,8 @@ def _optimizer(model: Any, config: TrainingConfig, total_steps: int) -> tuple[An
     from transformers import get_linear_schedule_with_warmup
 
     # Biases and LayerNorm weights are not decayed (the BERT recipe).
-    decay, no_decay = [], []
+    decay: list[Any] = []
+    no_decay: list[Any] = []
     for _name, param in model.named_parameters():
         if param.requires_grad:
             (no_decay if param.ndim < 2 else decay).append(param)
