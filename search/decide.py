@@ -201,18 +201,18 @@ def answer_tolerance(
 ) -> ToleranceAnswer:
     """Walk ``candidates`` deepest first; ``measure`` re-trains one on the decision seeds and returns its
     (scores, paired drops) per seed. Stops at the first finalist confidently within, or after
-    ``max_finalists`` finalists."""
-    mean_within = confident = None
-    checked = 0
-    for candidate in ranked(candidates):
-        if checked == max_finalists:
-            break
-        checked += 1
+    ``max_finalists`` finalists. Of the findings at the deepest depth whose mean is within, the answer is the
+    surest (within before borderline), then the smallest mean drop."""
+    findings = []
+    for candidate in ranked(candidates)[:max_finalists]:
         scores, drops = measure(candidate)
-        found = finding(candidate, scores, drops, tolerance)
-        if found.verdict != "over" and mean_within is None:
-            mean_within = found
-        if found.verdict == "within":
-            confident = found
+        findings.append(finding(candidate, scores, drops, tolerance))
+        if findings[-1].verdict == "within":
             break
-    return ToleranceAnswer(tolerance, mean_within, confident, checked)
+
+    def rank(f: Finding) -> tuple[int, bool, float]:
+        return (f.candidate.layers_dropped, f.verdict == "within", -f.drops_interval.mean)
+
+    mean_within = max((f for f in findings if f.verdict != "over"), key=rank, default=None)
+    confident = max((f for f in findings if f.verdict == "within"), key=rank, default=None)
+    return ToleranceAnswer(tolerance, mean_within, confident, len(findings))

@@ -111,7 +111,8 @@ def max_drop(spec: SearchSpec, tolerances: list[float], *, resume: bool = False,
 
     from prunetune.records import PARENT
 
-    loosest = spec.with_overrides({"budget.tolerance": max(tolerances)})
+    tighter = sorted(t for t in set(tolerances) if t < max(tolerances))
+    loosest = spec.with_overrides({"budget.tolerance": max(tolerances), "budget.also_within": tighter})
     result = run_search(loosest, resume=resume, say=say)
     mlflow = client(loosest.resolved_tracking_uri())
     experiment = experiment_id(mlflow, loosest.name)

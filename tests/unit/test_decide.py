@@ -121,3 +121,18 @@ def test_answer_walks_deepest_first_until_a_confident_finding() -> None:
     assert limited.mean_within is not None and limited.mean_within.candidate.layers_dropped == 4
     nothing = answer_tolerance(0.01, [], measure, max_finalists=2)
     assert (nothing.mean_within, nothing.confident, nothing.checked) == (None, None, 0)
+
+
+def test_at_the_same_depth_the_surer_finding_is_the_answer() -> None:
+    reference = {1: 0.70, 2: 0.70, 3: 0.70}
+    wide = Candidate((5,), 5, "middle", 1e-3, 2, 0.69)  # picked first: the higher selection score
+    tight = Candidate((5,), 5, "contribution", 8e-4, 3, 0.68)
+    on_seeds = {wide: {1: 0.70, 2: 0.67, 3: 0.67}, tight: {1: 0.69, 2: 0.689, 3: 0.691}}
+
+    def measure(candidate: Candidate):
+        return on_seeds[candidate], paired_drops(reference, on_seeds[candidate])
+
+    found = answer_tolerance(0.03, [wide, tight], measure, max_finalists=4)
+    assert found.checked == 2
+    assert found.mean_within is not None and found.mean_within.candidate == tight
+    assert found.mean_within.verdict == "within" and found.confident == found.mean_within
