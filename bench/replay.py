@@ -64,14 +64,7 @@ from prunetune.search.decide import (
     paired_drops,
 )
 from prunetune.search.max_drop import finalists
-from prunetune.search.space import (
-    DefineSpace,
-    budget_excess,
-    objective,
-    point_key,
-    strategy_params,
-    tolerances_met,
-)
+from prunetune.search.space import DefineSpace, budget_excess, objective, point_key, strategy_params
 from prunetune.search.spec import SearchSpec, load_spec
 from prunetune.trainables.strategies import StrategyError, kept_layers
 
@@ -202,7 +195,6 @@ def make_spec(table: Table, tolerances: Sequence[float], max_finalists: int) -> 
             "space.strategies": STRATEGIES,
             "space.epochs": [min(table.epochs), max(table.epochs)],
             "budget.tolerance": max(tolerances),
-            "budget.also_within": sorted(t for t in set(tolerances) if t < max(tolerances)),  # as max-drop
             "max_finalists": max_finalists,
         },
     )
@@ -417,7 +409,7 @@ def replay(
             score = trained(point, params["strategy"])
             excess = budget_excess(spec, reference.score, score)
             trial.set_constraint(CONSTRAINT, excess)
-            value = objective(n - len(kept), score, excess, tolerances_met(spec, reference.score, score))
+            value = objective(n - len(kept), score, excess)
             study.tell(trial, value)
             outcomes[point] = (trial.number, value, excess)
             break

@@ -111,8 +111,7 @@ def max_drop(spec: SearchSpec, tolerances: list[float], *, resume: bool = False,
 
     from prunetune.records import PARENT
 
-    tighter = sorted(t for t in set(tolerances) if t < max(tolerances))
-    loosest = spec.with_overrides({"budget.tolerance": max(tolerances), "budget.also_within": tighter})
+    loosest = spec.with_overrides({"budget.tolerance": max(tolerances)})
     result = run_search(loosest, resume=resume, say=say)
     mlflow = client(loosest.resolved_tracking_uri())
     experiment = experiment_id(mlflow, loosest.name)

@@ -117,17 +117,6 @@ def budget_excess(spec: SearchSpec, reference_score: float, score: float) -> flo
     return drop(reference_score, score, spec.budget.relative) - spec.budget.tolerance
 
 
-def tolerances_met(spec: SearchSpec, reference_score: float, score: float) -> int:
-    """How many of the search's tolerances (``budget.tolerance`` and ``budget.also_within``) the score is within."""
-    lost = drop(reference_score, score, spec.budget.relative)
-    return sum(within(lost, t) for t in {spec.budget.tolerance, *spec.budget.also_within})
-
-
-def objective(layers_dropped: int, score: float, excess: float, met: int = 1) -> float:
-    """Constrained objective: layers dropped, counted once per tolerance the trial is within (``met``), plus the
-    score (< 1) to settle ties; every feasible trial ranks above every infeasible one (``-excess`` < 0).
-
-    With one tolerance that is "the most layers dropped within it". With several (max-drop's), 4 layers within
-    1, 2 and 3 points (12) outranks 5 layers within 3 points only (5): the search looks for the deepest drop
-    of every tolerance instead of spending all its trials at the loosest."""
-    return layers_dropped * max(met, 1) + score if within(excess, 0.0) else -excess
+def objective(layers_dropped: int, score: float, excess: float) -> float:
+    """Constrained objective: every feasible trial (drops + score < 1) ranks above every infeasible one."""
+    return layers_dropped + score if within(excess, 0.0) else -excess

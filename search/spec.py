@@ -43,9 +43,6 @@ class Budget:
 
     tolerance: float = 0.01
     relative: bool = False  # False: absolute points (0.01 = one point of accuracy)
-    # Tighter tolerances the search answers too (max-drop sets them): at the same depth, a trial within more
-    # of them ranks higher, so one search explores the deepest drop of each, not only of the loosest.
-    also_within: tuple[float, ...] = ()
     # A known reference score (e.g. from an earlier study): no reference is trained, drops are measured
     # against this one number, and a relative learning-rate space is anchored at trial.training.learning_rate.
     reference_score: float | None = None
@@ -120,10 +117,6 @@ class SearchSpec:
             )
         if any(e < 1 for e in self.reference.epochs):
             problems.append(f"reference.epochs={list(self.reference.epochs)}: each must be at least 1")
-        if any(not 0 <= t <= self.budget.tolerance for t in self.budget.also_within):
-            problems.append(
-                f"budget.also_within={list(self.budget.also_within)}: each must lie in [0, budget.tolerance]"
-            )
         if self.seeds < 1:
             problems.append(f"seeds={self.seeds}: must be at least 1 (5 gives a 95 % interval of about ±1 point)")
         if self.max_finalists < 1:

@@ -6,7 +6,7 @@ import os
 import tempfile
 from typing import Any
 
-from prunetune.search.space import OBJECTIVE, budget_excess, objective, tolerances_met
+from prunetune.search.space import OBJECTIVE, budget_excess, objective
 from prunetune.search.spec import SearchSpec
 from prunetune.trainables.config import TrialConfig
 
@@ -65,9 +65,7 @@ def run_trial(
             "feasible": float(within(excess, 0.0)),
             "layers_kept": float(kept),
             "layers_dropped": float(dropped),
-            OBJECTIVE: objective(
-                dropped, metrics["val_score"], excess, tolerances_met(spec, reference_score, metrics["val_score"])
-            ),
+            OBJECTIVE: objective(dropped, metrics["val_score"], excess),
         } | placement
         # Each epoch but the last leaves a checkpoint to retry from; a finished trial needs none, and every
         # checkpoint costs a copy to storage and a snapshot of the experiment (benchmark 3).

@@ -50,19 +50,6 @@ def test_budget_and_objective_rank_every_feasible_trial_above_every_infeasible_o
     assert objective(3, 0.8, -0.01) > objective(3, 0.7, -0.01)  # ties settled by score
 
 
-def test_with_several_tolerances_a_trial_within_more_of_them_ranks_higher_at_the_same_depth() -> None:
-    from prunetune.search.space import tolerances_met
-
-    spec = load_spec(None, {"budget.tolerance": 0.03, "budget.also_within": "[0.01, 0.02]"})
-    assert [tolerances_met(spec, 0.70, s) for s in (0.695, 0.685, 0.675, 0.66)] == [3, 2, 1, 0]
-    assert tolerances_met(spec, 0.70, 0.69) == 3  # a drop of exactly one point is within it
-    four_within_all = objective(4, 0.695, budget_excess(spec, 0.70, 0.695), tolerances_met(spec, 0.70, 0.695))
-    five_within_loosest = objective(5, 0.675, budget_excess(spec, 0.70, 0.675), tolerances_met(spec, 0.70, 0.675))
-    assert four_within_all > five_within_loosest > objective(5, 0.6, budget_excess(spec, 0.70, 0.6), 0)
-    with pytest.raises(ConfigError, match="budget.also_within"):
-        load_spec(None, {"budget.tolerance": 0.01, "budget.also_within": "[0.02]"})
-
-
 def test_reference_key_ignores_what_the_search_changes() -> None:
     spec = SearchSpec()
     assert reference_key(spec.trial) == reference_key(
