@@ -72,7 +72,7 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
 
     shared = ray.put(prepared_data(spec))  # one copy in the object store, for the baselines and every trial
     reference = tuned_reference(spec, store.mlflow, store.experiment, store.parent, say, shared)
-    scratch_baselines(spec, store.mlflow, store.experiment, store.parent, num_layers, say, shared)
+    scratch_baselines(spec, store.mlflow, store.experiment, store.parent, num_layers, reference, say, shared)
     scores = layer_scores(spec)
     _log_text(store.mlflow, store.parent, spec.storage / spec.name / LAYER_SCORES_ARTIFACT, scores.to_json())
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from prunetune.search.decide import TunedReference
 from prunetune.search.jobs import run_jobs
 from prunetune.search.spec import SearchSpec
 
@@ -14,9 +15,18 @@ from prunetune.records import KIND_SCRATCH, PARENT, TAG_KIND
 
 
 def scratch_baselines(
-    spec: SearchSpec, mlflow: Any, experiment: str, parent_run_id: str, num_layers: int, say: Any, prepared: Any
+    spec: SearchSpec,
+    mlflow: Any,
+    experiment: str,
+    parent_run_id: str,
+    num_layers: int,
+    reference: TunedReference,
+    say: Any,
+    prepared: Any,
 ) -> None:
-    """Train the depths this search has not trained yet (a resumed search trains none twice)."""
+    """Train the depths this search has not trained yet (a resumed search trains none twice), at the tuned
+    reference's learning rate and epochs: a baseline at an untuned rate would flatter pruning (random init
+    at the trial config's default 5e-5 stays at chance on the demo's headlines)."""
     done = {
         len(json.loads(run.data.tags.get("prunetune.kept_layers", "[]")))
         for run in mlflow.search_runs(
@@ -29,8 +39,11 @@ def scratch_baselines(
     if not depths:
         return
     say(f"scratch baselines: {depths} of {num_layers} layers, from random init")
+    tuned = {"training.learning_rate": reference.learning_rate, "training.epochs": reference.epochs}
     trials = [
-        spec.trial.with_overrides({"drop.strategy": "none", "kept_layers": list(range(depth)), "variant": "scratch"})
+        spec.trial.with_overrides(
+            {"drop.strategy": "none", "kept_layers": list(range(depth)), "variant": "scratch"} | tuned
+        )
         for depth in depths
     ]
     jobs = [(trial, KIND_SCRATCH, {PARENT: parent_run_id}) for trial in trials]

@@ -58,6 +58,9 @@ def test_trials_lists_every_run_typed_and_filters(finished_search, capsys) -> No
         assert row["strategy"] in spec.space.strategies
     scratch = frame[frame["kind"] == "scratch"].iloc[0]
     assert scratch["layers_kept"] == 2 and scratch["variant"] == "scratch"
+    # The scratch baseline gets the tuning the reference got: its learning rate and epochs.
+    assert scratch["learning_rate"] == result.reference.learning_rate
+    assert scratch["epochs"] == result.reference.epochs
     assert frame[frame["kind"] == "reference"].iloc[0]["val_score"] == pytest.approx(result.reference_score)
 
     code, out, _ = _cli(
