@@ -80,7 +80,9 @@ def _answer(inputs: ReportInputs, tolerance: float, relative: bool) -> str:
         f"Within {tolerance:g} of the reference ({reference:.4f}), <b>{int(row['max_layers_dropped'])} layers</b> "
         f"can be dropped: strategy <b>{html.escape(str(row['strategy']))}</b>, keeping layers "
         f"{row['kept_layers']}, score {row['val_score']:.4f} (drop {row['drop']:+.4f}), "
-        f"learning rate {row['learning_rate']:.2e}, {int(row['epochs'])} epochs."
+        f"learning rate {row['learning_rate']:.2e}, {int(row['epochs'])} epochs. "
+        "This is the search's own score, one seed, the best of many trials: <code>prunetune max-drop</code> "
+        "re-trains such finalists on other seeds and says how sure the answer is."
     )
 
 
