@@ -46,6 +46,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import random
 import statistics
 import time
@@ -547,7 +548,7 @@ def run_all(
     spec = make_spec(table, tolerances, max_finalists)
     full_answers = {seed: full_table_answer(table, seed, tolerances, max_finalists) for seed in table.seeds}
     return {
-        "table": str(table.path),
+        "table": os.path.relpath(table.path, REPO),  # relative to the checkout: results travel between machines
         "grid_size": grid_size,
         "goal_trials": goal,
         "goal": f"the true answer within {goal} trials (a fifth of the grid) in >= {GOAL_SHARE:.0%} of replay seeds",

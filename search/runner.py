@@ -118,8 +118,10 @@ def _init_ray(spec: SearchSpec) -> None:
     if ray.is_initialized():
         return
     address = ray_address(spec)
-    # Trials must see the same data folder and cache as the driver, wherever they run.
-    env = {k: os.environ[k] for k in ("PRUNETUNE_DATA_DIR", "PRUNETUNE_CACHE_DIR", "HF_HUB_OFFLINE") if k in os.environ}
+    # Trials must see the same data folder and cache as the driver, wherever they run; Ray's workers do not
+    # start in the driver's directory, so a relative folder is made absolute here.
+    env = {k: os.path.abspath(os.environ[k]) for k in ("PRUNETUNE_DATA_DIR", "PRUNETUNE_CACHE_DIR") if k in os.environ}
+    env |= {k: os.environ[k] for k in ("HF_HUB_OFFLINE",) if k in os.environ}
     runtime_env = {"env_vars": env} if env else None
     if address is None:
         ray.init(include_dashboard=False, runtime_env=runtime_env, logging_level=logging.WARNING)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,11 +26,16 @@ class Checkpointing:
     STATE = "training_state.pt"
 
     def saved_state(self) -> dict[str, Any] | None:
+        """The state an earlier attempt saved. Read with ``weights_only=True``: the checkpoint comes from
+        shared storage, and unpickling arbitrary objects from there would run whatever code was put in it;
+        the state is tensors and plain containers only, its history as JSON text."""
         import torch
 
         if self.resume_from is None or not (Path(self.resume_from) / self.STATE).exists():
             return None
-        return torch.load(Path(self.resume_from) / self.STATE, weights_only=False)
+        state: dict[str, Any] = torch.load(Path(self.resume_from) / self.STATE, weights_only=True)
+        state["history"] = json.loads(state["history"])
+        return state
 
     def save(self, state: dict[str, Any]) -> None:
         import torch
@@ -129,7 +135,7 @@ def train(
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "rng": torch.get_rng_state(),
-                    "history": history,
+                    "history": json.dumps(history, default=float),  # numpy scalars become floats
                 }
             )
         report(metrics)

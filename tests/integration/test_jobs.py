@@ -177,3 +177,22 @@ def test_data_prepared_once_gives_the_same_result_and_is_checked_against_the_con
     # Data prepared for another slice is not used: the job reads its own rows.
     other = config.with_overrides({"data.max_train_rows": 64})
     assert run_job(other, prepared=prepared)["train_rows"] == 64
+
+
+class _Payload:
+    """Stands for an object someone with write access to the checkpoint storage planted there."""
+
+    def __reduce__(self):
+        return (print, ("code ran while loading a checkpoint",))
+
+
+def test_a_checkpoint_that_holds_more_than_tensors_is_refused_not_unpickled(tmp_path, capsys) -> None:
+    import pickle
+
+    import torch
+    from prunetune.trainables.training import Checkpointing
+
+    torch.save({"model": {}, "history": "[]", "extra": _Payload()}, tmp_path / Checkpointing.STATE)
+    with pytest.raises(pickle.UnpicklingError):
+        Checkpointing(str(tmp_path / "new"), str(tmp_path)).saved_state()
+    assert "code ran" not in capsys.readouterr().out
