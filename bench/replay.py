@@ -65,7 +65,15 @@ from prunetune.search.decide import (
     paired_drops,
 )
 from prunetune.search.max_drop import finalists
-from prunetune.search.space import DefineSpace, budget_excess, objective, point_key, strategy_params
+from prunetune.search.space import (
+    CONSTRAINT,
+    DefineSpace,
+    budget_excess,
+    objective,
+    point_key,
+    strategy_params,
+    tell_repeat,
+)
 from prunetune.search.spec import SearchSpec, load_spec
 from prunetune.trainables.strategies import StrategyError, kept_layers
 
@@ -76,7 +84,6 @@ DEFAULT_TABLE = REPO.parent / "shared" / "tables" / "minilm-l6-indicnews-en-lr-s
 DEFAULT_SCORES = REPO / "bench" / "results" / "grid-minilm-indicnews-en-scores.json"
 STRATEGIES = ["top", "bottom", "middle", "window", "alternate-even", "alternate-odd", "contribution"]
 SEARCHERS = ("prunetune", "random", "grid")
-CONSTRAINT = "acc_drop_excess"  # BudgetSearch's constraint name (search/searcher.py; importing it pulls in Ray)
 MAX_ASKS = 100  # as BudgetSearch.suggest: this many asks without a new point and the search is done
 GOAL_SHARE = 0.8  # the issue's goal: the right answer within a fifth of the grid in >= 80 % of replay seeds
 
@@ -379,7 +386,7 @@ def replay(
     space = DefineSpace(spec, n, reference.learning_rate, layer_scores)
     reachable = reachable_points(space, table, layer_scores)
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    outcomes: dict[Point, tuple[int, float, float]] = {}  # point -> (Optuna trial number, objective, excess)
+    outcomes: dict[Point, int] = {}  # point -> storage id of the Optuna trial that ran it
     while True:
         if reachable <= outcomes.keys():
             result.stopped = "space exhausted"
@@ -399,11 +406,8 @@ def replay(
                 result.unrealisable += 1
                 continue
             point = point_key(kept, snap(space.learning_rate(params), table.learning_rates), params["epochs"])
-            if point in outcomes:  # BudgetSearch._tell_repeat: the earlier trial's outcome, no training
-                number, value, excess = outcomes[point]
-                trial.set_user_attr("repeat_of", number)
-                trial.set_constraint(CONSTRAINT, excess)
-                study.tell(trial, value)
+            if point in outcomes:  # as BudgetSearch: the earlier trial's outcome, no training
+                tell_repeat(study, trial, study._storage.get_trial(outcomes[point]))
                 repeats += 1
                 result.repeats += 1
                 continue
@@ -412,7 +416,7 @@ def replay(
             trial.set_constraint(CONSTRAINT, excess)
             value = objective(n - len(kept), score, excess)
             study.tell(trial, value)
-            outcomes[point] = (trial.number, value, excess)
+            outcomes[point] = trial._trial_id
             break
         else:
             # BudgetSearch returns FINISHED after a repeat among them, else raises RuntimeError ("the search

@@ -11,7 +11,7 @@ from typing import Any
 from prunetune.search.spec import SearchSpec
 from prunetune.search.tracking import log_params_and_metrics
 
-from prunetune.records import COMPLETE, FAILED, RUNNING, TAG_KIND, TAG_SEARCH, TAG_STATUS
+from prunetune.records import COMPLETE, FAILED, KIND_REFERENCE, RUNNING, TAG_KIND, TAG_SEARCH, TAG_STATUS
 
 
 def launch_job(spec: SearchSpec, trial: Any, prepared: Any = None) -> Any:
@@ -26,7 +26,7 @@ def launch_job(spec: SearchSpec, trial: Any, prepared: Any = None) -> Any:
 def open_job_run(spec: SearchSpec, mlflow: Any, experiment: str, trial: Any, kind: str, tags: dict[str, str]) -> str:
     """The MLflow run of a job the driver runs outside Tune, status running."""
     seed = trial.training.seed
-    if kind == "reference":
+    if kind == KIND_REFERENCE:
         name = f"reference-lr{trial.training.learning_rate:.2g}-ep{trial.training.epochs}-seed{seed}"
     else:
         name = f"{kind}-{len(trial.kept_layers or ())}-layers-seed{seed}"

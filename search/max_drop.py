@@ -135,13 +135,15 @@ def max_drop(spec: SearchSpec, tolerances: list[float], *, resume: bool = False,
             todo = [seed for seed in seeds if seed not in scores]
             tags = {PARENT: result.parent_run_id}
             jobs = [(base.with_overrides({"training.seed": seed}), KIND_RECHECK, tags) for seed in todo]
-            ran = run_jobs(loosest, mlflow, experiment, jobs, say=say)
+            ran = run_jobs(loosest, mlflow, experiment, jobs, result.prepared, say)
             scores |= {seed: float(r["val_score"]) for seed, (_, r) in zip(todo, ran, strict=True)}
             scores = dict(sorted(scores.items()))
             measured[candidate.key] = (scores, paired_drops(result.reference.on_seeds(), scores, relative))
         return measured[candidate.key]
 
-    on_search_seed = score_on_seed(loosest, mlflow, experiment, result.reference, loosest.trial.training.seed, say)
+    on_search_seed = score_on_seed(
+        loosest, mlflow, experiment, result.reference, loosest.trial.training.seed, say, result.prepared
+    )
     answers = [
         answer_tolerance(t, finalists(trials, on_search_seed, t, relative), measure, loosest.max_finalists)
         for t in sorted(tolerances)

@@ -8,6 +8,8 @@ from typing import Any
 from prunetune.search.spec import SearchSpec
 from ray.tune import Callback
 
+from prunetune.records import COMPLETE, trial_status
+
 
 class Progress(Callback):
     def __init__(self, spec: SearchSpec, say: Any = print) -> None:
@@ -21,7 +23,7 @@ class Progress(Callback):
         result = trial.last_result or {}
         config = trial.config["trial"]
         self.done += 1
-        if result.get("epoch", 0) < config["training"]["epochs"]:
+        if trial_status(config["training"]["epochs"], int(result.get("epoch", 0))) != COMPLETE:
             self.early += 1
         elif result.get("feasible"):
             key = (int(result["layers_dropped"]), float(result["val_score"]))

@@ -86,7 +86,7 @@ def run_or_reuse(
 
 
 def score_on_seed(
-    spec: SearchSpec, mlflow: Any, experiment: str, reference: TunedReference, seed: int, say: Any
+    spec: SearchSpec, mlflow: Any, experiment: str, reference: TunedReference, seed: int, say: Any, prepared: Any = None
 ) -> float:
     """The tuned reference's configuration trained on one more seed (the search's own, to pair the trials'
     scores with): reused when it exists. A given reference score is that score on every seed."""
@@ -96,7 +96,7 @@ def score_on_seed(
     trial = base.with_overrides(
         {"training.learning_rate": reference.learning_rate, "training.epochs": reference.epochs, "training.seed": seed}
     )
-    ((_, score),) = run_or_reuse(spec, mlflow, experiment, [trial], say)
+    ((_, score),) = run_or_reuse(spec, mlflow, experiment, [trial], say, prepared)
     return float(score)
 
 

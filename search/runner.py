@@ -20,6 +20,7 @@ from prunetune.search.store import client, experiment_id, paged_runs
 from prunetune.search.tracking import TrialRecorder, close_interrupted, log_params_and_metrics
 
 from prunetune.records import (
+    COMPLETE,
     KIND_RECHECK,
     KIND_REFERENCE,
     KIND_SCRATCH,
@@ -29,6 +30,7 @@ from prunetune.records import (
     TAG_BEST,
     TAG_KIND,
     TAG_SEARCH,
+    trial_status,
 )
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,9 @@ class SearchResult:
     trials: int
     best: dict[str, Any] | None  # the best feasible trial: strategy, kept layers, score, drop, lr, epochs
     experiment_path: str
+    # The data read and tokenized once for this search (a Ray ObjectRef, None for sentence tasks): max-drop's
+    # re-checks read it too, instead of preparing it once per job.
+    prepared: Any = None
 
     @property
     def reference_score(self) -> float:
@@ -88,7 +93,7 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
         )
     best = _best_feasible(results)
     _close_search(store, best, {"trials": len(results), "seconds": time.monotonic() - started})
-    return SearchResult(store.parent, reference, len(results), best, store.experiment_path)
+    return SearchResult(store.parent, reference, len(results), best, store.experiment_path, shared)
 
 
 def _open_store(spec: SearchSpec, resume: bool, say: Any) -> Store:
@@ -272,7 +277,7 @@ def _best_feasible(results: Any) -> dict[str, Any] | None:
         if not metrics.get("feasible") or result.error:
             continue
         trial = result.config["trial"]
-        if metrics.get("epoch", 0) < trial["training"]["epochs"]:
+        if trial_status(trial["training"]["epochs"], int(metrics.get("epoch", 0))) != COMPLETE:
             continue  # stopped early: not a finished model
         row = {
             "strategy": trial["drop"]["strategy"],

@@ -20,7 +20,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from prunetune.search.space import OBJECTIVE, DefineSpace, point_key, strategy_params, trial_config
+from prunetune.search.space import (
+    CONSTRAINT,
+    OBJECTIVE,
+    DefineSpace,
+    point_key,
+    strategy_params,
+    tell_repeat,
+    trial_config,
+)
 from prunetune.search.spec import SearchSpec
 from prunetune.trainables.strategies import StrategyError, get_strategy, kept_layers
 from ray.tune.search import Searcher
@@ -48,9 +56,6 @@ def check_space(spec: SearchSpec, num_layers: int) -> None:
             )
         if name.startswith("alternate") and spec.space.min_count > (num_layers + 1) // 2:
             raise StrategyError(f"{name} cannot drop {spec.space.min_count} of {num_layers} layers")
-
-
-CONSTRAINT = "acc_drop_excess"  # the budget's name in Optuna (> 0 = over budget)
 
 
 class BudgetSearch(OptunaSearch):
@@ -114,7 +119,9 @@ class BudgetSearch(OptunaSearch):
             learning_rate = self.space.learning_rate(params)
             point = point_key(kept, learning_rate, params["epochs"])
             if point in self.points:
-                self._tell_repeat(self._ot_trials.pop(trial_id), self.points[point])
+                tell_repeat(
+                    self.study, self._ot_trials.pop(trial_id), self.study._storage.get_trial(self.points[point])
+                )
                 repeats += 1
                 continue
             ot_trial = self._ot_trials[trial_id]
@@ -128,22 +135,6 @@ class BudgetSearch(OptunaSearch):
             log.warning("the search space holds no point not already run (%d repeats in a row): done", repeats)
             return Searcher.FINISHED
         raise RuntimeError("the search space keeps producing points no strategy can realise; widen it")
-
-    def _tell_repeat(self, ot_trial: Any, earlier_id: int) -> None:
-        """A repeat of an earlier trial costs no training: Optuna is told what the earlier one gave (or FAIL
-        while that is unknown), so the sampler is not misled and moves on."""
-        import optuna
-
-        earlier = self.study._storage.get_trial(earlier_id)
-        ot_trial.set_user_attr("repeat_of", earlier.number)
-        for key, value in (earlier.constraints or {}).items():
-            ot_trial.set_constraint(key, value)
-        if earlier.state == optuna.trial.TrialState.COMPLETE:
-            self.study.tell(ot_trial, earlier.values)
-        elif earlier.state == optuna.trial.TrialState.PRUNED:
-            self.study.tell(ot_trial, state=optuna.trial.TrialState.PRUNED)
-        else:
-            self.study.tell(ot_trial, state=optuna.trial.TrialState.FAIL)
 
     def _told(self, trial_id: str) -> bool:
         """Whether Optuna already has this trial's outcome. After a resume, Tune may re-run trials

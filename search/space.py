@@ -22,6 +22,7 @@ from prunetune.trainables.strategies import count_limit, get_strategy, threshold
 from prunetune.records import LayerScores, drop, within
 
 OBJECTIVE = "objective"
+CONSTRAINT = "acc_drop_excess"  # the budget's name in Optuna (> 0 = over budget)
 LR_STEPS_PER_OCTAVE = 2  # half-octaves: the seed table's optimum is broad (2e-4 vs 4e-4 within 0.4 points)
 
 
@@ -110,6 +111,22 @@ def trial_config(
 def point_key(kept: tuple[int, ...], learning_rate: float, epochs: int) -> tuple[tuple[int, ...], float, int]:
     """What makes two trials the same experiment on one seed: a repeat would teach nothing."""
     return (tuple(kept), learning_rate, int(epochs))
+
+
+def tell_repeat(study: Any, trial: Any, earlier: Any) -> None:
+    """A repeat of the earlier (frozen) trial costs no training: Optuna is told what the earlier one gave, with
+    its constraint (or FAIL while that is unknown), so the sampler is not misled and moves on."""
+    import optuna
+
+    trial.set_user_attr("repeat_of", earlier.number)
+    for key, value in (earlier.constraints or {}).items():
+        trial.set_constraint(key, value)
+    if earlier.state == optuna.trial.TrialState.COMPLETE:
+        study.tell(trial, earlier.values)
+    elif earlier.state == optuna.trial.TrialState.PRUNED:
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    else:
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
 
 def budget_excess(spec: SearchSpec, reference_score: float, score: float) -> float:
