@@ -7,14 +7,17 @@ Every job returns one result dict (final metrics, what was kept, what was traine
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from prunetune.trainables import data as datasets
-from prunetune.trainables.config import TrialConfig
+from prunetune.trainables.config import TrainingConfig, TrialConfig
 from prunetune.trainables.models import (
     Baseline,
     load_classifier,
@@ -25,7 +28,6 @@ from prunetune.trainables.models import (
     prepare,
 )
 from prunetune.trainables.prepared import (
-    Features,
     PreparedData,
     pad_batch,
     preparation_key,
@@ -123,197 +125,202 @@ def _move(batch: dict[str, Any], device: str) -> dict[str, Any]:
     return {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
 
 
-# ---------------------------------------------------------------- classification
+# ---------------------------------------------------------------- one job, any task
 
 
-def _classification_scores(
-    model: Any, split: Any, rows: Features, tokenizer: Any, device: str, batch_size: int
-) -> Metrics:
-    import torch
-    from sklearn.metrics import accuracy_score, f1_score
+@dataclass
+class Phase:
+    """One training phase: the module whose parameters train, its schedule, its loss and its scores."""
 
-    predictions: list[int] = []
-    for first in range(0, len(split), batch_size):
-        indices = list(range(first, min(first + batch_size, len(split))))
-        logits = model(**_move(pad_batch(tokenizer, rows, indices), device)).logits
-        predictions.extend(torch.argmax(logits, dim=-1).tolist())
-    gold = list(split.targets)
-    return {"accuracy": accuracy_score(gold, predictions), "macro_f1": f1_score(gold, predictions, average="macro")}
+    module: Any
+    training: TrainingConfig
+    rows: int
+    loss_of_batch: Callable[[list[int]], Any]
+    evaluate: Callable[[], Metrics]
+    prefix: str = ""  # metric-name prefix; the last, unprefixed phase is the one checkpointed and summarised
 
 
-def run_classification(
-    config: TrialConfig,
-    report: Report = _ignore,
-    output_dir: str | None = None,
-    checkpointing: Checkpointing | None = None,
-    prepared: PreparedData | None = None,
-) -> Metrics:
+class Task(Protocol):
+    """What a task type gives the common job (:func:`run_job`): a model to prune, its phases, how it is saved.
+
+    A new task type is one class with this shape, registered in :data:`TASKS`."""
+
+    model: Any
+    tokenizer: Any
+    train_rows: int
+    skipped_rows: int
+
+    def latency_forward(self) -> Callable[[], Any]: ...  # one inference batch on the pruned model
+
+    def phases(self, checkpointing: Checkpointing | None) -> list[Phase]: ...  # built after pruning
+
+    def save(self, output_dir: str) -> None: ...
+
+
+class ClassificationTask:
     """Fine-tune a (pruned) encoder for text classification: accuracy and macro-F1 per epoch.
 
     ``prepared``: the data read and tokenized once for a whole search; used when it was prepared
     from this config's data, tokenizer and length, else the job prepares its own.
     """
-    started = time.monotonic()
-    seed_everything(config.training.seed)
-    device = pick_device(config.training.device)
-    name = model_name_for(config)
-    tokenizer = load_tokenizer(name)
-    if prepared is None or prepared.key != preparation_key(config, name):
-        prepared = prepare_classification(config, tokenizer, name)
-    task_data, features = prepared.task, prepared.features
-    if task_data.report.total:
-        log.warning("%s: %s", config.data.source, task_data.report.summary())
-    assert task_data.label_names is not None
-    model = load_classifier(name, task_data.label_names)
-    kept, original, baseline = _shape(config, model, tokenizer, device)
-    sample = _move(
-        pad_batch(tokenizer, features["validation"], list(range(min(LATENCY_ROWS, len(task_data.validation))))), device
-    )
-    latency = latency_ms(model, lambda: model(**sample))
-    report = _with_model_facts(report, model, latency)
 
-    def loss_of_batch(indices: list[int]) -> Any:
+    def __init__(self, config: TrialConfig, device: str, prepared: PreparedData | None) -> None:
+        name = model_name_for(config)
+        self.config, self.device = config, device
+        self.tokenizer = load_tokenizer(name)
+        if prepared is None or prepared.key != preparation_key(config, name):
+            prepared = prepare_classification(config, self.tokenizer, name)
+        self.data, self.features = prepared.task, prepared.features
+        if self.data.report.total:
+            log.warning("%s: %s", config.data.source, self.data.report.summary())
+        assert self.data.label_names is not None
+        self.model = load_classifier(name, self.data.label_names)
+        self.train_rows, self.skipped_rows = len(self.data.train), self.data.report.total
+
+    def _batch(self, split: str, indices: list[int]) -> dict[str, Any]:
+        return _move(pad_batch(self.tokenizer, self.features[split], indices), self.device)
+
+    def latency_forward(self) -> Callable[[], Any]:
+        sample = self._batch("validation", list(range(min(LATENCY_ROWS, len(self.data.validation)))))
+        return lambda: self.model(**sample)
+
+    def _scores(self, split_name: str) -> Metrics:
+        import torch
+        from sklearn.metrics import accuracy_score, f1_score
+
+        split = self.data.validation if split_name == "validation" else self.data.test
+        assert split is not None
+        batch_size, predictions = self.config.training.eval_batch_size, []
+        for first in range(0, len(split), batch_size):
+            indices = list(range(first, min(first + batch_size, len(split))))
+            logits = self.model(**self._batch(split_name, indices)).logits
+            predictions.extend(torch.argmax(logits, dim=-1).tolist())
+        gold = list(split.targets)
+        return {"accuracy": accuracy_score(gold, predictions), "macro_f1": f1_score(gold, predictions, average="macro")}
+
+    def phases(self, checkpointing: Checkpointing | None) -> list[Phase]:
         import torch
 
-        batch = _move(pad_batch(tokenizer, features["train"], indices), device)
-        labels = torch.tensor([task_data.train.targets[i] for i in indices], device=device)
-        return model(**batch, labels=labels).loss
+        def loss_of_batch(indices: list[int]) -> Any:
+            labels = torch.tensor([self.data.train.targets[i] for i in indices], device=self.device)
+            return self.model(**self._batch("train", indices), labels=labels).loss
 
-    def evaluate() -> Metrics:
-        bs = config.training.eval_batch_size
-        scores: Metrics = {}
-        for split_name, prefix in (("validation", "val"), ("test", "test")):
-            if split_name in features:
-                split = task_data.validation if split_name == "validation" else task_data.test
-                assert split is not None
-                found = _classification_scores(model, split, features[split_name], tokenizer, device, bs)
-                scores |= {f"{prefix}_{k}": v for k, v in found.items()}
-        scores["val_score"] = scores["val_accuracy"]
-        if "test_accuracy" in scores:
-            scores["test_score"] = scores["test_accuracy"]
-        return scores
+        def evaluate() -> Metrics:
+            scores: Metrics = {}
+            for split_name, prefix in (("validation", "val"), ("test", "test")):
+                if split_name in self.features:
+                    scores |= {f"{prefix}_{k}": v for k, v in self._scores(split_name).items()}
+            scores["val_score"] = scores["val_accuracy"]
+            if "test_accuracy" in scores:
+                scores["test_score"] = scores["test_accuracy"]
+            return scores
 
-    history = train(
-        model, config.training, len(task_data.train), loss_of_batch, evaluate, report, checkpointing=checkpointing
-    )
-    result = _summary(config, model, kept, original, baseline) | history[-1]
-    result |= {
-        "latency_ms": latency,
-        "train_rows": len(task_data.train),
-        "data_skipped_rows": task_data.report.total,
-        "seconds": time.monotonic() - started,
-    }
-    if output_dir is not None:
-        model.save_pretrained(output_dir)
-        tokenizer.save_pretrained(output_dir)
-        _write_result(output_dir, result, history, config)
-    return result | {"history": history}
+        return [Phase(self.model, self.config.training, self.train_rows, loss_of_batch, evaluate)]
+
+    def save(self, output_dir: str) -> None:
+        self.model.save_pretrained(output_dir)
+        self.tokenizer.save_pretrained(output_dir)
 
 
-# ---------------------------------------------------------------- sentence embeddings
-
-
-def _features(st: Any, texts: list[str], device: str) -> dict[str, Any]:
-    tokenize = getattr(st, "preprocess", None) or st.tokenize
-    return _move(tokenize(texts), device)
-
-
-def _spearman(st: Any, split: datasets.TextSplit, batch_size: int) -> float:
-    import numpy as np
-    from scipy.stats import spearmanr
-
-    assert split.pairs is not None
-    first = st.encode(list(split.texts), batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True)
-    second = st.encode(list(split.pairs), batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True)
-    cosine = np.sum(first * second, axis=1)
-    return float(spearmanr(cosine, np.asarray(split.targets)).statistic)
-
-
-def run_sentence_similarity(
-    config: TrialConfig,
-    report: Report = _ignore,
-    output_dir: str | None = None,
-    checkpointing: Checkpointing | None = None,
-    prepared: PreparedData | None = None,
-) -> Metrics:
+class SentenceSimilarityTask:
     """Two-phase sentence-embedding training: optional NLI (SoftmaxLoss), then STS; Spearman per epoch.
 
-    ``prepared`` is accepted for a uniform job signature and not used: sentence-transformers tokenizes
-    its pairs itself, and a search prepares data for classification tasks only.
+    A search's ``prepared`` data is not used: sentence-transformers tokenizes its pairs itself, and a
+    search prepares data for classification tasks only.
     """
-    import torch
-    from sentence_transformers import losses  # type: ignore[attr-defined]  # a submodule, lazily exported
 
-    started = time.monotonic()
-    seed_everything(config.training.seed)
-    sts = datasets.load_scored_pairs(config.data)
-    nli = None
-    if config.sentence.nli_data is not None:
-        nli = datasets.load_labelled(config.sentence.nli_data, pairs=True)
-    device = pick_device(config.training.device)
-    st = load_sentence_model(model_name_for(config), device=device)
-    st.max_seq_length = config.training.max_length
-    kept, original, baseline = _shape(config, st, st.tokenizer, device)
-    sample = _features(st, list(sts.validation.texts[:LATENCY_ROWS]), device)
-    latency = latency_ms(st, lambda: st(dict(sample)))
-    report = _with_model_facts(report, st, latency)
-    history: list[Metrics] = []
-    skipped = sts.report.total
+    def __init__(self, config: TrialConfig, device: str, prepared: PreparedData | None) -> None:
+        self.config, self.device = config, device
+        self.sts = datasets.load_scored_pairs(config.data)
+        self.nli = None
+        if config.sentence.nli_data is not None:
+            self.nli = datasets.load_labelled(config.sentence.nli_data, pairs=True)
+        self.model = load_sentence_model(model_name_for(config), device=device)
+        self.model.max_seq_length = config.training.max_length
+        self.tokenizer = self.model.tokenizer
+        self.train_rows = len(self.sts.train)
+        self.skipped_rows = self.sts.report.total + (self.nli.report.total if self.nli is not None else 0)
 
-    if nli is not None and checkpointing is not None and checkpointing.saved_state() is not None:
-        nli = None  # resuming the STS phase: the NLI phase is already in the saved weights
-    if nli is not None:
-        assert nli.label_names is not None and nli.train.pairs is not None
-        # sentence-transformers 5 renamed get_sentence_embedding_dimension
-        dimension = getattr(st, "get_embedding_dimension", None) or st.get_sentence_embedding_dimension
-        nli_loss = losses.SoftmaxLoss(st, dimension(), len(nli.label_names)).to(device)
-        nli_train = nli.train
+    def _features(self, texts: list[str]) -> dict[str, Any]:
+        tokenize = getattr(self.model, "preprocess", None) or self.model.tokenize
+        return _move(tokenize(texts), self.device)
 
-        def nli_batch(indices: list[int]) -> Any:
-            a = _features(st, [nli_train.texts[i] for i in indices], device)
-            b = _features(st, [nli_train.pairs[i] for i in indices], device)  # type: ignore[index]
-            return nli_loss([a, b], torch.tensor([nli_train.targets[i] for i in indices], device=device))
+    def latency_forward(self) -> Callable[[], Any]:
+        sample = self._features(list(self.sts.validation.texts[:LATENCY_ROWS]))
+        return lambda: self.model(dict(sample))
 
-        def nli_eval() -> Metrics:
-            return {"val_spearman": _spearman(st, sts.validation, config.training.eval_batch_size)}
+    def _spearman(self, split: datasets.TextSplit) -> float:
+        import numpy as np
+        from scipy.stats import spearmanr
 
-        history += train(nli_loss, config.sentence.nli_training, len(nli_train), nli_batch, nli_eval, report, "nli_")
-        skipped += nli.report.total
+        assert split.pairs is not None
+        encode = functools.partial(
+            self.model.encode,
+            batch_size=self.config.training.eval_batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
+        cosine = np.sum(encode(list(split.texts)) * encode(list(split.pairs)), axis=1)
+        return float(spearmanr(cosine, np.asarray(split.targets)).statistic)
 
-    sts_loss = (losses.CoSENTLoss(st) if config.sentence.sts_loss == "cosent" else losses.CosineSimilarityLoss(st)).to(
-        device
-    )
+    def _pair_loss(self, loss: Any, split: datasets.TextSplit, target: Callable[[Any], Any]) -> Callable[..., Any]:
+        import torch
 
-    def sts_batch(indices: list[int]) -> Any:
-        a = _features(st, [sts.train.texts[i] for i in indices], device)
-        b = _features(st, [sts.train.pairs[i] for i in indices], device)  # type: ignore[index]
-        return sts_loss([a, b], torch.tensor([float(sts.train.targets[i]) for i in indices], device=device))
+        assert split.pairs is not None
+        pairs = split.pairs
 
-    def sts_eval() -> Metrics:
-        scores = {"val_spearman": _spearman(st, sts.validation, config.training.eval_batch_size)}
-        if sts.test is not None:
-            scores["test_spearman"] = _spearman(st, sts.test, config.training.eval_batch_size)
-            scores["test_score"] = scores["test_spearman"]
-        scores["val_score"] = scores["val_spearman"]
-        return scores
+        def loss_of_batch(indices: list[int]) -> Any:
+            a = self._features([split.texts[i] for i in indices])
+            b = self._features([pairs[i] for i in indices])
+            return loss([a, b], torch.tensor([target(split.targets[i]) for i in indices], device=self.device))
 
-    history += train(
-        sts_loss, config.training, len(sts.train), sts_batch, sts_eval, report, checkpointing=checkpointing
-    )
-    result = _summary(config, st, kept, original, baseline) | history[-1]
-    result |= {
-        "latency_ms": latency,
-        "train_rows": len(sts.train),
-        "data_skipped_rows": skipped,
-        "seconds": time.monotonic() - started,
-    }
-    if output_dir is not None:
-        st.save(output_dir)
-        _write_result(output_dir, result, history, config)
-    return result | {"history": history}
+        return loss_of_batch
+
+    def phases(self, checkpointing: Checkpointing | None) -> list[Phase]:
+        from sentence_transformers import losses  # type: ignore[attr-defined]  # a submodule, lazily exported
+
+        sts, phases = self.sts, []
+
+        def evaluate() -> Metrics:
+            scores = {"val_spearman": self._spearman(sts.validation)}
+            if sts.test is not None:
+                scores["test_spearman"] = scores["test_score"] = self._spearman(sts.test)
+            return scores | {"val_score": scores["val_spearman"]}
+
+        # resuming the STS phase: the NLI phase is already in the saved weights
+        resuming = checkpointing is not None and checkpointing.saved_state() is not None
+        if self.nli is not None and not resuming:
+            assert self.nli.label_names is not None
+            # sentence-transformers 5 renamed get_sentence_embedding_dimension
+            dimension = getattr(self.model, "get_embedding_dimension", None) or (
+                self.model.get_sentence_embedding_dimension
+            )
+            nli_loss = losses.SoftmaxLoss(self.model, dimension(), len(self.nli.label_names)).to(self.device)
+            phases.append(
+                Phase(
+                    nli_loss,
+                    self.config.sentence.nli_training,
+                    len(self.nli.train),
+                    self._pair_loss(nli_loss, self.nli.train, int),
+                    lambda: {"val_spearman": self._spearman(sts.validation)},
+                    prefix="nli_",
+                )
+            )
+        loss_type = losses.CoSENTLoss if self.config.sentence.sts_loss == "cosent" else losses.CosineSimilarityLoss
+        sts_loss = loss_type(self.model).to(self.device)
+        phases.append(
+            Phase(sts_loss, self.config.training, len(sts.train), self._pair_loss(sts_loss, sts.train, float), evaluate)
+        )
+        return phases
+
+    def save(self, output_dir: str) -> None:
+        self.model.save(output_dir)
 
 
-JOBS = {"classification": run_classification, "sentence-similarity": run_sentence_similarity}
+TASKS: dict[str, Callable[[TrialConfig, str, PreparedData | None], Task]] = {
+    "classification": ClassificationTask,
+    "sentence-similarity": SentenceSimilarityTask,
+}
 
 
 def run_job(
@@ -323,8 +330,32 @@ def run_job(
     checkpointing: Checkpointing | None = None,
     prepared: PreparedData | None = None,
 ) -> Metrics:
-    """Run the job of ``config.task``; ``prepared`` is data a search read and tokenized once."""
-    return JOBS[config.task](config, report, output_dir, checkpointing, prepared)
+    """Load, prune, time and train the task of ``config.task``, phase by phase; ``prepared`` is data a
+    search read and tokenized once."""
+    started = time.monotonic()
+    seed_everything(config.training.seed)
+    device = pick_device(config.training.device)
+    task = TASKS[config.task](config, device, prepared)
+    kept, original, baseline = _shape(config, task.model, task.tokenizer, device)
+    latency = latency_ms(task.model, task.latency_forward())
+    report = _with_model_facts(report, task.model, latency)
+    history: list[Metrics] = []
+    for phase in task.phases(checkpointing):
+        saved = checkpointing if not phase.prefix else None  # only the final phase resumes from a checkpoint
+        history += train(
+            phase.module, phase.training, phase.rows, phase.loss_of_batch, phase.evaluate, report, phase.prefix, saved
+        )
+    result = _summary(config, task.model, kept, original, baseline) | history[-1]
+    result |= {
+        "latency_ms": latency,
+        "train_rows": task.train_rows,
+        "data_skipped_rows": task.skipped_rows,
+        "seconds": time.monotonic() - started,
+    }
+    if output_dir is not None:
+        task.save(output_dir)
+        _write_result(output_dir, result, history, config)
+    return result | {"history": history}
 
 
 def _write_result(output_dir: str, result: Metrics, history: list[Metrics], config: TrialConfig) -> None:
