@@ -18,7 +18,7 @@ import pandas as pd
 from prunetune.analysis import tables
 from prunetune.analysis.query import Search
 
-from prunetune.records import LayerScores
+from prunetune.records import RANKED_BY, LayerScores
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1100px;
@@ -109,7 +109,7 @@ def render(inputs: ReportInputs) -> str:
         "strategy", "layers_dropped", "kept_layers", "val_score", "drop", "latency_ms", "learning_rate", "epochs",
         "status", "run_id",
     ]  # fmt: skip
-    trials = frame[frame["kind"] == "trial"].sort_values(["layers_dropped", "val_score"], ascending=False)
+    trials = frame[frame["kind"] == "trial"].sort_values(list(RANKED_BY), ascending=False)
     sections = [
         f"<h1>prunetune report: {html.escape(search.experiment_name)}</h1>",
         f"<p class='meta'>search run {search.run_id} ({search.status.lower()}), started "

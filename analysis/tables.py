@@ -17,7 +17,7 @@ import pandas as pd
 from prunetune.search.decide import best_reference
 
 from prunetune import records
-from prunetune.records import COMPLETE, KIND_TRIAL
+from prunetune.records import COMPLETE, KIND_TRIAL, RANKED_BY
 
 
 def finished(frame: pd.DataFrame) -> pd.DataFrame:
@@ -76,7 +76,7 @@ def max_droppable(
             if within.empty:
                 rows.append(row | {"max_layers_dropped": 0, "strategy": "none within budget"})
                 continue
-            best = within.sort_values(["layers_dropped", "val_score"], ascending=[False, False]).iloc[0]
+            best = within.loc[max(within.index, key=lambda i: records.preference(*within.loc[i, list(RANKED_BY)]))]
             rows.append(
                 row
                 | {

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from prunetune import records
+
 
 def _quiet_libraries() -> None:
     """Progress lines, not the libraries' load reports. Set through their environment variables, read when
@@ -202,7 +204,7 @@ def cmd_trials(args: argparse.Namespace) -> int:
         mlflow, search = search_and_store(args.search, args.tracking_uri)
         frame = search_runs_frame(mlflow, search)
     frame = select.where(frame, args.where)
-    frame = select.sort(frame, args.sort or "-layers_dropped,-val_score")
+    frame = select.sort(frame, args.sort or ",".join(f"-{column}" for column in records.RANKED_BY))
     frame = select.columns(frame, args.columns or (None if args.format in ("csv", "json") else _SHOWN))
     if args.format == "csv":
         text = frame.to_csv(index=False)

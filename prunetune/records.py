@@ -56,6 +56,14 @@ def is_result(kind: str | None, status: str | None) -> bool:
     return (kind or KIND_TRIAL) == KIND_TRIAL and status == COMPLETE
 
 
+RANKED_BY = ("layers_dropped", "val_score")  # the record columns that preference() ranks, as a table sorts them
+
+
+def preference(layers_dropped: int, score: float) -> tuple[int, float]:
+    """How results within a budget rank, best highest: the most layers dropped, then the higher score."""
+    return (int(layers_dropped), float(score))
+
+
 def trial_status(planned_epochs: int, epochs_run: int) -> str:
     """complete, or early-stopped when the trial ended before its planned epochs."""
     return COMPLETE if epochs_run >= planned_epochs else EARLY_STOPPED

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from statistics import mean, stdev
 from typing import Literal
 
-from prunetune.records import drop, within
+from prunetune.records import drop, preference, within
 
 Verdict = Literal["within", "borderline", "over"]
 VERDICTS: tuple[Verdict, ...] = ("within", "borderline", "over")
@@ -167,7 +167,7 @@ def ranked(candidates: Sequence[Candidate]) -> list[Candidate]:
     """Deepest drop first, ties by the selection score; a configuration seen twice counts once."""
     seen: set[tuple[tuple[int, ...], float, int]] = set()
     out = []
-    for c in sorted(candidates, key=lambda c: (-c.layers_dropped, -c.selection_score)):
+    for c in sorted(candidates, key=lambda c: preference(c.layers_dropped, c.selection_score), reverse=True):
         if c.key not in seen:
             seen.add(c.key)
             out.append(c)

@@ -8,7 +8,7 @@ from typing import Any
 from prunetune.search.spec import SearchSpec
 from ray.tune import Callback
 
-from prunetune.records import COMPLETE, trial_status
+from prunetune.records import COMPLETE, preference, trial_status
 
 
 class Progress(Callback):
@@ -26,7 +26,7 @@ class Progress(Callback):
         if trial_status(config["training"]["epochs"], int(result.get("epoch", 0))) != COMPLETE:
             self.early += 1
         elif result.get("feasible"):
-            key = (int(result["layers_dropped"]), float(result["val_score"]))
+            key = preference(result["layers_dropped"], result["val_score"])
             if self.best is None or key > self.best[:2]:
                 what = f"{config['drop']['strategy']} kept {config['kept_layers']}"
                 self.best = (*key, what)

@@ -30,6 +30,7 @@ from prunetune.records import (
     TAG_BEST,
     TAG_KIND,
     TAG_SEARCH,
+    preference,
     trial_status,
 )
 
@@ -288,6 +289,8 @@ def _best_feasible(results: Any) -> dict[str, Any] | None:
             "learning_rate": trial["training"]["learning_rate"],
             "epochs": trial["training"]["epochs"],
         }
-        if best is None or (row["layers_dropped"], row["val_score"]) > (best["layers_dropped"], best["val_score"]):
+        if best is None or preference(row["layers_dropped"], row["val_score"]) > preference(
+            best["layers_dropped"], best["val_score"]
+        ):
             best = row
     return best
