@@ -311,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("trials", help="list, filter, sort and export the trials of a search (from MLflow)")
     p.add_argument("search", help=what + "; with --all-searches, an experiment name")
     p.add_argument("--tracking-uri", help="MLflow store (default $MLFLOW_TRACKING_URI, else ./prunetune-runs)")
-    p.add_argument("--where", help='filter, e.g. "drop<=0.01 and strategy=middle"')
+    p.add_argument("--where", help='filter, e.g. "drop<=0.01 and (strategy=middle or strategy in [top, window])"')
     p.add_argument("--sort", help="columns, - for descending (default -layers_dropped,-val_score)")
     p.add_argument("--columns", help="columns to show, comma-separated")
     p.add_argument("--format", choices=["table", "csv", "json", "markdown"], default="table")

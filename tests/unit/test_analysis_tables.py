@@ -82,6 +82,18 @@ def test_where_filters_by_number_text_and_list_and_names_bad_input() -> None:
         select.where(TRIALS, "drop ~ 1")
 
 
+def test_where_reads_or_not_parentheses_and_membership_as_python_does() -> None:
+    either = select.where(TRIALS, "kind=reference or (strategy in [window, bottom] and drop <= 0.05)")
+    assert sorted(either["kind"] + ":" + either["strategy"]) == ["reference:none", "trial:window"]
+    unfinished = select.where(TRIALS, "not drop <= 0.01")  # a row with no drop matches no comparison on it
+    assert TRIALS["drop"].isna().sum() > 0 and set(unfinished.index) == set(TRIALS.index[TRIALS["drop"] > 0.01]) | set(
+        TRIALS.index[TRIALS["drop"].isna()]
+    )
+    assert list(select.where(TRIALS, "kept_layers in [[0, 4, 5], [9]]")["strategy"]) == ["window"]
+    with pytest.raises(AnalysisError, match="`in` takes a list"):
+        select.where(TRIALS, "strategy in top")
+
+
 def test_sort_descending_with_missing_values_last() -> None:
     ordered = select.sort(TRIALS, "-drop,val_score")
     assert list(ordered["drop"].dropna()) == sorted(TRIALS["drop"].dropna(), reverse=True)
