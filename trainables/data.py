@@ -1,9 +1,7 @@
 """Task data: classification texts with labels, STS sentence pairs with scores, NLI pairs or triplets.
 
-Sources: a preset (``indicnews:<language>:<shc|lpc|ldc>``, ``stsb:en``, ``stsb:mr``, ``glue:<task>``),
-a local directory of split files (CSV, TSV, JSONL, Parquet) or a Hugging Face hub data set id.
-Presets read a local copy from ``data_dir`` / ``$PRUNETUNE_DATA_DIR`` when it holds one, else their
-public source (GitHub CSVs, the hub).
+Where the data lives is :mod:`.sources`; reading rows from files and the hub is :mod:`.readers`; this module
+makes task data of the rows: columns picked, labels ordered, bad rows reported, samples drawn.
 
 Nothing is dropped silently: a malformed row raises :class:`DataError` naming the file, the line
 and the problem, unless ``on_bad_row="skip"``, which skips it and counts it in the returned
@@ -13,38 +11,21 @@ and counted.
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import json
-import os
 import random
-import sys
-import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from prunetune.trainables.config import DataConfig
+from prunetune.trainables.readers import split_rows
+from prunetune.trainables.sources import DataError, Source, resolve
 
-from prunetune.errors import PrunetuneError
+__all__ = ["DataError", "LoadReport", "TaskData", "TextSplit", "load_labelled", "load_scored_pairs", "sample_texts"]
 
-EXTENSIONS = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
-SPLIT_ALIASES = {
-    "train": ("train",),
-    "validation": ("validation", "valid", "val", "dev"),
-    "test": ("test",),
-}
 TEXT_COLUMNS = ("text", "Text", "sentence", "sentence1", "headline", "content")
 PAIR_COLUMNS = ("text_pair", "sentence2")
 LABEL_COLUMNS = ("label", "labels", "Label", "class", "category")
 SCORE_COLUMNS = ("score", "similarity", "label")
-INDICNEWS_REPO = "https://raw.githubusercontent.com/l3cube-pune/indic-nlp/main/L3Cube-IndicNews"
-STSB_MR_REPO = "https://raw.githubusercontent.com/l3cube-pune/MarathiNLP/main/STSb-translated/marathi"
-
-
-class DataError(PrunetuneError, ValueError):
-    """Data that cannot be read as the task needs: names the file, the line and the fix."""
 
 
 @dataclass
@@ -63,265 +44,6 @@ class LoadReport:
     def summary(self) -> str:
         parts = [f"{len(locs)} {problem} (e.g. {', '.join(locs[:3])})" for problem, locs in self.skipped.items()]
         return "skipped " + "; ".join(parts) if parts else "skipped nothing"
-
-
-@dataclass(frozen=True)
-class Source:
-    """A resolved data source: files per split (local or downloaded) or a hub data set."""
-
-    files: dict[str, str] = field(default_factory=dict)
-    file_format: str | None = None  # None: by extension; "stsb": the STS Benchmark TSV layout
-    hub_id: str | None = None
-    hub_config: str | None = None
-    columns: dict[str, str] = field(default_factory=dict)  # role -> column name
-
-
-# ---------------------------------------------------------------- resolving sources
-
-
-def data_dir(config: DataConfig) -> Path | None:
-    root = config.data_dir or os.environ.get("PRUNETUNE_DATA_DIR")
-    return Path(root).expanduser() if root else None
-
-
-def resolve(config: DataConfig) -> Source:
-    source = config.source
-    if source.startswith("indicnews:"):
-        return _indicnews(config)
-    if source.startswith("stsb:"):
-        return _stsb(config)
-    if source.startswith("glue:"):
-        return _glue(config)
-    path = Path(source).expanduser()
-    if path.is_dir():
-        return Source(files=_split_files(path))
-    if path.is_file():
-        raise DataError(
-            f"{source} is a single file: point data.source at the directory that holds its "
-            "train/validation(/test) files, named train.csv, validation.csv, …"
-        )
-    if source.count("/") == 1 and not source.startswith((".", "/", "~")):
-        name, _, hub_config = source.partition(":")
-        return Source(hub_id=name, hub_config=hub_config or None)
-    raise DataError(
-        f"data source {source!r} is neither a preset (indicnews:<language>:<shc|lpc|ldc>, stsb:en, stsb:mr, "
-        "glue:<task>), an existing directory, nor a hub id (owner/name)"
-    )
-
-
-def _split_files(directory: Path) -> dict[str, str]:
-    files: dict[str, str] = {}
-    for path in sorted(directory.iterdir()):
-        stem, ext = path.stem.lower(), path.suffix.lower()
-        if ext not in EXTENSIONS:
-            continue
-        for split, aliases in SPLIT_ALIASES.items():
-            if stem in aliases or any(stem.startswith(f"{a}_") or stem.endswith(f"_{a}") for a in aliases):
-                files.setdefault(split, str(path))
-        files.setdefault(stem, str(path))  # any other split, by its own name
-    if not files:
-        raise DataError(f"{directory} holds no data files ({', '.join(EXTENSIONS)})")
-    return files
-
-
-def _indicnews(config: DataConfig) -> Source:
-    parts = config.source.split(":")
-    if len(parts) != 3 or parts[2].lower() not in ("shc", "lpc", "ldc"):
-        raise DataError(f"{config.source!r}: write indicnews:<language>:<shc|lpc|ldc>, e.g. indicnews:marathi:shc")
-    language, task = parts[1].lower(), parts[2].lower()
-    local = data_dir(config)
-    if local is not None and (local / f"indicnews-{language}-{task}").is_dir():
-        source = Source(files=_split_files(local / f"indicnews-{language}-{task}"))
-    else:
-        lang, upper = language.capitalize(), task.upper()
-        files = {}
-        for split, names in (
-            ("train", ("Train", "train")),
-            ("validation", ("Valid", "valid")),
-            ("test", ("Test", "test")),
-        ):
-            # The repository names its files two ways: English_train_shc.csv and Marathi_SHC_Train.csv.
-            urls = [f"{INDICNEWS_REPO}/{lang}/{upper}/{lang}_{upper}_{names[0]}.csv"]
-            urls.append(f"{INDICNEWS_REPO}/{lang}/{upper}/{lang}_{names[1]}_{task}.csv")
-            files[split] = " ".join(urls)
-        source = Source(files=files)
-    # English uses text,labels; the other languages Text,Label: found by the common names.
-    return source
-
-
-def _stsb(config: DataConfig) -> Source:
-    language = config.source.split(":", 1)[1].lower()
-    folders = {"en": "stsb-english", "english": "stsb-english", "mr": "stsb-marathi", "marathi": "stsb-marathi"}
-    if language not in folders:
-        raise DataError(f"{config.source!r}: STS Benchmark presets are stsb:en and stsb:mr")
-    columns = {"text": "sentence1", "text_pair": "sentence2", "label": "score"}
-    local = data_dir(config)
-    if local is not None and (local / folders[language]).is_dir():
-        return Source(files=_split_files(local / folders[language]), file_format="stsb", columns=columns)
-    if folders[language] == "stsb-english":
-        return Source(hub_id="mteb/stsbenchmark-sts", columns=columns)
-    split_files = {
-        s: f"{STSB_MR_REPO}/sts-{n}-mr.tsv" for s, n in (("train", "train"), ("validation", "dev"), ("test", "test"))
-    }
-    return Source(files=split_files, file_format="stsb", columns=columns)
-
-
-GLUE_COLUMNS = {
-    "rte": ("sentence1", "sentence2"),
-    "mrpc": ("sentence1", "sentence2"),
-    "stsb": ("sentence1", "sentence2"),
-    "wnli": ("sentence1", "sentence2"),
-    "qnli": ("question", "sentence"),
-    "qqp": ("question1", "question2"),
-    "mnli": ("premise", "hypothesis"),
-    "sst2": ("sentence", None),
-    "cola": ("sentence", None),
-}
-
-
-def _glue(config: DataConfig) -> Source:
-    task = config.source.split(":", 1)[1].lower()
-    if task not in GLUE_COLUMNS:
-        raise DataError(f"{config.source!r}: GLUE tasks are {', '.join(sorted(GLUE_COLUMNS))}")
-    text, pair = GLUE_COLUMNS[task]
-    columns = {"text": text, "label": "label"} | ({"text_pair": pair} if pair else {})
-    local = data_dir(config)
-    if local is not None and (local / f"glue-{task}").is_dir():
-        return Source(files=_split_files(local / f"glue-{task}"), columns=columns)
-    return Source(hub_id="nyu-mll/glue", hub_config=task, columns=columns)
-
-
-# ---------------------------------------------------------------- reading rows
-
-
-def _download(urls: str) -> Path:
-    """The first of the space-separated ``urls`` that answers, cached under ~/.cache/prunetune/data."""
-    cache = Path(os.environ.get("PRUNETUNE_CACHE_DIR") or Path.home() / ".cache" / "prunetune") / "data"
-    errors = []
-    for url in urls.split():
-        target = cache / hashlib.sha256(url.encode()).hexdigest()[:16] / url.rsplit("/", 1)[-1]
-        if target.exists():
-            return target
-        try:
-            with urllib.request.urlopen(url, timeout=60) as response:
-                body = response.read()
-        except OSError as err:
-            errors.append(f"{url}: {err}")
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Written beside, then renamed: a reader (another trial on this node) never sees half a file.
-        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-        partial.write_bytes(body)
-        os.replace(partial, target)
-        return target
-    raise DataError(
-        "could not download the data set: "
-        + "; ".join(errors)
-        + ". Without network access, set PRUNETUNE_DATA_DIR (or data.data_dir) to a directory that holds it."
-    )
-
-
-def _local(path_or_urls: str) -> Path:
-    return _download(path_or_urls) if path_or_urls.startswith(("http://", "https://")) else Path(path_or_urls)
-
-
-def read_rows(path: Path, file_format: str | None = None) -> Iterator[tuple[str, dict[str, Any] | None]]:
-    """Yield ``(location, row)`` for every data row of a file; repeated header rows yield ``(location, None)``."""
-    ext = path.suffix.lower()
-    if file_format == "stsb":
-        yield from _read_stsb(path)
-    elif ext in (".csv", ".tsv"):
-        yield from _read_delimited(path, "\t" if ext == ".tsv" else ",")
-    elif ext in (".jsonl", ".json"):
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if line.strip():
-                    try:
-                        yield f"{path}:{number}", json.loads(line)
-                    except json.JSONDecodeError as err:
-                        raise DataError(f"{path}:{number}: not a JSON object per line ({err})") from None
-    elif ext == ".parquet":
-        import pandas as pd
-
-        for number, row in enumerate(pd.read_parquet(path).to_dict("records"), start=1):
-            yield f"{path} row {number}", row
-    else:
-        raise DataError(f"{path}: unsupported file type {ext!r}; use one of {', '.join(EXTENSIONS)}")
-
-
-def _read_delimited(path: Path, delimiter: str) -> Iterator[tuple[str, dict[str, Any] | None]]:
-    # Long-document classification has very long fields; the csv module's limit is process-wide, so it is
-    # raised only while this file is read.
-    previous = csv.field_size_limit(sys.maxsize)
-    try:
-        yield from _delimited_rows(path, delimiter)
-    finally:
-        csv.field_size_limit(previous)
-
-
-def _delimited_rows(path: Path, delimiter: str) -> Iterator[tuple[str, dict[str, Any] | None]]:
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle, delimiter=delimiter)
-        header = next(reader, None)
-        if header is None:
-            raise DataError(f"{path} is empty")
-        header = [h.strip() for h in header]
-        for row in reader:
-            location = f"{path}:{reader.line_num}"
-            if [c.strip() for c in row] == header:
-                yield location, None  # a repeated header
-                continue
-            if len(row) != len(header):
-                yield location, {"__problem__": f"{len(row)} fields where the header has {len(header)}"}
-                continue
-            yield location, dict(zip(header, row, strict=True))
-
-
-def _read_stsb(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    # No header, quoting off; fields 4-6 are score, sentence1, sentence2 (some lines carry extra trailing fields).
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            fields = line.rstrip("\n").rstrip("\r").split("\t")
-            if not line.strip():
-                continue
-            if len(fields) < 7:
-                yield f"{path}:{number}", {"__problem__": f"{len(fields)} fields where STS Benchmark lines have 7"}
-                continue
-            yield f"{path}:{number}", {"score": fields[4], "sentence1": fields[5], "sentence2": fields[6]}
-
-
-def _hub_rows(source: Source, split: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    import datasets
-
-    try:
-        dataset = datasets.load_dataset(source.hub_id, source.hub_config, split=split)
-    except Exception as err:  # the hub raises many types; the message is what helps
-        raise DataError(
-            f"could not load {source.hub_id}{':' + source.hub_config if source.hub_config else ''} "
-            f"split {split!r} from the Hugging Face hub: {err}. Offline, point data.source at a local directory."
-        ) from None
-    names = {}
-    for column, feature in dataset.features.items():
-        if isinstance(feature, datasets.ClassLabel):
-            names[column] = feature.names
-    for number, row in enumerate(dataset, start=1):
-        for column, label_names in names.items():
-            if isinstance(row.get(column), int) and row[column] >= 0:
-                row[column] = label_names[row[column]]
-        yield f"{source.hub_id} {split} row {number}", row
-
-
-def split_rows(config: DataConfig, source: Source, split: str) -> tuple[str, Iterator[tuple[str, Any]]]:
-    """A description of where split ``split`` comes from, and its rows."""
-    if source.hub_id is not None:
-        return f"{source.hub_id} [{split}]", _hub_rows(source, split)
-    if split not in source.files:
-        raise DataError(
-            f"{config.source} has no {split!r} split (it has {', '.join(sorted(source.files))}): "
-            "set data.train_split / data.validation_split / data.test_split to one it has"
-        )
-    path = _local(source.files[split])
-    return str(path), read_rows(path, source.file_format)
 
 
 # ---------------------------------------------------------------- task data

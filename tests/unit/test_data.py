@@ -113,7 +113,7 @@ def test_real_rte_as_pairs_and_seeded_slices(data_env: Path) -> None:
 def test_reading_a_csv_leaves_the_process_wide_field_limit_as_it_was(tmp_path) -> None:
     import csv
 
-    from prunetune.trainables.data import read_rows
+    from prunetune.trainables.readers import read_rows
 
     path = tmp_path / "train.csv"
     path.write_text("text,label\n" + "x" * 200_000 + ",a\n")  # a field longer than csv's default limit
