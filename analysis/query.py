@@ -24,6 +24,7 @@ from prunetune.records import (
     KIND_SCRATCH,
     KIND_TRIAL,
     PARENT,
+    PLACEMENT_TAGS,
     RUNNING,
     TAG_BEST,
     TAG_KIND,
@@ -33,6 +34,8 @@ from prunetune.records import (
     TAG_SEARCH,
     TAG_STATUS,
     TAG_TRIAL,
+    final_value,
+    kept_layers,
 )
 
 
@@ -210,8 +213,8 @@ def _row(run: Any) -> dict[str, Any]:
         strategy, dropped = "none", 0
     elif kind == KIND_SCRATCH:
         strategy = "scratch"
-    score = metrics.get("final_val_score", metrics.get("val_score"))
-    feasible = metrics.get("final_feasible", metrics.get("feasible"))
+    score = final_value(metrics, "val_score")
+    feasible = final_value(metrics, "feasible")
     end = run.info.end_time
     return {
         "run_id": run.info.run_id,
@@ -222,19 +225,19 @@ def _row(run: Any) -> dict[str, Any]:
         "layers_dropped": dropped,
         "kept_layers": kept,
         "val_score": score,
-        "test_score": metrics.get("final_test_score", metrics.get("test_score")),
-        "drop": metrics.get("final_drop", metrics.get("drop", 0.0 if kind == KIND_REFERENCE else None)),
+        "test_score": final_value(metrics, "test_score"),
+        "drop": final_value(metrics, "drop") if kind != KIND_REFERENCE else 0.0,
         "feasible": None if feasible is None else bool(feasible),
         "learning_rate": _number(params, "training.learning_rate"),
         "epochs": _number(params, "training.epochs"),
-        "epochs_run": metrics.get("final_epoch", metrics.get("epoch")),
+        "epochs_run": final_value(metrics, "epoch"),
         "seed": _number(params, "training.seed"),
         "parameters": metrics.get("parameters"),
         "latency_ms": metrics.get("latency_ms"),
         "val_accuracy": metrics.get("val_accuracy"),
         "val_macro_f1": metrics.get("val_macro_f1"),
         "val_spearman": metrics.get("val_spearman"),
-        "budget_excess": metrics.get("final_budget_excess", metrics.get("budget_excess")),
+        "budget_excess": final_value(metrics, "budget_excess"),
         "model": params.get("model"),
         "task": params.get("task"),
         "data": params.get("data.source"),
@@ -243,7 +246,7 @@ def _row(run: Any) -> dict[str, Any]:
         "window_start_fraction": _number(params, "drop.start_fraction"),
         "search": tags.get(TAG_SEARCH),
         "ray_trial_id": tags.get(TAG_TRIAL),
-        "node_id": tags.get("prunetune.node_id"),
+        "node_id": tags.get(PLACEMENT_TAGS["node_id"]),
         "retries": int(tags.get(TAG_RETRIES, 0)) if kind == KIND_TRIAL else None,
         "run_name": run.info.run_name,
         "start_time": pd.Timestamp(run.info.start_time, unit="ms", tz="UTC"),
@@ -252,10 +255,11 @@ def _row(run: Any) -> dict[str, Any]:
 
 
 def _kept(tags: dict[str, str], params: dict[str, str]) -> list[int] | None:
-    for raw in (tags.get("prunetune.kept_layers"), params.get("kept_layers")):
-        if raw and raw not in ("null", "None"):
-            return [int(layer) for layer in json.loads(raw)]
-    return None
+    recorded = kept_layers(tags)
+    if recorded is not None:
+        return recorded
+    raw = params.get("kept_layers")  # a trial that never finished has its planned kept layers as a param
+    return [int(layer) for layer in json.loads(raw)] if raw and raw not in ("null", "None") else None
 
 
 def read_artifact(mlflow: Any, search: Search, name: str) -> str | None:

@@ -8,7 +8,9 @@ torch, no Ray and no MLflow: a laptop that only reads a search's records needs n
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 # --- MLflow tags ------------------------------------------------------------------------------------------
 TAG_KIND = "prunetune.kind"  # search | trial | reference | scratch | recheck
@@ -22,6 +24,9 @@ TAG_REFERENCE_RUN = "prunetune.reference_run_id"  # on a search's run: the refer
 # On a search's run: the runs (one per decision seed) of the tuned reference's best configuration, JSON.
 TAG_REFERENCE_RUNS = "prunetune.reference_run_ids"
 TAG_BEST = "prunetune.best"
+TAG_KEPT = "prunetune.kept_layers"  # on every finished run: the layers it kept, JSON
+TAG_OPTUNA_TRIAL = "prunetune.optuna_trial"  # on a trial's run: its Optuna trial number
+PLACEMENT_TAGS = {key: f"prunetune.{key}" for key in ("node_id", "cuda_visible_devices", "device")}  # where it ran
 PARENT = "mlflow.parentRunId"
 # Artifacts of a search's parent run.
 SPEC_ARTIFACT = "spec.json"
@@ -34,7 +39,9 @@ KIND_REFERENCE = "reference"  # one run of the tuned reference's sweep (reused a
 KIND_SCRATCH = "scratch"  # a scratch baseline (a child run)
 KIND_RECHECK = "recheck"  # a max-drop finalist re-trained on a decision seed (a child run)
 COMPLETE, EARLY_STOPPED, FAILED, INTERRUPTED, RUNNING = "complete", "early-stopped", "failed", "interrupted", "running"
-FINAL = "final_"  # prefix of a trial's last-epoch metrics (final_val_score, ...); per-epoch ones have none
+FINAL = "final_"  # prefix of a finished run's closing metrics (final_val_score, ...); per-epoch ones have none
+# What every finished run (trial, reference, scratch, re-check) closes with, prefixed by FINAL.
+FINAL_METRICS = ("val_score", "test_score", "drop", "budget_excess", "feasible", "objective", "epoch")
 
 # --- rules ----------------------------------------------------------------------------------------------------
 EPSILON = 1e-9  # equal up to float noise counts as equal: a drop of exactly the tolerance is within
@@ -57,6 +64,26 @@ def is_result(kind: str | None, status: str | None) -> bool:
 
 
 RANKED_BY = ("layers_dropped", "val_score")  # the record columns that preference() ranks, as a table sorts them
+
+
+def closing_metrics(result: Mapping[str, Any]) -> dict[str, float]:
+    """A finished run's closing record: the result's :data:`FINAL_METRICS` it has, as ``final_<name>``."""
+    return {FINAL + name: float(result[name]) for name in FINAL_METRICS if isinstance(result.get(name), (int, float))}
+
+
+def final_value(metrics: Mapping[str, float], name: str) -> float | None:
+    """What :func:`closing_metrics` recorded as ``name``. Runs recorded before every writer closed this way
+    (references, baselines, re-checks) hold only their last per-epoch ``name``, which is the same value."""
+    value = metrics.get(FINAL + name, metrics.get(name))
+    return None if value is None else float(value)
+
+
+def kept_layers(tags: Mapping[str, str]) -> list[int] | None:
+    """The layers a finished run kept (:data:`TAG_KEPT`), or None where it is not recorded."""
+    raw = tags.get(TAG_KEPT)
+    if not raw or raw in ("null", "None"):
+        return None
+    return [int(layer) for layer in json.loads(raw)]
 
 
 def preference(layers_dropped: int, score: float) -> tuple[int, float]:

@@ -11,7 +11,17 @@ from typing import Any
 from prunetune.search.spec import SearchSpec
 from prunetune.search.tracking import log_params_and_metrics
 
-from prunetune.records import COMPLETE, FAILED, KIND_REFERENCE, RUNNING, TAG_KIND, TAG_SEARCH, TAG_STATUS
+from prunetune.records import (
+    COMPLETE,
+    FAILED,
+    KIND_REFERENCE,
+    RUNNING,
+    TAG_KEPT,
+    TAG_KIND,
+    TAG_SEARCH,
+    TAG_STATUS,
+    closing_metrics,
+)
 
 
 def launch_job(spec: SearchSpec, trial: Any, prepared: Any = None) -> Any:
@@ -50,7 +60,8 @@ def finish_job_run(mlflow: Any, run_id: str, trial: Any, result_of: Callable[[],
     for epoch_metrics in history:
         log_params_and_metrics(mlflow, run_id, {}, numbers(epoch_metrics), int(epoch_metrics.get("epoch", 0)))
     log_params_and_metrics(mlflow, run_id, trial.to_flat(), numbers(result))
-    mlflow.set_tag(run_id, "prunetune.kept_layers", json.dumps(result["kept_layers"]))
+    log_params_and_metrics(mlflow, run_id, {}, closing_metrics(result), int(result.get("epoch", 0)))
+    mlflow.set_tag(run_id, TAG_KEPT, json.dumps(result["kept_layers"]))
     mlflow.set_tag(run_id, TAG_STATUS, COMPLETE)
     mlflow.set_terminated(run_id, "FINISHED")
     return result

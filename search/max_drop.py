@@ -25,7 +25,7 @@ from prunetune.search.decide import (
 from prunetune.search.spec import SearchSpec, decision_seeds
 from prunetune.trainables.config import TrialConfig
 
-from prunetune.records import FINAL, KIND_RECHECK, drop, is_result, within
+from prunetune.records import KIND_RECHECK, drop, final_value, is_result, within
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,8 @@ def complete_trials(runs: list[Any]) -> list[tuple[Candidate, TrialConfig]]:
     found = []
     for run in runs:
         tags, metrics = run.data.tags, run.data.metrics
-        if not is_result(tags.get(TAG_KIND), tags.get(TAG_STATUS)) or f"{FINAL}val_score" not in metrics:
+        selection_score = final_value(metrics, "val_score")
+        if not is_result(tags.get(TAG_KIND), tags.get(TAG_STATUS)) or selection_score is None:
             continue
         config = TrialConfig.from_flat(run.data.params)
         candidate = Candidate(
@@ -74,7 +75,7 @@ def complete_trials(runs: list[Any]) -> list[tuple[Candidate, TrialConfig]]:
             strategy=config.drop.strategy,
             learning_rate=config.training.learning_rate,
             epochs=config.training.epochs,
-            selection_score=float(metrics[f"{FINAL}val_score"]),
+            selection_score=selection_score,
         )
         found.append((candidate, config))
     return found
@@ -90,7 +91,9 @@ def finished_rechecks(runs: list[Any]) -> dict[tuple[tuple[int, ...], float, int
             continue
         config = TrialConfig.from_flat(run.data.params)
         key = (tuple(config.kept_layers or ()), config.training.learning_rate, config.training.epochs)
-        found[(*key, config.training.seed)] = float(run.data.metrics["val_score"])
+        score = final_value(run.data.metrics, "val_score")
+        if score is not None:
+            found[(*key, config.training.seed)] = score
     return found
 
 

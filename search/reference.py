@@ -19,7 +19,7 @@ from prunetune.search.store import paged_runs
 from prunetune.search.tracking import log_params_and_metrics
 from prunetune.trainables.config import TrialConfig
 
-from prunetune.records import TAG_KIND, TAG_REFERENCE_KEY, TAG_REFERENCE_RUN, TAG_REFERENCE_RUNS
+from prunetune.records import TAG_KIND, TAG_REFERENCE_KEY, TAG_REFERENCE_RUN, TAG_REFERENCE_RUNS, final_value
 
 
 def reference_trials(spec: SearchSpec) -> list[TrialConfig]:
@@ -107,7 +107,7 @@ def _finished_reference_runs(mlflow: Any, experiment: str, keys: list[str]) -> d
     query = f"tags.`{TAG_KIND}` = 'reference' and attributes.status = 'FINISHED'"
     found: dict[str, tuple[str, float]] = {}
     for run in paged_runs(mlflow, [experiment], query):
-        key, score = run.data.tags.get(TAG_REFERENCE_KEY), run.data.metrics.get("val_score")
+        key, score = run.data.tags.get(TAG_REFERENCE_KEY), final_value(run.data.metrics, "val_score")
         if key in wanted and score is not None:
             found.setdefault(key, (run.info.run_id, float(score)))
     return found

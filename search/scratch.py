@@ -4,14 +4,13 @@ beat training a small model from scratch?"."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from prunetune.search.decide import TunedReference
 from prunetune.search.jobs import run_jobs
 from prunetune.search.spec import SearchSpec
 
-from prunetune.records import KIND_SCRATCH, PARENT, TAG_KIND
+from prunetune.records import KIND_SCRATCH, PARENT, TAG_KIND, kept_layers
 
 
 def scratch_baselines(
@@ -28,7 +27,7 @@ def scratch_baselines(
     reference's learning rate and epochs: a baseline at an untuned rate would flatter pruning (random init
     at the trial config's default 5e-5 stays at chance on the demo's headlines)."""
     done = {
-        len(json.loads(run.data.tags.get("prunetune.kept_layers", "[]")))
+        len(kept_layers(run.data.tags) or ())
         for run in mlflow.search_runs(
             [experiment],
             filter_string=f"tags.`{PARENT}` = '{parent_run_id}' and tags.`{TAG_KIND}` = '{KIND_SCRATCH}' "

@@ -22,17 +22,20 @@ from ray.tune import Callback
 
 from prunetune.records import (
     FAILED,
-    FINAL,
     INTERRUPTED,
     KIND_TRIAL,
     PARENT,
+    PLACEMENT_TAGS,
     RUNNING,
     TAG_CHECKPOINT_EPOCH,
+    TAG_KEPT,
     TAG_KIND,
+    TAG_OPTUNA_TRIAL,
     TAG_RETRIES,
     TAG_SEARCH,
     TAG_STATUS,
     TAG_TRIAL,
+    closing_metrics,
     trial_status,
 )
 
@@ -133,7 +136,7 @@ class TrialRecorder(Callback):
                     TAG_KIND: KIND_TRIAL,
                     TAG_TRIAL: trial.trial_id,
                     TAG_SEARCH: self.search_name,
-                    "prunetune.optuna_trial": str(trial.config.get("optuna_trial", "")),
+                    TAG_OPTUNA_TRIAL: str(trial.config.get("optuna_trial", "")),
                     TAG_STATUS: RUNNING,
                 },
             ).info.run_id
@@ -188,12 +191,11 @@ class TrialRecorder(Callback):
 
         def finish() -> None:
             self.mlflow.set_tag(run_id, TAG_STATUS, status)
-            self.mlflow.set_tag(run_id, "prunetune.kept_layers", json.dumps(kept))
-            for key in ("node_id", "cuda_visible_devices", "device"):
+            self.mlflow.set_tag(run_id, TAG_KEPT, json.dumps(kept))
+            for key, tag in PLACEMENT_TAGS.items():
                 if key in result:
-                    self.mlflow.set_tag(run_id, f"prunetune.{key}", str(result[key]))
-            final = {f"{FINAL}{k}": v for k, v in result.items() if k in _FINAL}
-            log_params_and_metrics(self.mlflow, run_id, {}, final, int(result.get("epoch", 0)))
+                    self.mlflow.set_tag(run_id, tag, str(result[key]))
+            log_params_and_metrics(self.mlflow, run_id, {}, closing_metrics(result), int(result.get("epoch", 0)))
             self.mlflow.set_terminated(run_id, "FAILED" if error else "FINISHED")
 
         self.worker.submit(finish)
@@ -239,5 +241,4 @@ def close_interrupted(mlflow: Any, run_id: str) -> None:
     mlflow.set_terminated(run_id, "KILLED")
 
 
-_FINAL = ("val_score", "test_score", "drop", "budget_excess", "feasible", "objective", "epoch")
 _METRICS = tuple(k for k in (*REPORTED, *DERIVED) if k != "epoch")  # the epoch is the step
