@@ -60,9 +60,8 @@ def finish_job_run(mlflow: Any, run_id: str, trial: Any, result_of: Callable[[],
     for epoch_metrics in history:
         log_params_and_metrics(mlflow, run_id, {}, numbers(epoch_metrics), int(epoch_metrics.get("epoch", 0)))
     log_params_and_metrics(mlflow, run_id, trial.to_flat(), numbers(result))
-    log_params_and_metrics(mlflow, run_id, {}, closing_metrics(result), int(result.get("epoch", 0)))
-    mlflow.set_tag(run_id, TAG_KEPT, json.dumps(result["kept_layers"]))
-    mlflow.set_tag(run_id, TAG_STATUS, COMPLETE)
+    tags = {TAG_KEPT: json.dumps(result["kept_layers"]), TAG_STATUS: COMPLETE}
+    log_params_and_metrics(mlflow, run_id, {}, closing_metrics(result), int(result.get("epoch", 0)), tags)
     mlflow.set_terminated(run_id, "FINISHED")
     return result
 

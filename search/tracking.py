@@ -3,7 +3,9 @@
 Logging from the driver (a Tune callback) rather than inside trials means a killed trial can
 never leave a run RUNNING, and the driver decides each trial's final status. Calls go through
 one background thread (``log_batch``, one round trip per epoch) so a slow tracking server
-never stalls the Tune loop; :meth:`TrialRecorder.flush` waits for them.
+never stalls the Tune loop; :meth:`TrialRecorder.flush` waits for them. Not MLflow's own async logging
+(``synchronous=False``): it keeps an undelivered batch in memory only, and the ordering of a run's closing
+after its metrics is ours to keep either way. MLflow does the batching (``log_batch`` splits by its limits).
 """
 
 from __future__ import annotations
@@ -49,15 +51,23 @@ def flat_params(trial_dict: dict[str, Any]) -> dict[str, str]:
 
 
 def log_params_and_metrics(
-    mlflow: Any, run_id: str, params: dict[str, str], metrics: dict[str, float], step: int = 0
+    mlflow: Any,
+    run_id: str,
+    params: dict[str, str],
+    metrics: dict[str, float],
+    step: int = 0,
+    tags: dict[str, str] | None = None,
 ) -> None:
-    from mlflow.entities import Metric, Param
+    """One ``log_batch`` (MLflow splits it into requests within its own limits)."""
+    from mlflow.entities import Metric, Param, RunTag
 
     now = int(time.time() * 1000)
-    params_list = [Param(k, v[:6000]) for k, v in params.items()]
-    metric_list = [Metric(k, float(v), now, step) for k, v in metrics.items() if isinstance(v, (int, float))]
-    for first in range(0, max(len(params_list), len(metric_list)), 100):  # MLflow's batch limit is 100 params
-        mlflow.log_batch(run_id, metrics=metric_list[first : first + 100], params=params_list[first : first + 100])
+    mlflow.log_batch(
+        run_id,
+        metrics=[Metric(k, float(v), now, step) for k, v in metrics.items() if isinstance(v, (int, float))],
+        params=[Param(k, v[:6000]) for k, v in params.items()],  # MLflow refuses a param value over 6,000 chars
+        tags=[RunTag(k, v) for k, v in (tags or {}).items()],
+    )
 
 
 class _Worker:
@@ -190,12 +200,10 @@ class TrialRecorder(Callback):
         kept = config["trial"].get("kept_layers")
 
         def finish() -> None:
-            self.mlflow.set_tag(run_id, TAG_STATUS, status)
-            self.mlflow.set_tag(run_id, TAG_KEPT, json.dumps(kept))
-            for key, tag in PLACEMENT_TAGS.items():
-                if key in result:
-                    self.mlflow.set_tag(run_id, tag, str(result[key]))
-            log_params_and_metrics(self.mlflow, run_id, {}, closing_metrics(result), int(result.get("epoch", 0)))
+            tags = {TAG_STATUS: status, TAG_KEPT: json.dumps(kept)}
+            tags |= {tag: str(result[key]) for key, tag in PLACEMENT_TAGS.items() if key in result}
+            step = int(result.get("epoch", 0))
+            log_params_and_metrics(self.mlflow, run_id, {}, closing_metrics(result), step, tags)
             self.mlflow.set_terminated(run_id, "FAILED" if error else "FINISHED")
 
         self.worker.submit(finish)
