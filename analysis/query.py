@@ -11,13 +11,17 @@ thousands of trials loads in seconds, and one still running loads what has been 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from prunetune.search.store import paged_runs  # noqa: F401  (part of this module's API)
 
 from prunetune.errors import PrunetuneError
+from prunetune.lazy import lazy
 from prunetune.records import (
     FAILED,
     KIND_REFERENCE,
@@ -37,6 +41,13 @@ from prunetune.records import (
     final_value,
     kept_layers,
 )
+
+if TYPE_CHECKING:
+    from mlflow import exceptions as mlflow_exceptions
+    from mlflow import tracking as mlflow_tracking
+else:
+    mlflow_exceptions = lazy("mlflow.exceptions")
+    mlflow_tracking = lazy("mlflow.tracking")
 
 
 class AnalysisError(PrunetuneError, LookupError):
@@ -99,9 +110,7 @@ COLUMNS: dict[str, str] = {
 
 
 def client(tracking_uri: str) -> Any:
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=tracking_uri)
+    return mlflow_tracking.MlflowClient(tracking_uri=tracking_uri)
 
 
 def find_search(mlflow: Any, search: str) -> Search:
@@ -131,11 +140,9 @@ def find_search(mlflow: Any, search: str) -> Search:
 
 
 def _get_run(mlflow: Any, run_id: str) -> Any:
-    from mlflow.exceptions import MlflowException
-
     try:
         return mlflow.get_run(run_id)
-    except MlflowException:
+    except mlflow_exceptions.MlflowException:
         return None
 
 
@@ -264,16 +271,11 @@ def _kept(tags: dict[str, str], params: dict[str, str]) -> list[int] | None:
 
 def read_artifact(mlflow: Any, search: Search, name: str) -> str | None:
     """A text artifact of the search's parent run (the spec, the layer scores), or None if it has none."""
-    import os
-    import tempfile
-
-    from mlflow.exceptions import MlflowException
-
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a report prints one line, not bars
     with tempfile.TemporaryDirectory() as work:
         try:
             path = mlflow.download_artifacts(search.run_id, name, work)
-        except (MlflowException, OSError):
+        except (mlflow_exceptions.MlflowException, OSError):
             return None
         if not os.path.exists(path):
             return None
@@ -284,9 +286,6 @@ def read_artifact(mlflow: Any, search: Search, name: str) -> str | None:
 def open_store(tracking_uri: str | None) -> Any:
     """An MlflowClient on ``tracking_uri`` ($MLFLOW_TRACKING_URI, else the default search's local store),
     refusing a local store that does not exist rather than silently creating an empty one."""
-    import os
-    from pathlib import Path
-
     uri = (
         tracking_uri
         or os.environ.get("MLFLOW_TRACKING_URI")
@@ -312,8 +311,6 @@ def open_store(tracking_uri: str | None) -> Any:
 
 def search_and_store(search: str, tracking_uri: str | None) -> tuple[Any, Search]:
     """Resolve what a person names: a spec file (its name and store), an experiment name, or a parent run id."""
-    from pathlib import Path
-
     if search.endswith((".yaml", ".yml")) and Path(search).is_file():
         from prunetune.search.spec import load_spec
 

@@ -12,13 +12,19 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from prunetune.analysis import tables
 from prunetune.analysis.query import Search
 
-from prunetune.records import RANKED_BY, LayerScores
+from prunetune.lazy import lazy
+from prunetune.records import LAYER_SCORES_ARTIFACT, RANKED_BY, SPEC_ARTIFACT, LayerScores
+
+if TYPE_CHECKING:
+    import yaml
+else:
+    yaml = lazy("yaml")
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1100px;
@@ -87,8 +93,6 @@ def _answer(inputs: ReportInputs, tolerance: float, relative: bool) -> str:
 
 
 def _spec_text(spec: dict[str, Any]) -> str:
-    import yaml
-
     return html.escape(yaml.safe_dump(spec, sort_keys=False)) if spec else "not recorded"
 
 
@@ -146,8 +150,6 @@ def render(inputs: ReportInputs) -> str:
 def load_inputs(mlflow: Any, search: Search, tolerances: Sequence[float]) -> ReportInputs:
     """Everything the report shows, read from MLflow only."""
     from prunetune.analysis.query import read_artifact, search_runs_frame
-
-    from prunetune.records import LAYER_SCORES_ARTIFACT, SPEC_ARTIFACT
 
     spec_text = read_artifact(mlflow, search, SPEC_ARTIFACT)
     scores_text = read_artifact(mlflow, search, LAYER_SCORES_ARTIFACT)

@@ -13,9 +13,16 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prunetune import records
+from prunetune.errors import PrunetuneError
+from prunetune.lazy import lazy, missing
+
+if TYPE_CHECKING:
+    import optuna
+else:
+    optuna = lazy("optuna")
 
 
 def _quiet_libraries() -> None:
@@ -31,8 +38,6 @@ def _quiet_search() -> None:
     """A search's terminal shows prunetune's progress lines, not Optuna's per-trial logs; and each epoch's
     checkpoint forces a snapshot of Tune's experiment on purpose (a resume then loses at most the epoch in
     flight), so Ray's warning about its cost on every fast epoch says nothing (cost: benchmark 3)."""
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
@@ -330,8 +335,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from prunetune.errors import PrunetuneError
-
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     if not args.verbose:
@@ -341,23 +344,12 @@ def main(argv: list[str] | None = None) -> int:
     except PrunetuneError as err:  # every expected failure: one line naming the problem and the fix
         print(f"prunetune {args.command}: {err}", file=sys.stderr)
         return 2
-    except ModuleNotFoundError as err:
-        extra = EXTRA_OF.get((err.name or "").split(".")[0])
-        if extra is None:
+    except ModuleNotFoundError as err:  # an optional library imported directly, not through prunetune.lazy
+        found = missing(err)
+        if found is None:
             raise
-        print(
-            f"prunetune {args.command}: needs {err.name}, which is not installed: pip install 'prunetune[{extra}]'",
-            file=sys.stderr,
-        )
+        print(f"prunetune {args.command}: {found}", file=sys.stderr)
         return 2
-
-
-# The extra that brings each optional library (pyproject.toml): a command that needs one says which.
-EXTRA_OF = {
-    **dict.fromkeys(("torch", "transformers", "sentence_transformers", "datasets", "accelerate", "sklearn"), "train"),
-    **dict.fromkeys(("ray", "optuna", "optuna_dashboard"), "search"),
-    **dict.fromkeys(("mlflow", "matplotlib"), "analysis"),
-}
 
 
 if __name__ == "__main__":

@@ -16,9 +16,15 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import mean, stdev
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
+from prunetune.lazy import lazy
 from prunetune.records import drop, preference, within
+
+if TYPE_CHECKING:
+    from scipy import stats
+else:
+    stats = lazy("scipy.stats")
 
 Verdict = Literal["within", "borderline", "over"]
 VERDICTS: tuple[Verdict, ...] = ("within", "borderline", "over")
@@ -38,9 +44,7 @@ def paired_drops(
 
 def t_quantile(n: int, confidence: float = 0.95) -> float:
     """Student's t quantile for a two-sided ``confidence`` interval of a mean over ``n`` values."""
-    from scipy.stats import t
-
-    return float(t.ppf(0.5 + confidence / 2, n - 1))
+    return float(stats.t.ppf(0.5 + confidence / 2, n - 1))
 
 
 @dataclass(frozen=True)

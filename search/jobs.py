@@ -6,11 +6,12 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prunetune.search.spec import SearchSpec
 from prunetune.search.tracking import log_params_and_metrics
 
+from prunetune.lazy import lazy
 from prunetune.records import (
     COMPLETE,
     FAILED,
@@ -23,10 +24,14 @@ from prunetune.records import (
     closing_metrics,
 )
 
+if TYPE_CHECKING:
+    import ray
+else:
+    ray = lazy("ray")
+
 
 def launch_job(spec: SearchSpec, trial: Any, prepared: Any = None) -> Any:
     """Start ``trial`` as a Ray task with a trial's resources; the ObjectRef of its result."""
-    import ray
     from prunetune.search.trainable import job_task
 
     remote = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=spec.resources.gpus_per_trial)(job_task)
@@ -77,8 +82,6 @@ def run_jobs(
     """Run ``(trial, kind, tags)`` jobs all at once (in parallel where the cluster has room); each job's
     (run id, result), in order. Every run is opened before any job starts, and every one is closed.
     ``say`` gets a line per finished job, so minutes of baselines show progress."""
-    import ray
-
     launched = []
     for trial, kind, tags in jobs:
         run_id = open_job_run(spec, mlflow, experiment, trial, kind, tags)

@@ -25,7 +25,7 @@ from prunetune.search.decide import (
 from prunetune.search.spec import SearchSpec, decision_seeds
 from prunetune.trainables.config import TrialConfig
 
-from prunetune.records import KIND_RECHECK, drop, final_value, is_result, within
+from prunetune.records import KIND_RECHECK, PARENT, TAG_KIND, TAG_STATUS, drop, final_value, is_result, within
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,6 @@ class MaxDropAnswer:
 
 def complete_trials(runs: list[Any]) -> list[tuple[Candidate, TrialConfig]]:
     """The search's complete trials, each as a candidate and the config that trained it."""
-    from prunetune.records import TAG_KIND, TAG_STATUS
-
     found = []
     for run in runs:
         tags, metrics = run.data.tags, run.data.metrics
@@ -83,8 +81,6 @@ def complete_trials(runs: list[Any]) -> list[tuple[Candidate, TrialConfig]]:
 
 def finished_rechecks(runs: list[Any]) -> dict[tuple[tuple[int, ...], float, int, int], float]:
     """(kept layers, learning rate, epochs, seed) -> val_score of the search's finished re-check runs."""
-    from prunetune.records import TAG_KIND
-
     found = {}
     for run in runs:
         if run.data.tags.get(TAG_KIND) != KIND_RECHECK or run.info.status != "FINISHED":
@@ -111,8 +107,6 @@ def max_drop(spec: SearchSpec, tolerances: list[float], *, resume: bool = False,
     from prunetune.search.reference import score_on_seed
     from prunetune.search.runner import run_search
     from prunetune.search.store import client, experiment_id, paged_runs
-
-    from prunetune.records import PARENT
 
     loosest = spec.with_overrides({"budget.tolerance": max(tolerances)})
     result = run_search(loosest, resume=resume, say=say)

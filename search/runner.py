@@ -8,7 +8,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prunetune.search.decide import TunedReference
 from prunetune.search.jobs import numbers
@@ -19,6 +19,7 @@ from prunetune.search.spec import SearchSpec, ray_address
 from prunetune.search.store import client, experiment_id, paged_runs
 from prunetune.search.tracking import TrialRecorder, close_interrupted, log_params_and_metrics
 
+from prunetune.lazy import lazy
 from prunetune.records import (
     COMPLETE,
     KIND_RECHECK,
@@ -33,6 +34,19 @@ from prunetune.records import (
     preference,
     trial_status,
 )
+
+if TYPE_CHECKING:
+    import optuna
+    import ray
+    from ray import tune
+    from ray.tune import schedulers
+    from ray.tune import search as tune_search
+else:
+    optuna = lazy("optuna")
+    ray = lazy("ray")
+    tune = lazy("ray.tune")
+    schedulers = lazy("ray.tune.schedulers")
+    tune_search = lazy("ray.tune.search")
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +81,6 @@ class Store:
 
 def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> SearchResult:
     """Run (or with ``resume`` continue) the search ``spec`` and return its best feasible trial."""
-    import ray
     from prunetune.search.searcher import check_space
 
     num_layers = model_num_layers(spec.trial.model)  # everything that can be refused is refused first
@@ -99,8 +112,6 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
 
 def _open_store(spec: SearchSpec, resume: bool, say: Any) -> Store:
     """The MLflow experiment and the search's parent run (the same one again on resume), checked to answer."""
-    from ray import tune
-
     tracking_uri = spec.resolved_tracking_uri()
     spec.storage.mkdir(parents=True, exist_ok=True)
     mlflow = client(tracking_uri)
@@ -119,8 +130,6 @@ def _open_store(spec: SearchSpec, resume: bool, say: Any) -> Store:
 
 
 def _init_ray(spec: SearchSpec) -> None:
-    import ray
-
     if ray.is_initialized():
         return
     address = ray_address(spec)
@@ -151,13 +160,9 @@ def _tuner(
     callbacks: list[Any],
 ) -> Any:
     """Tune's experiment: restored on resume (with the Optuna state), else new with prunetune's searcher."""
-    import optuna
     from prunetune.search.searcher import BudgetSearch
     from prunetune.search.space import OBJECTIVE
     from prunetune.search.trainable import run_trial
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from ray.tune.search import ConcurrencyLimiter
 
     # An ObjectRef given to with_parameters is passed on as it is (Ray's registry puts only other values):
     # trials read the same single copy as the baselines.
@@ -182,14 +187,14 @@ def _tuner(
     multi = spec.objective == "multi"
     max_epochs = int(spec.space.epochs[1])
     scheduler = (
-        ASHAScheduler(time_attr="epoch", max_t=max_epochs, grace_period=1, reduction_factor=2)
+        schedulers.ASHAScheduler(time_attr="epoch", max_t=max_epochs, grace_period=1, reduction_factor=2)
         if spec.scheduler == "asha" and not multi and max_epochs > 1
-        else FIFOScheduler()  # type: ignore[no-untyped-call]
+        else schedulers.FIFOScheduler()  # type: ignore[no-untyped-call]
     )
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent),
+            search_alg=tune_search.ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent),
             scheduler=scheduler,
             num_samples=spec.num_trials,
             metric=None if multi else OBJECTIVE,
@@ -258,8 +263,6 @@ def _close_interrupted_jobs(spec: SearchSpec, mlflow: Any, experiment: str, say:
 def _fail_orphaned_optuna_trials(spec: SearchSpec, parent_run_id: str) -> int:
     """Optuna trials still RUNNING once Tune has finished belong to trials lost with a killed driver:
     told FAIL, so the study (and optuna-dashboard) shows no trial running for ever."""
-    import optuna
-
     name = _study_name(spec, parent_run_id)
     storage = _optuna_url(spec)
     if name not in optuna.study.get_all_study_names(storage):

@@ -18,7 +18,7 @@ feasible trial ranks above every infeasible one.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prunetune.search.space import (
     CONSTRAINT,
@@ -34,7 +34,13 @@ from prunetune.trainables.strategies import StrategyError, get_strategy, kept_la
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from prunetune.lazy import lazy
 from prunetune.records import LayerScores
+
+if TYPE_CHECKING:
+    import optuna
+else:
+    optuna = lazy("optuna")
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +78,6 @@ class BudgetSearch(OptunaSearch):
     ) -> None:
         """``anchor_lr``: the tuned reference's learning rate, which ``space.learning_rate_scale`` multiplies
         (default: the spec's own trial learning rate)."""
-        import optuna
-
         multi = spec.objective == "multi"
         metric: Any = ["val_score", spec.multi_axis] if multi else OBJECTIVE
         mode: Any = ["max", "min"] if multi else "max"
@@ -102,7 +106,6 @@ class BudgetSearch(OptunaSearch):
         return self._ot_study
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]  # or FINISHED
-        import optuna
 
         repeats = 0
         for _ in range(100):  # a point the strategy cannot realise, or one already run, is re-asked
@@ -149,8 +152,6 @@ class BudgetSearch(OptunaSearch):
             super().on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
-        import optuna
-
         if trial_id in self._completed_trials or self._told(trial_id):
             self._completed_trials.add(trial_id)
             return

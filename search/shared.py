@@ -4,22 +4,27 @@ tokenized data and the layer scores (DESIGN.md §1: shared work is never done pe
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prunetune.search.spec import SearchSpec
 from prunetune.trainables.config import ConfigError
 
+from prunetune.lazy import lazy
 from prunetune.records import LayerScores
+
+if TYPE_CHECKING:
+    import transformers
+else:
+    transformers = lazy("transformers")
 
 
 @functools.lru_cache(maxsize=32)
 def model_num_layers(model: str) -> int:
     """The layer count from the model's config alone (no weights loaded)."""
     from prunetune.trainables.models import loading, resolve_model
-    from transformers import AutoConfig
 
     with loading(model):
-        config = AutoConfig.from_pretrained(resolve_model(model))
+        config = transformers.AutoConfig.from_pretrained(resolve_model(model))
     return int(config.num_hidden_layers)
 
 

@@ -14,12 +14,18 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prunetune.search.spec import SearchSpec
 from prunetune.trainables.strategies import count_limit, get_strategy, threshold_range
 
+from prunetune.lazy import lazy
 from prunetune.records import LayerScores, drop, within
+
+if TYPE_CHECKING:
+    import optuna
+else:
+    optuna = lazy("optuna")
 
 OBJECTIVE = "objective"
 CONSTRAINT = "acc_drop_excess"  # the budget's name in Optuna (> 0 = over budget)
@@ -116,8 +122,6 @@ def point_key(kept: tuple[int, ...], learning_rate: float, epochs: int) -> tuple
 def tell_repeat(study: Any, trial: Any, earlier: Any) -> None:
     """A repeat of the earlier (frozen) trial costs no training: Optuna is told what the earlier one gave, with
     its constraint (or FAIL while that is unknown), so the sampler is not misled and moves on."""
-    import optuna
-
     trial.set_user_attr("repeat_of", earlier.number)
     for key, value in (earlier.constraints or {}).items():
         trial.set_constraint(key, value)

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import urllib.request
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prunetune.errors import PrunetuneError
+from prunetune.lazy import lazy
+
+if TYPE_CHECKING:
+    from mlflow import tracking as mlflow_tracking
+else:
+    mlflow_tracking = lazy("mlflow.tracking")
 
 PAGE_SIZE = 1000  # runs per search_runs round trip
 
@@ -16,13 +24,7 @@ class TrackingError(PrunetuneError, RuntimeError):
 
 def client(tracking_uri: str, timeout_s: float = 15.0) -> Any:
     """An MlflowClient, checked to answer now (an unreachable server fails here, before any trial)."""
-    import os
-
-    from mlflow.tracking import MlflowClient
-
     if tracking_uri.startswith(("http://", "https://")):
-        import urllib.request
-
         try:
             with urllib.request.urlopen(tracking_uri.rstrip("/") + "/health", timeout=timeout_s) as answer:
                 answer.read()
@@ -33,7 +35,7 @@ def client(tracking_uri: str, timeout_s: float = 15.0) -> Any:
                 "or fix tracking_uri"
             ) from None
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    return MlflowClient(tracking_uri=tracking_uri)
+    return mlflow_tracking.MlflowClient(tracking_uri=tracking_uri)
 
 
 def experiment_id(mlflow: Any, name: str, local_artifacts: str | None = None) -> str:

@@ -16,12 +16,13 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prunetune.search.store import paged_runs
 from prunetune.search.trainable import DERIVED, REPORTED
 from ray.tune import Callback
 
+from prunetune.lazy import lazy
 from prunetune.records import (
     FAILED,
     INTERRUPTED,
@@ -41,6 +42,13 @@ from prunetune.records import (
     trial_status,
 )
 
+if TYPE_CHECKING:
+    from mlflow import entities as mlflow_entities
+    from mlflow import tracking as mlflow_tracking
+else:
+    mlflow_entities = lazy("mlflow.entities")
+    mlflow_tracking = lazy("mlflow.tracking")
+
 log = logging.getLogger(__name__)
 
 
@@ -59,14 +67,12 @@ def log_params_and_metrics(
     tags: dict[str, str] | None = None,
 ) -> None:
     """One ``log_batch`` (MLflow splits it into requests within its own limits)."""
-    from mlflow.entities import Metric, Param, RunTag
-
-    now = int(time.time() * 1000)
+    now, entities = int(time.time() * 1000), mlflow_entities
     mlflow.log_batch(
         run_id,
-        metrics=[Metric(k, float(v), now, step) for k, v in metrics.items() if isinstance(v, (int, float))],
-        params=[Param(k, v[:6000]) for k, v in params.items()],  # MLflow refuses a param value over 6,000 chars
-        tags=[RunTag(k, v) for k, v in (tags or {}).items()],
+        metrics=[entities.Metric(k, float(v), now, step) for k, v in metrics.items() if isinstance(v, (int, float))],
+        params=[entities.Param(k, v[:6000]) for k, v in params.items()],  # MLflow refuses a value over 6,000 chars
+        tags=[entities.RunTag(k, v) for k, v in (tags or {}).items()],
     )
 
 
@@ -125,9 +131,7 @@ class TrialRecorder(Callback):
     @property
     def mlflow(self) -> Any:
         if self._client is None:
-            from mlflow.tracking import MlflowClient
-
-            self._client = MlflowClient(tracking_uri=self.tracking_uri)
+            self._client = mlflow_tracking.MlflowClient(tracking_uri=self.tracking_uri)
         return self._client
 
     def _run_id(self, trial: Any) -> str:

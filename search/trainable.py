@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prunetune.search.space import OBJECTIVE, budget_excess, objective
 from prunetune.search.spec import SearchSpec
 from prunetune.trainables.config import TrialConfig
 
+from prunetune.lazy import lazy
 from prunetune.records import within
+
+if TYPE_CHECKING:
+    import ray
+    import transformers
+    from ray import tune
+else:
+    ray = lazy("ray")
+    tune = lazy("ray.tune")
+    transformers = lazy("transformers")
 
 # What a trial reports to Tune each epoch: numbers only (Tune and MLflow want scalars).
 REPORTED = (
@@ -35,11 +46,9 @@ def run_trial(
 ) -> None:
     """Tune function trainable; ``spec``, ``reference_score`` and the data ``prepared`` once for the whole
     search come through ``tune.with_parameters`` (Ray's object store)."""
-    import ray
     from prunetune.trainables.jobs import run_job
     from prunetune.trainables.models import pick_device
     from prunetune.trainables.training import Checkpointing
-    from ray import tune
 
     _quiet()
 
@@ -88,10 +97,6 @@ def job_task(trial: TrialConfig, prepared: Any = None) -> dict[str, Any]:
 
 
 def _quiet() -> None:
-    import logging
-
-    import transformers
-
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # a line per checkpoint
     transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]  # progress, not load reports
     transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]

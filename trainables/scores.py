@@ -21,9 +21,15 @@ import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from prunetune.lazy import lazy
 from prunetune.records import LayerScores
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy("torch")
 
 SCORES_VERSION = 1  # bump when the computation changes, so old cache entries are not reused
 
@@ -37,8 +43,6 @@ def default_cache_dir() -> Path:
 
 def _content_key(encoder: Any, texts: Sequence[str], max_length: int) -> str:
     """Hash of the encoder's weights and config, the sample texts and the max length."""
-    import torch
-
     digest = hashlib.blake2b(digest_size=20)
     digest.update(f"v{SCORES_VERSION}|{max_length}|".encode())
     digest.update(encoder.config.to_json_string(use_diff=False).encode())
@@ -65,7 +69,6 @@ def compute_layer_scores(
     ``model`` may be a bare encoder, a task model or a sentence-transformers model; the
     encoder inside is found by :mod:`prunetune.trainables.surgery`.
     """
-    import torch
     from prunetune.trainables.surgery import encoder_of
 
     if not texts:

@@ -11,11 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prunetune.trainables.strategies import check_kept
 
 from prunetune.errors import PrunetuneError
+from prunetune.lazy import lazy
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy("torch")
 
 
 @dataclass(frozen=True)
@@ -111,8 +117,6 @@ def keep_layers(model: Any, kept: Iterable[int]) -> Any:
     every attention module are renumbered; ``config.prunetune_kept_layers`` records which
     layers of the *original* model remain, composing when a model is pruned twice.
     """
-    import torch
-
     encoder = encoder_of(model)
     family = family_of(encoder)
     owner = _layer_list_owner(encoder, family)

@@ -7,9 +7,20 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prunetune.trainables.config import TrainingConfig
+
+from prunetune.lazy import lazy
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    import transformers
+else:
+    np = lazy("numpy")
+    torch = lazy("torch")
+    transformers = lazy("transformers")
 
 Metrics = dict[str, Any]
 Report = Callable[[Metrics], None]
@@ -29,8 +40,6 @@ class Checkpointing:
         """The state an earlier attempt saved. Read with ``weights_only=True``: the checkpoint comes from
         shared storage, and unpickling arbitrary objects from there would run whatever code was put in it;
         the state is tensors and plain containers only, its history as JSON text."""
-        import torch
-
         if self.resume_from is None or not (Path(self.resume_from) / self.STATE).exists():
             return None
         state: dict[str, Any] = torch.load(Path(self.resume_from) / self.STATE, weights_only=True)
@@ -38,8 +47,6 @@ class Checkpointing:
         return state
 
     def save(self, state: dict[str, Any]) -> None:
-        import torch
-
         Path(self.directory).mkdir(parents=True, exist_ok=True)
         tmp = Path(self.directory) / f"{self.STATE}.tmp"
         torch.save(state, tmp)
@@ -47,9 +54,6 @@ class Checkpointing:
 
 
 def seed_everything(seed: int) -> None:
-    import numpy as np
-    import torch
-
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -64,9 +68,6 @@ def epoch_batches(size: int, batch_size: int, seed: int, epoch: int) -> list[lis
 
 
 def _optimizer(model: Any, config: TrainingConfig, total_steps: int) -> tuple[Any, Any]:
-    import torch
-    from transformers import get_linear_schedule_with_warmup
-
     # Biases and LayerNorm weights are not decayed (the BERT recipe).
     decay: list[Any] = []
     no_decay: list[Any] = []
@@ -78,7 +79,7 @@ def _optimizer(model: Any, config: TrainingConfig, total_steps: int) -> tuple[An
         lr=config.learning_rate,
     )
     warmup = int(config.warmup_ratio * total_steps)
-    return optimizer, get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
+    return optimizer, transformers.get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
 
 
 def train(
@@ -98,8 +99,6 @@ def train(
     With ``checkpointing``, the state after each epoch but the last is saved before it is reported, and a
     saved state is continued from (its epochs are not trained or reported again).
     """
-    import torch
-
     batches_per_epoch = (train_size + config.batch_size - 1) // config.batch_size
     optimizer, scheduler = _optimizer(model, config, batches_per_epoch * config.epochs)
     history: list[Metrics] = []

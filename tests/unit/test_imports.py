@@ -43,3 +43,30 @@ def test_the_search_driver_loads_no_torch_until_it_runs() -> None:
         "prunetune.search.tracking",
     )
     assert not loaded & set(HEAVY)
+
+
+def test_the_trainables_import_without_torch_and_say_which_extra_brings_it() -> None:
+    """prunetune.lazy: importing a module loads no optional library; the first use of a missing one ends in
+    one MissingDependency naming the extra, and `prunetune strategies` runs where torch cannot be imported."""
+    block = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'transformers', 'sentence_transformers'):\n"
+        "            raise ModuleNotFoundError(f'blocked for this test: {name}', name=name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+    )
+    code = block + (
+        "from prunetune.trainables import jobs, models, training\n"
+        "from prunetune.lazy import MissingDependency\n"
+        "try:\n"
+        "    models.pick_device('auto')\n"
+        "except MissingDependency as err:\n"
+        "    print('missing:', err)\n"
+        "from prunetune.cli import main\n"
+        "sys.exit(main(['strategies']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "missing: needs torch, which is not installed: pip install 'prunetune[train]'" in done.stdout
+    assert "contribution" in done.stdout  # the strategies table was printed
