@@ -26,8 +26,8 @@ from prunetune.records import (
     FAILED,
     KIND_REFERENCE,
     KIND_SCRATCH,
+    KIND_SEARCH,
     KIND_TRIAL,
-    PARENT,
     PLACEMENT_TAGS,
     RUNNING,
     TAG_BEST,
@@ -40,6 +40,7 @@ from prunetune.records import (
     TAG_TRIAL,
     final_value,
     kept_layers,
+    runs_where,
 )
 
 if TYPE_CHECKING:
@@ -120,7 +121,7 @@ def find_search(mlflow: Any, search: str) -> Search:
         runs = list(
             mlflow.search_runs(
                 [experiment.experiment_id],
-                filter_string=f"tags.`{TAG_KIND}` = 'search'",
+                filter_string=runs_where(kind=KIND_SEARCH),
                 order_by=["attributes.start_time DESC"],
                 max_results=1,
             )
@@ -165,7 +166,7 @@ def _search_of(mlflow: Any, run: Any, experiment_name: str) -> Search:
 
 def search_runs_frame(mlflow: Any, search: Search) -> pd.DataFrame:
     """The search's trials and scratch baselines, and its reference run, as one typed frame."""
-    runs = list(paged_runs(mlflow, [search.experiment_id], f"tags.`{PARENT}` = '{search.run_id}'"))
+    runs = list(paged_runs(mlflow, [search.experiment_id], runs_where(parent=search.run_id)))
     for run_id in search.reference_run_ids:
         reference = _get_run(mlflow, run_id)
         if reference is not None:

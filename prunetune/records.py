@@ -28,6 +28,7 @@ TAG_KEPT = "prunetune.kept_layers"  # on every finished run: the layers it kept,
 TAG_OPTUNA_TRIAL = "prunetune.optuna_trial"  # on a trial's run: its Optuna trial number
 PLACEMENT_TAGS = {key: f"prunetune.{key}" for key in ("node_id", "cuda_visible_devices", "device")}  # where it ran
 PARENT = "mlflow.parentRunId"
+FILTER_TAGS = {"kind": TAG_KIND, "parent": PARENT, "search": TAG_SEARCH, "trial": TAG_TRIAL}  # runs_where's keys
 # Artifacts of a search's parent run.
 SPEC_ARTIFACT = "spec.json"
 LAYER_SCORES_ARTIFACT = "layer_scores.json"
@@ -42,6 +43,24 @@ COMPLETE, EARLY_STOPPED, FAILED, INTERRUPTED, RUNNING = "complete", "early-stopp
 FINAL = "final_"  # prefix of a finished run's closing metrics (final_val_score, ...); per-epoch ones have none
 # What every finished run (trial, reference, scratch, re-check) closes with, prefixed by FINAL.
 FINAL_METRICS = ("val_score", "test_score", "drop", "budget_excess", "feasible", "objective", "epoch")
+
+
+# --- MLflow search filters -----------------------------------------------------------------------------------
+def runs_where(status: str | None = None, **tags: str) -> str:
+    """An MLflow filter: every tag (``kind=KIND_TRIAL`` names ``TAG_KIND``; see :data:`FILTER_TAGS`) equal to its
+    value, and the run's status (RUNNING, FINISHED, ...) when given. Values are quoted; a value holding a quote
+    is refused rather than let through to break (or widen) the filter."""
+    clauses = [f"tags.`{FILTER_TAGS[key]}` = {_quoted(value)}" for key, value in tags.items()]
+    if status is not None:
+        clauses.append(f"attributes.status = {_quoted(status)}")
+    return " and ".join(clauses)
+
+
+def _quoted(value: str) -> str:
+    if "'" in value or '"' in value or "\\" in value:
+        raise ValueError(f"{value!r} cannot be used in an MLflow filter (it holds a quote or a backslash)")
+    return f"'{value}'"
+
 
 # --- rules ----------------------------------------------------------------------------------------------------
 EPSILON = 1e-9  # equal up to float noise counts as equal: a drop of exactly the tolerance is within

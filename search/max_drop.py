@@ -25,7 +25,17 @@ from prunetune.search.decide import (
 from prunetune.search.spec import SearchSpec, decision_seeds
 from prunetune.trainables.config import TrialConfig
 
-from prunetune.records import KIND_RECHECK, PARENT, TAG_KIND, TAG_STATUS, drop, final_value, is_result, within
+from prunetune.records import (
+    KIND_RECHECK,
+    PARENT,
+    TAG_KIND,
+    TAG_STATUS,
+    drop,
+    final_value,
+    is_result,
+    runs_where,
+    within,
+)
 
 
 @dataclass(frozen=True)
@@ -112,7 +122,7 @@ def max_drop(spec: SearchSpec, tolerances: list[float], *, resume: bool = False,
     result = run_search(loosest, resume=resume, say=say)
     mlflow = client(loosest.resolved_tracking_uri())
     experiment = experiment_id(mlflow, loosest.name)
-    children = list(paged_runs(mlflow, [experiment], f"tags.`{PARENT}` = '{result.parent_run_id}'"))
+    children = list(paged_runs(mlflow, [experiment], runs_where(parent=result.parent_run_id)))
     trials = complete_trials(children)
     configs = {candidate.key: config for candidate, config in trials}
     rechecked = finished_rechecks(children)  # a resumed max-drop re-trains none of these

@@ -19,7 +19,14 @@ from prunetune.search.store import paged_runs
 from prunetune.search.tracking import log_params_and_metrics
 from prunetune.trainables.config import TrialConfig
 
-from prunetune.records import TAG_KIND, TAG_REFERENCE_KEY, TAG_REFERENCE_RUN, TAG_REFERENCE_RUNS, final_value
+from prunetune.records import (
+    KIND_REFERENCE,
+    TAG_REFERENCE_KEY,
+    TAG_REFERENCE_RUN,
+    TAG_REFERENCE_RUNS,
+    final_value,
+    runs_where,
+)
 
 
 def reference_trials(spec: SearchSpec) -> list[TrialConfig]:
@@ -104,7 +111,7 @@ def _finished_reference_runs(mlflow: Any, experiment: str, keys: list[str]) -> d
     """Key -> (run id, val_score) of the finished reference runs with these keys. MLflow filters tags only by
     one value at a time, so every finished reference run of the experiment is listed (a page per 1,000)."""
     wanted = set(keys)
-    query = f"tags.`{TAG_KIND}` = 'reference' and attributes.status = 'FINISHED'"
+    query = runs_where("FINISHED", kind=KIND_REFERENCE)
     found: dict[str, tuple[str, float]] = {}
     for run in paged_runs(mlflow, [experiment], query):
         key, score = run.data.tags.get(TAG_REFERENCE_KEY), final_value(run.data.metrics, "val_score")

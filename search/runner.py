@@ -32,6 +32,7 @@ from prunetune.records import (
     TAG_KIND,
     TAG_SEARCH,
     preference,
+    runs_where,
     trial_status,
 )
 
@@ -252,7 +253,7 @@ def _study_name(spec: SearchSpec, parent_run_id: str) -> str:
 def _close_interrupted_jobs(spec: SearchSpec, mlflow: Any, experiment: str, say: Any) -> None:
     """On resume: the reference or scratch job the killed driver was waiting for is closed as interrupted
     (it is trained again; an open run would otherwise stay RUNNING for ever)."""
-    running = f"tags.`{TAG_SEARCH}` = '{spec.name}' and attributes.status = 'RUNNING'"
+    running = runs_where("RUNNING", search=spec.name)
     for run in list(paged_runs(mlflow, [experiment], running)):  # in full first: closing changes the filter
         if run.data.tags.get(TAG_KIND) not in (KIND_REFERENCE, KIND_SCRATCH, KIND_RECHECK):
             continue

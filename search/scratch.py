@@ -10,7 +10,12 @@ from prunetune.search.decide import TunedReference
 from prunetune.search.jobs import run_jobs
 from prunetune.search.spec import SearchSpec
 
-from prunetune.records import KIND_SCRATCH, PARENT, TAG_KIND, kept_layers
+from prunetune.records import (
+    KIND_SCRATCH,
+    PARENT,
+    kept_layers,
+    runs_where,
+)
 
 
 def scratch_baselines(
@@ -30,8 +35,7 @@ def scratch_baselines(
         len(kept_layers(run.data.tags) or ())
         for run in mlflow.search_runs(
             [experiment],
-            filter_string=f"tags.`{PARENT}` = '{parent_run_id}' and tags.`{TAG_KIND}` = '{KIND_SCRATCH}' "
-            f"and attributes.status = 'FINISHED'",
+            filter_string=runs_where("FINISHED", parent=parent_run_id, kind=KIND_SCRATCH),
         )
     }
     depths = [depth for depth in spec.scratch_layers if depth not in done]

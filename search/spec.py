@@ -9,12 +9,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from prunetune.trainables.config import ConfigError, TrialConfig, load_yaml, with_overrides
+
+# A search's name becomes folder names and MLflow filter values: no path separator, no leading dot, no quote.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 Objective = Literal["constrained", "multi"]
 MultiAxis = Literal["layers_kept", "latency_ms"]
@@ -96,39 +100,58 @@ class SearchSpec:
     address: str | None = None  # a Ray cluster; None: $RAY_ADDRESS, else a local Ray instance
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.num_trials < 1:
-            problems.append(f"num_trials={self.num_trials}: must be at least 1")
-        if self.max_concurrent < 1:
-            problems.append(f"max_concurrent={self.max_concurrent}: must be at least 1")
-        if not 0 <= self.budget.tolerance < 1:
-            problems.append(f"budget.tolerance={self.budget.tolerance}: must lie in [0, 1), e.g. 0.01 for 1 point")
-        if self.resources.cpus_per_trial <= 0 or self.resources.gpus_per_trial < 0:
-            problems.append("resources: cpus_per_trial must be > 0 and gpus_per_trial >= 0")
-        pairs = {"learning_rate_scale": self.space.learning_rate_scale, "epochs": self.space.epochs}
-        if self.space.learning_rate is not None:
-            pairs["learning_rate"] = self.space.learning_rate
-        for key, pair in pairs.items():
-            if len(pair) != 2 or not 0 < pair[0] <= pair[1]:
-                problems.append(f"space.{key}={list(pair)}: write [low, high] with 0 < low <= high")
-        if not self.reference.learning_rates or min(self.reference.learning_rates) <= 0:
-            problems.append(
-                f"reference.learning_rates={list(self.reference.learning_rates)}: list at least one, all > 0"
-            )
-        if any(e < 1 for e in self.reference.epochs):
-            problems.append(f"reference.epochs={list(self.reference.epochs)}: each must be at least 1")
-        if self.seeds < 1:
-            problems.append(f"seeds={self.seeds}: must be at least 1 (5 gives a 95 % interval of about ±1 point)")
-        if self.max_finalists < 1:
-            problems.append(f"max_finalists={self.max_finalists}: must be at least 1")
-        if self.budget.reference_score is not None and not 0 < self.budget.reference_score:
-            problems.append(f"budget.reference_score={self.budget.reference_score}: must be > 0")
-        if not self.space.strategies:
-            problems.append("space.strategies is empty: name at least one (see `prunetune strategies`)")
-        if self.space.min_count < 1:
-            problems.append(f"space.min_count={self.space.min_count}: must be at least 1 (the reference runs anyway)")
-        if self.space.max_count is not None and self.space.max_count < self.space.min_count:
-            problems.append("space.max_count is below space.min_count")
+        space, reference, budget = self.space, self.reference, self.budget
+        pairs = {"learning_rate_scale": space.learning_rate_scale, "epochs": space.epochs}
+        if space.learning_rate is not None:
+            pairs["learning_rate"] = space.learning_rate
+        checks = [
+            (
+                not NAME.fullmatch(self.name),
+                f"name={self.name!r}: use letters, digits, '-', '_' and '.', starting with a letter or digit "
+                "(it names folders and MLflow runs)",
+            ),
+            (self.num_trials < 1, f"num_trials={self.num_trials}: must be at least 1"),
+            (self.max_concurrent < 1, f"max_concurrent={self.max_concurrent}: must be at least 1"),
+            (
+                not 0 <= budget.tolerance < 1,
+                f"budget.tolerance={budget.tolerance}: must lie in [0, 1), e.g. 0.01 for 1 point",
+            ),
+            (
+                self.resources.cpus_per_trial <= 0 or self.resources.gpus_per_trial < 0,
+                "resources: cpus_per_trial must be > 0 and gpus_per_trial >= 0",
+            ),
+            *(
+                (
+                    len(pair) != 2 or not 0 < pair[0] <= pair[1],
+                    f"space.{key}={list(pair)}: write [low, high] with 0 < low <= high",
+                )
+                for key, pair in pairs.items()
+            ),
+            (
+                not reference.learning_rates or min(reference.learning_rates) <= 0,
+                f"reference.learning_rates={list(reference.learning_rates)}: list at least one, all > 0",
+            ),
+            (
+                any(e < 1 for e in reference.epochs),
+                f"reference.epochs={list(reference.epochs)}: each must be at least 1",
+            ),
+            (self.seeds < 1, f"seeds={self.seeds}: must be at least 1 (5 gives a 95 % interval of about ±1 point)"),
+            (self.max_finalists < 1, f"max_finalists={self.max_finalists}: must be at least 1"),
+            (
+                budget.reference_score is not None and not 0 < budget.reference_score,
+                f"budget.reference_score={budget.reference_score}: must be > 0",
+            ),
+            (not space.strategies, "space.strategies is empty: name at least one (see `prunetune strategies`)"),
+            (
+                space.min_count < 1,
+                f"space.min_count={space.min_count}: must be at least 1 (the reference runs anyway)",
+            ),
+            (
+                space.max_count is not None and space.max_count < space.min_count,
+                "space.max_count is below space.min_count",
+            ),
+        ]
+        problems = [message for failed, message in checks if failed]
         if problems:
             raise ConfigError("; ".join(problems))
 

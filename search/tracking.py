@@ -39,6 +39,7 @@ from prunetune.records import (
     TAG_STATUS,
     TAG_TRIAL,
     closing_metrics,
+    runs_where,
     trial_status,
 )
 
@@ -162,7 +163,7 @@ class TrialRecorder(Callback):
     def _find_run(self, trial_id: str) -> str | None:
         found = self.mlflow.search_runs(
             [self.experiment],
-            filter_string=f"tags.`{TAG_TRIAL}` = '{trial_id}' and tags.`{PARENT}` = '{self.parent_run_id}'",
+            filter_string=runs_where(trial=trial_id, parent=self.parent_run_id),
             max_results=1,
         )
         return found[0].info.run_id if found else None
@@ -222,8 +223,7 @@ class TrialRecorder(Callback):
         Returns how many were interrupted."""
         self.flush()
         finished = {r.metrics["trial_id"]: r for r in results if r.metrics and "trial_id" in r.metrics}
-        still_open = f"tags.`{PARENT}` = '{self.parent_run_id}' and tags.`{TAG_KIND}` = 'trial' "
-        still_open += "and attributes.status = 'RUNNING'"
+        still_open = runs_where("RUNNING", parent=self.parent_run_id, kind=KIND_TRIAL)
         # Listed in full before closing any: pages are offsets into a filter the closing changes.
         open_runs = list(paged_runs(self.mlflow, [self.experiment], still_open))
         interrupted = 0

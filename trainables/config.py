@@ -12,7 +12,7 @@ import dataclasses
 import json
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union
 
@@ -216,49 +216,74 @@ def from_dict(cls: type[T], raw: Mapping[str, Any], path: str = "") -> T:
 
 
 def _coerce(value: Any, hint: Any, path: str) -> Any:
+    """``value`` as type ``hint`` (read from YAML, ``--set`` or an MLflow param), or a ConfigError naming ``path``."""
     origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
     if origin in (Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "~")):
-            if type(None) in args:
-                return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], path)
+        return _coerce_optional(value, typing.get_args(hint), path)
     if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{path}={value!r} is not one of {list(args)}")
+        if value not in typing.get_args(hint):
+            raise ConfigError(f"{path}={value!r} is not one of {list(typing.get_args(hint))}")
         return value
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        if isinstance(value, hint):
-            return value
-        return from_dict(hint, value, f"{path}.")
     if origin is tuple:
-        if isinstance(value, str):
-            value = _parse_list(value, path)
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{path} must be a list, got {value!r}")
-        return tuple(_coerce(v, args[0], path) for v in value)
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
-            return value.lower() in ("true", "yes", "1")
-        raise ConfigError(f"{path} must be true or false, got {value!r}")
-    if hint in (int, float):
+        return _coerce_tuple(value, typing.get_args(hint)[0], path)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return value if isinstance(value, hint) else from_dict(hint, value, f"{path}.")
+    scalar = _SCALARS.get(hint)
+    return value if scalar is None else scalar(value, path)
+
+
+def _coerce_optional(value: Any, args: tuple[Any, ...], path: str) -> Any:
+    nothing = value is None or (isinstance(value, str) and value.lower() in ("none", "null", "~"))
+    if nothing and type(None) in args:
+        return None
+    return _coerce(value, next(a for a in args if a is not type(None)), path)
+
+
+def _coerce_tuple(value: Any, item: Any, path: str) -> tuple[Any, ...]:
+    if isinstance(value, str):
+        value = _parse_list(value, path)
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{path} must be a list, got {value!r}")
+    return tuple(_coerce(v, item, path) for v in value)
+
+
+def _to_bool(value: Any, path: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+        return value.lower() in ("true", "yes", "1")
+    raise ConfigError(f"{path} must be true or false, got {value!r}")
+
+
+def _to_number(kind: type[int] | type[float]) -> Callable[[Any, str], int | float]:
+    wanted = "an integer" if kind is int else "a number"
+
+    def convert(value: Any, path: str) -> int | float:
         if isinstance(value, bool):
             raise ConfigError(f"{path} must be a number, got {value!r}")
         try:
-            number = hint(value)
+            number = kind(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"{path} must be {'an integer' if hint is int else 'a number'}, got {value!r}") from None
-        if hint is int and isinstance(value, float) and number != value:
+            raise ConfigError(f"{path} must be {wanted}, got {value!r}") from None
+        if kind is int and isinstance(value, float) and number != value:
             raise ConfigError(f"{path} must be an integer, got {value!r}")
         return number
-    if hint is str:
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise ConfigError(f"{path} must be a string, got {value!r}")
-        return str(value)
-    return value
+
+    return convert
+
+
+def _to_str(value: Any, path: str) -> str:
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise ConfigError(f"{path} must be a string, got {value!r}")
+    return str(value)
+
+
+_SCALARS: dict[Any, Callable[[Any, str], Any]] = {
+    bool: _to_bool,
+    int: _to_number(int),
+    float: _to_number(float),
+    str: _to_str,
+}
 
 
 def _parse_list(text: str, path: str) -> list[Any]:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from prunetune.search.searcher import BudgetSearch, check_space
 from prunetune.search.space import DefineSpace, budget_excess, objective, on_grid
@@ -224,3 +226,18 @@ def test_multi_objective_axis_is_layers_kept_or_measured_latency() -> None:
     assert BudgetSearch(spec, 6, None)._metric == ["val_score", "latency_ms"]
     with pytest.raises(ConfigError, match="multi_axis='speed' is not one of"):
         load_spec(None, {"multi_axis": "speed"})
+
+
+@pytest.mark.parametrize("name", ["../../x", "a/b", ".hidden", "it's", "", "x" * 200])
+def test_a_search_name_that_could_escape_its_folder_or_break_a_filter_is_refused(name: str) -> None:
+    with pytest.raises(ConfigError, match=r"name=.*use letters, digits"):
+        load_spec(None, {"name": name})
+
+
+def test_every_example_search_spec_name_is_accepted() -> None:
+    specs = [
+        p for p in (Path(__file__).resolve().parents[2] / "examples").glob("*.yaml") if "\ntrial:" in p.read_text()
+    ]
+    assert len(specs) >= 4
+    for path in specs:
+        assert load_spec(str(path)).name
