@@ -85,7 +85,7 @@ def _answer(inputs: ReportInputs, tolerance: float, relative: bool) -> str:
     return (
         f"Within {tolerance:g} of the reference ({reference:.4f}), <b>{int(row['max_layers_dropped'])} layers</b> "
         f"can be dropped: strategy <b>{html.escape(str(row['strategy']))}</b>, keeping layers "
-        f"{row['kept_layers']}, score {row['val_score']:.4f} (drop {row['drop']:+.4f}), "
+        f"{html.escape(str(row['kept_layers']))}, score {row['val_score']:.4f} (drop {row['drop']:+.4f}), "
         f"learning rate {row['learning_rate']:.2e}, {int(row['epochs'])} epochs. "
         "This is the search's own score, one seed, the best of many trials: <code>prunetune max-drop</code> "
         "re-trains such finalists on other seeds and says how sure the answer is."
@@ -116,10 +116,10 @@ def render(inputs: ReportInputs) -> str:
     trials = frame[frame["kind"] == "trial"].sort_values(list(RANKED_BY), ascending=False)
     sections = [
         f"<h1>prunetune report: {html.escape(search.experiment_name)}</h1>",
-        f"<p class='meta'>search run {search.run_id} ({search.status.lower()}), started "
+        f"<p class='meta'>search run {html.escape(search.run_id)} ({html.escape(search.status.lower())}), started "
         f"{search.started:%Y-%m-%d %H:%M} UTC · model {html.escape(str(trial.get('model', '?')))} · task "
         f"{html.escape(str(trial.get('task', '?')))} · data {html.escape(str(source))}"
-        f" · trials: {counts_text}</p>",
+        f" · trials: {html.escape(counts_text)}</p>",
         f"<p class='answer'>{_answer(inputs, tolerance, relative)}</p>",
         "<h2>Maximum droppable layers per tolerance</h2>",
         _table(tables.max_droppable(frame, inputs.tolerances, relative).drop(columns=["run_id"], errors="ignore")),

@@ -14,7 +14,7 @@ from prunetune.search.store import experiment_id
 from prunetune.search.tracking import log_params_and_metrics
 from prunetune.trainables.config import TrialConfig
 
-from prunetune.records import LAYER_SCORES_ARTIFACT, PARENT, TAG_KIND, TAG_STATUS, LayerScores
+from prunetune.records import LAYER_SCORES_ARTIFACT, PARENT, TAG_KIND, TAG_STATUS, LayerScores, runs_where
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "transformers", "sentence_transformers", "datasets", "ray")
@@ -91,3 +91,28 @@ def test_a_command_whose_extra_is_missing_says_which_to_install(tmp_path) -> Non
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 2, done.stderr[-2000:]
     assert "pip install 'prunetune[train]'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_script_planted_in_a_tag_a_param_or_a_name_reaches_the_report_escaped(tmp_path) -> None:
+    """Anyone who can reach the tracking server can write tags, params and run names: the report escapes them."""
+    from prunetune.cli import main
+
+    uri = _search(tmp_path)
+    mlflow = MlflowClient(uri)
+    planted = "<img src=x onerror=alert(1)>"
+    experiment = mlflow.get_experiment_by_name("laptop").experiment_id
+    parent = mlflow.search_runs([experiment], filter_string=runs_where(kind="search"))[0].info.run_id
+    run = mlflow.create_run(
+        experiment,
+        run_name="<script>alert('name')</script>",
+        tags={PARENT: parent, TAG_KIND: "trial", TAG_STATUS: planted},
+    )
+    config = TrialConfig().with_overrides({"kept_layers": [0, 1, 2]}).to_flat()
+    config["drop.strategy"] = "<script>alert('param')</script>"
+    log_params_and_metrics(mlflow, run.info.run_id, config, {"final_val_score": 0.6, "layers_kept": 3})
+    mlflow.set_terminated(run.info.run_id)
+    out = tmp_path / "report.html"
+    assert main(["report", "laptop", "--tracking-uri", uri, "-o", str(out), "--no-log"]) == 0
+    html = out.read_text()
+    assert "<script" not in html and "<img" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html and "&lt;script&gt;alert(&#x27;param&#x27;)" in html
