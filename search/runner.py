@@ -14,9 +14,9 @@ from prunetune.search.decide import TunedReference
 from prunetune.search.jobs import numbers
 from prunetune.search.reference import tuned_reference
 from prunetune.search.scratch import scratch_baselines
-from prunetune.search.shared import check_depths, layer_scores, model_num_layers, prepared_data
+from prunetune.search.shared import check_depths, check_storage, layer_scores, model_num_layers, prepared_data
 from prunetune.search.spec import SearchSpec, ray_address
-from prunetune.search.store import client, experiment_id, paged_runs
+from prunetune.search.store import check_answers, client, experiment_id, paged_runs
 from prunetune.search.tracking import TrialRecorder, close_interrupted, log_params_and_metrics
 
 from prunetune.lazy import lazy
@@ -87,10 +87,13 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
     num_layers = model_num_layers(spec.trial.model)  # everything that can be refused is refused first
     check_space(spec, num_layers)
     check_depths(spec, num_layers)
+    check_storage(spec)
+    check_answers(spec.resolved_tracking_uri())  # an MLflow server that does not answer ends here
+    prepared = prepared_data(spec)  # read and checked on the driver: bad data ends here, before Ray or MLflow
     store = _open_store(spec, resume, say)
     _init_ray(spec)
 
-    shared = ray.put(prepared_data(spec))  # one copy in the object store, for the baselines and every trial
+    shared = ray.put(prepared)  # one copy in the object store, for the baselines and every trial
     reference = tuned_reference(spec, store.mlflow, store.experiment, store.parent, say, shared)
     scratch_baselines(spec, store.mlflow, store.experiment, store.parent, num_layers, reference, say, shared)
     scores = layer_scores(spec)
@@ -112,7 +115,7 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
 
 
 def _open_store(spec: SearchSpec, resume: bool, say: Any) -> Store:
-    """The MLflow experiment and the search's parent run (the same one again on resume), checked to answer."""
+    """The MLflow experiment and the search's parent run (the same one again on resume)."""
     tracking_uri = spec.resolved_tracking_uri()
     spec.storage.mkdir(parents=True, exist_ok=True)
     mlflow = client(tracking_uri)

@@ -4,6 +4,7 @@ tokenized data and the layer scores (DESIGN.md §1: shared work is never done pe
 from __future__ import annotations
 
 import functools
+import os
 from typing import TYPE_CHECKING, Any
 
 from prunetune.search.spec import SearchSpec
@@ -37,9 +38,28 @@ def check_depths(spec: SearchSpec, num_layers: int) -> None:
         )
 
 
+def check_storage(spec: SearchSpec) -> None:
+    """``storage_path`` must be a folder this user can write: refused at once, before Ray or MLflow start."""
+    if spec.is_uri:
+        return  # a bucket: Ray reports its own access errors
+    path = spec.storage
+    fix = "choose a folder you can write, e.g. --set storage_path=./prunetune-runs"
+    existing = next(p for p in (path, *path.parents) if p.exists())  # checked, not created: a refused
+    if not existing.is_dir():  # search leaves no folder behind
+        raise ConfigError(f"storage_path {path}: {existing} is a file, not a folder: {fix}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"storage_path {path} cannot be written ({existing} is not writable): {fix}")
+
+
 def prepared_data(spec: SearchSpec) -> Any:
-    """A classification task's data, read and tokenized once here for every trial (None for other tasks)."""
+    """A classification task's data, read and tokenized once here for every trial (None for other tasks,
+    whose data is read here all the same): a file that cannot be read is refused on the driver, before Ray."""
     if spec.trial.task != "classification":
+        from prunetune.trainables.data import load_labelled, load_scored_pairs
+
+        load_scored_pairs(spec.trial.data)
+        if spec.trial.sentence.nli_data is not None:
+            load_labelled(spec.trial.sentence.nli_data, pairs=True)
         return None
     from prunetune.trainables.models import load_tokenizer
     from prunetune.trainables.prepared import prepare_classification

@@ -24,6 +24,13 @@ class TrackingError(PrunetuneError, RuntimeError):
 
 def client(tracking_uri: str, timeout_s: float = 15.0) -> Any:
     """An MlflowClient, checked to answer now (an unreachable server fails here, before any trial)."""
+    check_answers(tracking_uri, timeout_s)
+    return mlflow_tracking.MlflowClient(tracking_uri=tracking_uri)
+
+
+def check_answers(tracking_uri: str, timeout_s: float = 15.0) -> None:
+    """A tracking server that does not answer its health check is refused; a local store is not touched
+    (opening one creates its tables, which a search refused for other reasons must not leave behind)."""
     if tracking_uri.startswith(("http://", "https://")):
         try:
             with urllib.request.urlopen(tracking_uri.rstrip("/") + "/health", timeout=timeout_s) as answer:
@@ -35,7 +42,6 @@ def client(tracking_uri: str, timeout_s: float = 15.0) -> Any:
                 "or fix tracking_uri"
             ) from None
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    return mlflow_tracking.MlflowClient(tracking_uri=tracking_uri)
 
 
 def experiment_id(mlflow: Any, name: str, local_artifacts: str | None = None) -> str:

@@ -333,6 +333,12 @@ def load_yaml(cls: type[T], path: str | None, overrides: Mapping[str, Any] | Non
                 raw = yaml.safe_load(handle) or {}
         except FileNotFoundError:
             raise ConfigError(f"file {path} does not exist") from None
+        except IsADirectoryError:
+            raise ConfigError(
+                f"{path} is a folder: give the spec's YAML file, e.g. examples/search-default.yaml"
+            ) from None
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"file {path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
         except yaml.YAMLError as err:
             raise ConfigError(f"file {path} is not valid YAML: {err}") from None
         config = from_dict(cls, raw)

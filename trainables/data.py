@@ -188,7 +188,14 @@ def load_labelled(config: DataConfig, *, pairs: bool = False) -> TaskData:
 
     validation = eval_split(config.validation_split)
     assert validation is not None
-    return TaskData(build(train), validation, eval_split(config.test_split), label_names, report)
+    test = eval_split(config.test_split)
+    for split, rows in ((config.validation_split, validation), (config.test_split, test)):
+        if rows is not None and not rows.texts:
+            raise DataError(
+                f"{config.source} [{split}] has no usable rows ({report.summary()}): its labels must occur in "
+                f"the training split {list(label_names)}"
+            )
+    return TaskData(build(train), validation, test, label_names, report)
 
 
 def load_scored_pairs(config: DataConfig) -> TaskData:

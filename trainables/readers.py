@@ -60,6 +60,32 @@ def _read_delimited(path: Path, delimiter: str) -> Iterator[tuple[str, dict[str,
 
 
 def _delimited_rows(path: Path, delimiter: str) -> Iterator[tuple[str, dict[str, Any] | None]]:
+    last_read = 1
+    try:
+        for line, item in _delimited(path, delimiter):
+            last_read = line
+            yield item
+    except UnicodeDecodeError as err:
+        line = _first_undecodable_line(path, after=last_read)
+        raise DataError(
+            f"{path}:{line}: not UTF-8 text ({err.reason}); re-save the file as UTF-8 (e.g. iconv -t UTF-8)"
+        ) from None
+
+
+def _first_undecodable_line(path: Path, after: int) -> int:
+    """The line a decoding error is on: the reader decodes ahead by blocks, so its own count lags behind."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number > after:
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    return number
+    return after + 1
+
+
+def _delimited(path: Path, delimiter: str) -> Iterator[tuple[int, tuple[str, dict[str, Any] | None]]]:
+    """The rows of ``_delimited_rows``, each with the last line read (where a decoding error is reported)."""
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         header = next(reader, None)
@@ -69,12 +95,12 @@ def _delimited_rows(path: Path, delimiter: str) -> Iterator[tuple[str, dict[str,
         for row in reader:
             location = f"{path}:{reader.line_num}"
             if [c.strip() for c in row] == header:
-                yield location, None  # a repeated header
-                continue
-            if len(row) != len(header):
-                yield location, {"__problem__": f"{len(row)} fields where the header has {len(header)}"}
-                continue
-            yield location, dict(zip(header, row, strict=True))
+                yield reader.line_num, (location, None)  # a repeated header
+            elif len(row) != len(header):
+                problem = f"{len(row)} fields where the header has {len(header)}"
+                yield reader.line_num, (location, {"__problem__": problem})
+            else:
+                yield reader.line_num, (location, dict(zip(header, row, strict=True)))
 
 
 def _read_stsb(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:

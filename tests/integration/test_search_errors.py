@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 
-def search(tmp_path, *sets: str) -> subprocess.CompletedProcess:
-    args = [sys.executable, "-m", "prunetune.cli", "search", "--set", f"storage_path={tmp_path / 'runs'}"]
+def search(tmp_path, *sets: str, spec: str | None = None) -> subprocess.CompletedProcess:
+    args = [sys.executable, "-m", "prunetune.cli", "search", *([spec] if spec else [])]
+    args += ["--set", f"storage_path={tmp_path / 'runs'}"]
     for item in sets:
         args += ["--set", item]
     return subprocess.run(args, capture_output=True, text=True, timeout=300, env={**os.environ})
@@ -27,3 +31,56 @@ def test_bad_key_impossible_strategy_and_unreachable_server_fail_before_any_tria
         assert "Traceback" not in done.stderr
     # Nothing was started or recorded: no Ray results, no MLflow store.
     assert not (tmp_path / "runs" / "prunetune-default").exists()
+
+
+def _data(folder: Path, train: bytes, validation: bytes = b"text,label\nsome news,a\nother news,b\n") -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train.csv").write_bytes(train)
+    (folder / "validation.csv").write_bytes(validation)
+    return str(folder)
+
+
+GOOD_TRAIN = b"text,label\nsome news,a\nother news,b\nmore news,a\n"
+NOT_UTF8 = GOOD_TRAIN + b"caf\xe9 news,a\n"  # a Latin-1 byte on line 5
+NO_LABEL = b"text,topic\nsome news,a\n"
+UNSEEN_LABEL = b"text,label\nnews,zzz\n"
+
+
+def _source(folder: Path, train: bytes, validation: bytes | None = None) -> list[str]:
+    data = _data(folder, train) if validation is None else _data(folder, train, validation)
+    return [f"trial.data.source={data}"]
+
+
+BAD_INPUTS = {
+    "a spec that is a folder": (lambda t: ([], str(t)), "is a folder: give the spec's YAML file"),
+    "a name that escapes its folder": (lambda t: (["name=../../x"], None), "name='../../x': use letters"),
+    "storage_path that is a file": (
+        lambda t: ([f"storage_path={_file(t / 'taken')}"], None),
+        "is a file, not a folder",
+    ),
+    "a missing data folder": (lambda t: ([f"trial.data.source={t / 'nowhere'}"], None), "is neither a preset"),
+    "an empty CSV": (lambda t: (_source(t / "d", b""), None), "train.csv is empty"),
+    "a CSV with a non-UTF-8 byte": (lambda t: (_source(t / "d", NOT_UTF8), None), "train.csv:5: not UTF-8 text"),
+    "no label column": (lambda t: (_source(t / "d", NO_LABEL), None), "label"),
+    "a validation label not seen in train": (
+        lambda t: (_source(t / "d", GOOD_TRAIN, UNSEEN_LABEL), None),
+        "zzz",
+    ),
+    "a model path that does not exist": (lambda t: ([f"trial.model={t / 'no-such-model'}"], None), "no-such-model"),
+}
+
+
+def _file(path: Path) -> Path:
+    path.write_text("not a folder")
+    return path
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_ends_in_one_line_before_ray_or_mlflow_start(tmp_path, case: str) -> None:
+    make, message = BAD_INPUTS[case]
+    sets, spec = make(tmp_path)
+    done = search(tmp_path, *sets, spec=spec)
+    assert done.returncode == 2 and message in done.stderr, (case, done.stderr[-1500:])
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr[-1500:]
+    assert "Ray" not in done.stdout + done.stderr  # refused before Ray started
+    assert not (tmp_path / "runs").exists()  # no MLflow store, no half-made folder
