@@ -21,4 +21,6 @@ def test_cluster_yaml_is_valid_for_the_ray_cluster_launcher() -> None:
     commands = " ".join(config["head_start_ray_commands"])
     assert "mlflow server" in commands and "--backend-store-uri sqlite:" in commands
     assert "0.0.0.0" not in commands and "--dashboard-host=127.0.0.1" in commands
+    assert "pkill" not in commands and "server.pid" in commands  # MLflow is stopped by its own pid
+    assert "--app-name basic-auth" in (ROOT / "cluster.yaml").read_text()  # how to require a login
     assert any("pip install" in c and "prunetune" in c for c in config["setup_commands"])
