@@ -77,7 +77,7 @@ class Store:
     experiment: str
     parent: str
     experiment_path: str
-    resuming: bool
+    resuming: bool  # Tune's own state is restored (else the trials start afresh)
 
 
 def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> SearchResult:
@@ -123,14 +123,17 @@ def _open_store(spec: SearchSpec, resume: bool, say: Any) -> Store:
     local = None if server else (spec.storage / "mlartifacts").as_uri()
     experiment = experiment_id(mlflow, spec.name, local)
     experiment_path = f"{spec.ray_storage.rstrip('/')}/{spec.name}"
-    resuming = resume and tune.Tuner.can_restore(experiment_path)
-    if resume and not resuming:
-        say(f"nothing to resume at {experiment_path}: starting a new search")
-    parent = _parent_run(spec, mlflow, experiment, resuming)
+    # A search killed before Tune started (in its reference sweep, say) has a parent run but no Tune state:
+    # it is continued all the same, its trials started afresh.
+    continuing = resume and (spec.storage / spec.name / "parent_run_id").exists()
+    restoring = continuing and tune.Tuner.can_restore(experiment_path)
+    if resume and not continuing:
+        say(f"nothing to resume at {spec.storage / spec.name}: starting a new search")
+    parent = _parent_run(spec, mlflow, experiment, continuing)
     say(f"search {spec.name}: MLflow {tracking_uri} (experiment {experiment}, parent run {parent})")
-    if resuming:
+    if continuing:
         _close_interrupted_jobs(spec, mlflow, experiment, say)
-    return Store(tracking_uri, mlflow, experiment, parent, experiment_path, resuming)
+    return Store(tracking_uri, mlflow, experiment, parent, experiment_path, restoring)
 
 
 def _init_ray(spec: SearchSpec) -> None:

@@ -93,3 +93,26 @@ def test_baseline_jobs_left_running_by_the_driver_are_closed_on_resume(tmp_path)
         finished: "FINISHED",
     }
     assert mlflow.get_run(reference).data.tags[TAG_STATUS] == "interrupted" and len(lines) == 2
+
+
+def test_a_search_killed_before_tune_started_is_continued_not_restarted(tmp_path) -> None:
+    """Killed in its reference sweep: no Tune state yet, but --resume continues the same search run and
+    closes the reference run the killed driver left open."""
+    from prunetune.search.runner import _open_store
+
+    from prunetune.records import TAG_SEARCH
+
+    spec = load_spec(None, {"name": "killed-early", "storage_path": str(tmp_path)})
+    lines: list[str] = []
+    first = _open_store(spec, False, lines.append)
+    left_open = first.mlflow.create_run(
+        first.experiment, tags={TAG_KIND: "reference", TAG_SEARCH: spec.name}
+    ).info.run_id
+
+    again = _open_store(spec, True, lines.append)
+
+    assert again.parent == first.parent and not again.resuming  # the same search; Tune starts afresh
+    assert first.mlflow.get_run(left_open).info.status == "KILLED"
+    assert not any("nothing to resume" in line for line in lines)
+    fresh = _open_store(spec, False, lines.append)
+    assert fresh.parent != first.parent  # without --resume, a new search run
