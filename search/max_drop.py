@@ -113,12 +113,19 @@ def finalists(
 
 def max_drop(spec: SearchSpec, tolerances: list[float], *, resume: bool = False, say: Any = print) -> MaxDropAnswer:
     """Search once at the loosest tolerance, then decide each tolerance on the decision seeds."""
+    from prunetune.search.store import search_lock
+
+    loosest = spec.with_overrides({"budget.tolerance": max(tolerances)})
+    with search_lock(loosest.storage, loosest.name):  # held from the search through the last re-check
+        return _max_drop(loosest, tolerances, resume, say)
+
+
+def _max_drop(loosest: SearchSpec, tolerances: list[float], resume: bool, say: Any) -> MaxDropAnswer:
     from prunetune.search.jobs import run_jobs
     from prunetune.search.reference import score_on_seed
     from prunetune.search.runner import run_search
     from prunetune.search.store import client, experiment_id, paged_runs
 
-    loosest = spec.with_overrides({"budget.tolerance": max(tolerances)})
     result = run_search(loosest, resume=resume, say=say)
     mlflow = client(loosest.resolved_tracking_uri())
     experiment = experiment_id(mlflow, loosest.name)

@@ -16,7 +16,7 @@ from prunetune.search.reference import tuned_reference
 from prunetune.search.scratch import scratch_baselines
 from prunetune.search.shared import check_depths, check_storage, layer_scores, model_num_layers, prepared_data
 from prunetune.search.spec import SearchSpec, ray_address
-from prunetune.search.store import check_answers, client, experiment_id, paged_runs
+from prunetune.search.store import check_answers, client, experiment_id, paged_runs, search_lock, store_lock
 from prunetune.search.tracking import TrialRecorder, close_interrupted, log_params_and_metrics
 
 from prunetune.lazy import lazy
@@ -90,38 +90,40 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
     check_storage(spec)
     check_answers(spec.resolved_tracking_uri())  # an MLflow server that does not answer ends here
     prepared = prepared_data(spec)  # read and checked on the driver: bad data ends here, before Ray or MLflow
-    store = _open_store(spec, resume, say)
-    _init_ray(spec)
+    with search_lock(spec.storage, spec.name):  # a second driver on this search is refused here
+        store = _open_store(spec, resume, say)
+        _init_ray(spec)
 
-    shared = ray.put(prepared)  # one copy in the object store, for the baselines and every trial
-    reference = tuned_reference(spec, store.mlflow, store.experiment, store.parent, say, shared)
-    scratch_baselines(spec, store.mlflow, store.experiment, store.parent, num_layers, reference, say, shared)
-    scores = layer_scores(spec)
-    _log_text(store.mlflow, store.parent, spec.storage / spec.name / LAYER_SCORES_ARTIFACT, scores.to_json())
+        shared = ray.put(prepared)  # one copy in the object store, for the baselines and every trial
+        reference = tuned_reference(spec, store.mlflow, store.experiment, store.parent, say, shared)
+        scratch_baselines(spec, store.mlflow, store.experiment, store.parent, num_layers, reference, say, shared)
+        scores = layer_scores(spec)
+        _log_text(store.mlflow, store.parent, spec.storage / spec.name / LAYER_SCORES_ARTIFACT, scores.to_json())
 
-    recorder = TrialRecorder(store.tracking_uri, store.experiment, store.parent, spec.name)
-    tuner = _tuner(spec, store, reference, scores, num_layers, shared, [recorder, _progress(spec, say)])
-    started = time.monotonic()
-    results = tuner.fit()
-    lost_runs, lost_optuna = recorder.settle(results), _fail_orphaned_optuna_trials(spec, store.parent)
-    if lost_runs or lost_optuna:
-        say(
-            f"{lost_runs} trial run(s) lost with the killed driver closed as interrupted, "
-            f"{lost_optuna} Optuna trial(s) told FAIL"
-        )
-    best = _best_feasible(results)
-    _close_search(store, best, {"trials": len(results), "seconds": time.monotonic() - started})
-    return SearchResult(store.parent, reference, len(results), best, store.experiment_path, shared)
+        recorder = TrialRecorder(store.tracking_uri, store.experiment, store.parent, spec.name)
+        tuner = _tuner(spec, store, reference, scores, num_layers, shared, [recorder, _progress(spec, say)])
+        started = time.monotonic()
+        results = tuner.fit()
+        lost_runs, lost_optuna = recorder.settle(results), _fail_orphaned_optuna_trials(spec, store.parent)
+        if lost_runs or lost_optuna:
+            say(
+                f"{lost_runs} trial run(s) lost with the killed driver closed as interrupted, "
+                f"{lost_optuna} Optuna trial(s) told FAIL"
+            )
+        best = _best_feasible(results)
+        _close_search(store, best, {"trials": len(results), "seconds": time.monotonic() - started})
+        return SearchResult(store.parent, reference, len(results), best, store.experiment_path, shared)
 
 
 def _open_store(spec: SearchSpec, resume: bool, say: Any) -> Store:
     """The MLflow experiment and the search's parent run (the same one again on resume)."""
     tracking_uri = spec.resolved_tracking_uri()
-    spec.storage.mkdir(parents=True, exist_ok=True)
-    mlflow = client(tracking_uri)
     server = tracking_uri.startswith(("http://", "https://"))
     local = None if server else (spec.storage / "mlartifacts").as_uri()
-    experiment = experiment_id(mlflow, spec.name, local)
+    with store_lock(spec.storage):  # creating the SQLite stores is one process's job at a time
+        mlflow = client(tracking_uri)
+        experiment = experiment_id(mlflow, spec.name, local)
+        optuna.storages.RDBStorage(_optuna_url(spec))
     experiment_path = f"{spec.ray_storage.rstrip('/')}/{spec.name}"
     # A search killed before Tune started (in its reference sweep, say) has a parent run but no Tune state:
     # it is continued all the same, its trials started afresh.

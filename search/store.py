@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prunetune.errors import PrunetuneError
@@ -42,6 +45,56 @@ def check_answers(tracking_uri: str, timeout_s: float = 15.0) -> None:
                 "or fix tracking_uri"
             ) from None
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+
+
+@contextlib.contextmanager
+def store_lock(folder: Path) -> Iterator[None]:
+    """One process at a time creates or upgrades the local stores under ``folder`` (MLflow's and Optuna's
+    SQLite files): two searches started together on a new storage_path both ran MLflow's table creation,
+    failed, and left an mlflow.db every later search failed on."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".store.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+_HELD: dict[Path, Any] = {}  # the search locks this process holds (a max-drop holds its search's lock too)
+
+
+@contextlib.contextmanager
+def search_lock(folder: Path, name: str) -> Iterator[None]:
+    """Only one driver at a time runs search ``name`` in this storage: a second one would share its Ray
+    results folder, its Optuna study and its parent run. It is refused in one line, naming the other's pid."""
+    path = (folder / f".{name}.lock").resolve()
+    if path in _HELD:  # this process already holds it (max-drop runs its own search)
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        other = handle.read().strip() or "another process"
+        handle.close()
+        raise TrackingError(
+            f"search {name} is already running in {folder} (pid {other}): wait for it, or give this one "
+            "another name (--set name=...)"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    _HELD[path] = handle
+    try:
+        yield
+    finally:
+        del _HELD[path]
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
 
 
 def experiment_id(mlflow: Any, name: str, local_artifacts: str | None = None) -> str:
