@@ -15,13 +15,13 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 from prunetune.search.store import paged_runs  # noqa: F401  (part of this module's API)
 
 from prunetune.errors import PrunetuneError
-from prunetune.lazy import lazy
+from prunetune.libs import mlflow_exceptions, mlflow_tracking
 from prunetune.records import (
     FAILED,
     KIND_REFERENCE,
@@ -42,13 +42,6 @@ from prunetune.records import (
     kept_layers,
     runs_where,
 )
-
-if TYPE_CHECKING:
-    from mlflow import exceptions as mlflow_exceptions
-    from mlflow import tracking as mlflow_tracking
-else:
-    mlflow_exceptions = lazy("mlflow.exceptions")
-    mlflow_tracking = lazy("mlflow.tracking")
 
 
 class AnalysisError(PrunetuneError, LookupError):

@@ -12,19 +12,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 from prunetune.analysis import tables
 from prunetune.analysis.query import Search
 
-from prunetune.lazy import lazy
+from prunetune.libs import yaml
 from prunetune.records import LAYER_SCORES_ARTIFACT, RANKED_BY, SPEC_ARTIFACT, LayerScores
-
-if TYPE_CHECKING:
-    import yaml
-else:
-    yaml = lazy("yaml")
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1100px;

@@ -13,16 +13,12 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prunetune import records
 from prunetune.errors import PrunetuneError
-from prunetune.lazy import lazy, missing
-
-if TYPE_CHECKING:
-    import optuna
-else:
-    optuna = lazy("optuna")
+from prunetune.lazy import missing
+from prunetune.libs import optuna
 
 
 def _quiet_libraries() -> None:

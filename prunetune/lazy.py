@@ -1,10 +1,10 @@
-"""Optional libraries, imported where they are first used: the one place prunetune defers an import.
+"""Optional libraries, imported where they are first used: the one mechanism prunetune defers an import with.
 
-``torch = lazy("torch")`` at a module's top binds a stand-in that imports torch on its first attribute
-access, so importing a module costs nothing until a code path really needs the library (``prunetune
-strategies`` and ``--help`` load no torch, the analysis loads no Ray). A library that is not installed
-ends in :class:`MissingDependency`, which names the extra that brings it. Modelled on optuna's
-``_imports._LazyImport``. For mypy, modules bind the real import under ``TYPE_CHECKING``.
+``lazy("torch")`` is a stand-in that imports torch on its first attribute access, so importing a module
+costs nothing until a code path really needs the library (``prunetune strategies`` and ``--help`` load no
+torch, the analysis loads no Ray). A library that is not installed ends in :class:`MissingDependency`,
+which names the extra that brings it. Modelled on optuna's ``_imports._LazyImport``. Every library is bound
+once, in :mod:`prunetune.libs`; modules import their libraries from there.
 """
 
 from __future__ import annotations

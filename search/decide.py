@@ -16,15 +16,10 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import mean, stdev
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from prunetune.lazy import lazy
+from prunetune.libs import stats
 from prunetune.records import drop, preference, within
-
-if TYPE_CHECKING:
-    from scipy import stats
-else:
-    stats = lazy("scipy.stats")
 
 Verdict = Literal["within", "borderline", "over"]
 VERDICTS: tuple[Verdict, ...] = ("within", "borderline", "over")

@@ -6,12 +6,12 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prunetune.search.spec import SearchSpec
 from prunetune.search.tracking import log_params_and_metrics
 
-from prunetune.lazy import lazy
+from prunetune.libs import ray
 from prunetune.records import (
     COMPLETE,
     FAILED,
@@ -23,11 +23,6 @@ from prunetune.records import (
     TAG_STATUS,
     closing_metrics,
 )
-
-if TYPE_CHECKING:
-    import ray
-else:
-    ray = lazy("ray")
 
 
 def launch_job(spec: SearchSpec, trial: Any, prepared: Any = None) -> Any:

@@ -8,7 +8,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prunetune.search.decide import TunedReference
 from prunetune.search.jobs import numbers
@@ -19,7 +19,7 @@ from prunetune.search.spec import SearchSpec, ray_address
 from prunetune.search.store import check_answers, client, experiment_id, paged_runs, search_lock, store_lock
 from prunetune.search.tracking import TrialRecorder, close_interrupted, log_params_and_metrics
 
-from prunetune.lazy import lazy
+from prunetune.libs import optuna, ray, tune
 from prunetune.records import (
     COMPLETE,
     KIND_RECHECK,
@@ -35,19 +35,6 @@ from prunetune.records import (
     runs_where,
     trial_status,
 )
-
-if TYPE_CHECKING:
-    import optuna
-    import ray
-    from ray import tune
-    from ray.tune import schedulers
-    from ray.tune import search as tune_search
-else:
-    optuna = lazy("optuna")
-    ray = lazy("ray")
-    tune = lazy("ray.tune")
-    schedulers = lazy("ray.tune.schedulers")
-    tune_search = lazy("ray.tune.search")
 
 log = logging.getLogger(__name__)
 
@@ -196,14 +183,14 @@ def _tuner(
     multi = spec.objective == "multi"
     max_epochs = int(spec.space.epochs[1])
     scheduler = (
-        schedulers.ASHAScheduler(time_attr="epoch", max_t=max_epochs, grace_period=1, reduction_factor=2)
+        tune.schedulers.ASHAScheduler(time_attr="epoch", max_t=max_epochs, grace_period=1, reduction_factor=2)
         if spec.scheduler == "asha" and not multi and max_epochs > 1
-        else schedulers.FIFOScheduler()  # type: ignore[no-untyped-call]
+        else tune.schedulers.FIFOScheduler()  # type: ignore[no-untyped-call]
     )
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=tune_search.ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent),
+            search_alg=tune.search.ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent),
             scheduler=scheduler,
             num_samples=spec.num_trials,
             metric=None if multi else OBJECTIVE,

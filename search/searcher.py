@@ -18,7 +18,7 @@ feasible trial ranks above every infeasible one.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prunetune.search.space import (
     CONSTRAINT,
@@ -34,13 +34,8 @@ from prunetune.trainables.strategies import StrategyError, get_strategy, kept_la
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from prunetune.lazy import lazy
+from prunetune.libs import optuna
 from prunetune.records import LayerScores
-
-if TYPE_CHECKING:
-    import optuna
-else:
-    optuna = lazy("optuna")
 
 log = logging.getLogger(__name__)
 

@@ -5,18 +5,13 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prunetune.search.spec import SearchSpec
 from prunetune.trainables.config import ConfigError
 
-from prunetune.lazy import lazy
+from prunetune.libs import transformers
 from prunetune.records import LayerScores
-
-if TYPE_CHECKING:
-    import transformers
-else:
-    transformers = lazy("transformers")
 
 
 @functools.lru_cache(maxsize=32)

@@ -14,18 +14,13 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prunetune.search.spec import SearchSpec
 from prunetune.trainables.strategies import count_limit, get_strategy, threshold_range
 
-from prunetune.lazy import lazy
+from prunetune.libs import optuna
 from prunetune.records import LayerScores, drop, within
-
-if TYPE_CHECKING:
-    import optuna
-else:
-    optuna = lazy("optuna")
 
 OBJECTIVE = "objective"
 CONSTRAINT = "acc_drop_excess"  # the budget's name in Optuna (> 0 = over budget)

