@@ -343,6 +343,7 @@ def run_job(
         "train_rows": task.train_rows,
         "data_skipped_rows": task.skipped_rows,
         "seconds": time.monotonic() - started,
+        "device": device,  # where it trained: cuda or cpu (``device: auto`` picks)
     }
     if output_dir is not None:
         task.save(output_dir)

@@ -196,3 +196,12 @@ def test_a_checkpoint_that_holds_more_than_tensors_is_refused_not_unpickled(tmp_
     with pytest.raises(pickle.UnpicklingError):
         Checkpointing(str(tmp_path / "new"), str(tmp_path)).saved_state()
     assert "code ran" not in capsys.readouterr().out
+
+
+@pytest.mark.gpu
+def test_device_auto_trains_on_the_gpu_and_learns(data_env) -> None:
+    """Where CUDA is, `device: auto` trains there (the device machine runs this test), and as well."""
+    config = TrialConfig().with_overrides(HEADLINES | {"drop.strategy": "top", "drop.count": 2})
+    result = run_job(config)
+    assert result["device"].startswith("cuda")
+    assert result["val_accuracy"] > 0.5  # 10 topics: chance is 0.1

@@ -1,0 +1,29 @@
+"""The main job as a user first runs it: `prunetune max-drop` on the embedded default (the packaged MiniLM,
+IndicNews English headlines), answered per tolerance with its verdict. About 8 minutes on 2 CPU cores."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.slow
+def test_max_drop_on_the_embedded_default_answers_every_tolerance(data_env, tmp_path) -> None:
+    answer = tmp_path / "answer.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "prunetune.cli", "max-drop", "--tolerance", "0.01", "0.03", "--seeds", "2",
+         "--set", "num_trials=4", "--set", f"storage_path={tmp_path / 'runs'}", "-o", str(answer)],
+        capture_output=True, text=True, timeout=3600, env={**os.environ},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(answer.read_text())
+    assert [t["tolerance"] for t in result["tolerances"]] == [0.01, 0.03]
+    assert 0.3 < result["reference"]["score"] <= 1.0  # 10 topics: chance is 0.1
+    for tolerance in result["tolerances"]:
+        found, sure = tolerance["answer"], tolerance["confidently_within"]
+        assert found is None or (found["verdict"] in ("within", "borderline") and len(found["seeds"]) == 2)
+        assert sure is None or (sure["verdict"] == "within" and sure["layers_dropped"] <= found["layers_dropped"])
