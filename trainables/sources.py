@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prunetune.trainables.config import DataConfig
+from prunetune.trainables.pinned import INDICNEWS_COMMIT, INDICNEWS_SHA256
 
 from prunetune.errors import PrunetuneError
 
@@ -23,7 +24,10 @@ SPLIT_ALIASES = {
     "validation": ("validation", "valid", "val", "dev"),
     "test": ("test",),
 }
-INDICNEWS_REPO = "https://raw.githubusercontent.com/l3cube-pune/indic-nlp/main/L3Cube-IndicNews"
+# Pinned to a commit, not a branch: what a preset downloads cannot change under it.
+INDICNEWS_REPO = f"https://raw.githubusercontent.com/l3cube-pune/indic-nlp/{INDICNEWS_COMMIT}/L3Cube-IndicNews"
+# What each downloaded file must hash to, where known (a file that does not is refused).
+PINNED_SHA256 = {f"{INDICNEWS_REPO}/{path}": digest for path, digest in INDICNEWS_SHA256.items()}
 STSB_MR_REPO = "https://raw.githubusercontent.com/l3cube-pune/MarathiNLP/main/STSb-translated/marathi"
 
 
@@ -174,6 +178,12 @@ def download(urls: str) -> Path:
         except OSError as err:
             errors.append(f"{url}: {err}")
             continue
+        expected, found = PINNED_SHA256.get(url), hashlib.sha256(body).hexdigest()
+        if expected is not None and found != expected:
+            raise DataError(
+                f"{url}: its SHA-256 is {found}, not the {expected} it has at the pinned commit; refusing a changed "
+                "or tampered file (download it yourself and set PRUNETUNE_DATA_DIR to trust a copy)"
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
         # Written beside, then renamed: a reader (another trial on this node) never sees half a file.
         partial = target.with_name(f".{target.name}.{os.getpid()}.partial")

@@ -121,3 +121,50 @@ def test_reading_a_csv_leaves_the_process_wide_field_limit_as_it_was(tmp_path) -
     rows = list(read_rows(path))
     assert len(rows[0][1]["text"]) == 200_000
     assert csv.field_size_limit() == before
+
+
+def test_a_download_is_checked_against_its_pinned_checksum_and_cached_only_then(tmp_path, monkeypatch) -> None:
+    """A real HTTP server on loopback serves two files; the one whose SHA-256 differs from the pinned one is
+    refused and never cached."""
+    import functools
+    import hashlib
+    import http.server
+    import threading
+
+    from prunetune.trainables import sources
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "good.csv").write_text("text,label\na,b\n")
+    (served / "changed.csv").write_text("text,label\nsomething else,b\n")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    pinned = {
+        f"{base}/good.csv": hashlib.sha256((served / "good.csv").read_bytes()).hexdigest(),
+        f"{base}/changed.csv": hashlib.sha256(b"what it was at the pinned commit").hexdigest(),
+    }
+    monkeypatch.setattr(sources, "PINNED_SHA256", pinned)
+    monkeypatch.setenv("PRUNETUNE_CACHE_DIR", str(tmp_path / "cache"))
+    try:
+        assert sources.download(f"{base}/good.csv").read_text() == "text,label\na,b\n"
+        with pytest.raises(DataError, match="changed.csv: its SHA-256 is .* refusing a changed or tampered file"):
+            sources.download(f"{base}/changed.csv")
+    finally:
+        server.shutdown()
+    assert [p.name for p in (tmp_path / "cache").rglob("*.csv")] == ["good.csv"]
+    assert sources.INDICNEWS_COMMIT in sources.INDICNEWS_REPO  # presets download from a commit, not a branch
+
+
+def test_the_pinned_checksums_match_the_published_files(shared_data) -> None:
+    import hashlib
+
+    from prunetune.trainables.pinned import INDICNEWS_SHA256
+
+    for pinned, copy in (
+        ("English/SHC/English_train_shc.csv", "indicnews-english-shc/train.csv"),
+        ("English/SHC/English_valid_shc.csv", "indicnews-english-shc/validation.csv"),
+        ("Marathi/SHC/Marathi_SHC_Test.csv", "indicnews-marathi-shc/test.csv"),
+    ):
+        assert INDICNEWS_SHA256[pinned] == hashlib.sha256((shared_data / copy).read_bytes()).hexdigest(), pinned
