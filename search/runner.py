@@ -14,7 +14,14 @@ from prunetune.search.decide import TunedReference
 from prunetune.search.jobs import numbers
 from prunetune.search.reference import tuned_reference
 from prunetune.search.scratch import scratch_baselines
-from prunetune.search.shared import check_depths, check_storage, layer_scores, model_num_layers, prepared_data
+from prunetune.search.shared import (
+    check_depths,
+    check_resources,
+    check_storage,
+    layer_scores,
+    model_num_layers,
+    prepared_data,
+)
 from prunetune.search.spec import SearchSpec, ray_address
 from prunetune.search.store import check_answers, client, experiment_id, paged_runs, search_lock, store_lock
 from prunetune.search.tracking import TrialRecorder, close_interrupted, log_params_and_metrics
@@ -78,8 +85,9 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
     check_answers(spec.resolved_tracking_uri())  # an MLflow server that does not answer ends here
     prepared = prepared_data(spec)  # read and checked on the driver: bad data ends here, before Ray or MLflow
     with search_lock(spec.storage, spec.name):  # a second driver on this search is refused here
-        store = _open_store(spec, resume, say)
         _init_ray(spec)
+        check_resources(spec, [node["Resources"] for node in ray.nodes() if node["Alive"]])  # type: ignore[no-untyped-call]
+        store = _open_store(spec, resume, say)
 
         shared = ray.put(prepared)  # one copy in the object store, for the baselines and every trial
         reference = tuned_reference(spec, store.mlflow, store.experiment, store.parent, say, shared)

@@ -33,6 +33,21 @@ def check_depths(spec: SearchSpec, num_layers: int) -> None:
         )
 
 
+def check_resources(spec: SearchSpec, nodes: list[dict[str, float]]) -> None:
+    """Some node of the cluster (``nodes``: each live node's resources) must hold one trial, unless the
+    cluster scales: a request no node can meet would otherwise wait for ever, its runs left RUNNING."""
+    need = {"CPU": spec.resources.cpus_per_trial, "GPU": spec.resources.gpus_per_trial}
+    need = {kind: amount for kind, amount in need.items() if amount > 0}
+    if spec.resources.autoscaling or any(all(node.get(k, 0) >= v for k, v in need.items()) for node in nodes):
+        return
+    largest = {kind: max((node.get(kind, 0) for node in nodes), default=0) for kind in need}
+    raise ConfigError(
+        f"a trial asks for {', '.join(f'{v:g} {k}' for k, v in need.items())}, and no node of the Ray cluster "
+        f"has that (the largest: {', '.join(f'{v:g} {k}' for k, v in largest.items())}): lower "
+        "resources.cpus_per_trial / gpus_per_trial, or set resources.autoscaling: true on a cluster that adds nodes"
+    )
+
+
 def check_storage(spec: SearchSpec) -> None:
     """``storage_path`` must be a folder this user can write: refused at once, before Ray or MLflow start."""
     if spec.is_uri:

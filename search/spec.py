@@ -65,6 +65,9 @@ class ReferenceSweep:
 class Resources:
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0  # 0.5 packs two trials per GPU
+    # The cluster adds nodes on demand (cluster.yaml's autoscaler): a trial that fits no node yet waits for
+    # one. Off, a trial no node can hold is refused at once instead of waiting for ever.
+    autoscaling: bool = False
 
 
 @dataclass(frozen=True)

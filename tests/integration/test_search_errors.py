@@ -84,3 +84,13 @@ def test_bad_input_ends_in_one_line_before_ray_or_mlflow_start(tmp_path, case: s
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr[-1500:]
     assert "Ray" not in done.stdout + done.stderr  # refused before Ray started
     assert not (tmp_path / "runs").exists()  # no MLflow store, no half-made folder
+
+
+def test_gpus_asked_of_a_cluster_without_any_end_at_once_with_nothing_left_running(data_env, tmp_path) -> None:
+    """A local Ray instance on this machine has no GPU: a trial asking for half of one is refused before any
+    job is queued (it used to wait for ever, printing an autoscaler warning every 35 s)."""
+    done = search(tmp_path, "resources.gpus_per_trial=0.5", "num_trials=1")
+    assert done.returncode == 2, done.stderr[-1500:]
+    assert "asks for 1 CPU, 0.5 GPU, and no node of the Ray cluster has that" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "runs" / "mlflow.db").exists()  # refused before any record was opened

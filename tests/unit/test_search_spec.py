@@ -241,3 +241,16 @@ def test_every_example_search_spec_name_is_accepted() -> None:
     assert len(specs) >= 4
     for path in specs:
         assert load_spec(str(path)).name
+
+
+def test_a_trial_no_node_can_hold_is_refused_unless_the_cluster_scales() -> None:
+    from prunetune.search.shared import check_resources
+
+    nodes = [{"CPU": 2.0, "memory": 1e9}, {"CPU": 16.0, "GPU": 1.0}]
+    check_resources(load_spec(None, {"resources.gpus_per_trial": 0.5}), nodes)  # the GPU node holds two
+    check_resources(load_spec(None, {"resources.cpus_per_trial": 16}), nodes)
+    with pytest.raises(ConfigError, match=r"asks for 1 CPU, 0.5 GPU, and no node .* \(the largest: 2 CPU, 0 GPU\)"):
+        check_resources(load_spec(None, {"resources.gpus_per_trial": 0.5}), nodes[:1])
+    with pytest.raises(ConfigError, match="asks for 17 CPU"):
+        check_resources(load_spec(None, {"resources.cpus_per_trial": 17}), nodes)
+    check_resources(load_spec(None, {"resources.gpus_per_trial": 2, "resources.autoscaling": True}), nodes)
