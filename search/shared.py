@@ -4,6 +4,7 @@ tokenized data and the layer scores (DESIGN.md §1: shared work is never done pe
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from typing import Any
 
@@ -12,6 +13,8 @@ from prunetune.trainables.config import ConfigError
 
 from prunetune.libs import transformers
 from prunetune.records import LayerScores
+
+log = logging.getLogger(__name__)
 
 
 @functools.lru_cache(maxsize=32)
@@ -74,7 +77,10 @@ def prepared_data(spec: SearchSpec) -> Any:
     from prunetune.trainables.models import load_tokenizer
     from prunetune.trainables.prepared import prepare_classification
 
-    return prepare_classification(spec.trial, load_tokenizer(spec.trial.model), spec.trial.model)
+    prepared = prepare_classification(spec.trial, load_tokenizer(spec.trial.model), spec.trial.model)
+    if prepared.task.report.total:  # said once here, for the whole search, not once per job
+        log.warning("%s: %s", spec.trial.data.source, prepared.task.report.summary())
+    return prepared
 
 
 def layer_scores(spec: SearchSpec) -> LayerScores:

@@ -169,9 +169,9 @@ class ClassificationTask:
         self.tokenizer = load_tokenizer(name)
         if prepared is None or prepared.key != preparation_key(config, name):
             prepared = prepare_classification(config, self.tokenizer, name)
+            if prepared.task.report.total:  # data a search prepared was reported once, by its driver
+                log.warning("%s: %s", config.data.source, prepared.task.report.summary())
         self.data, self.features = prepared.task, prepared.features
-        if self.data.report.total:
-            log.warning("%s: %s", config.data.source, self.data.report.summary())
         assert self.data.label_names is not None
         self.model = load_classifier(name, self.data.label_names)
         self.train_rows, self.skipped_rows = len(self.data.train), self.data.report.total
