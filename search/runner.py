@@ -95,10 +95,17 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
         scores = layer_scores(spec)
         _log_text(store.mlflow, store.parent, spec.storage / spec.name / LAYER_SCORES_ARTIFACT, scores.to_json())
 
-        recorder = TrialRecorder(store.tracking_uri, store.experiment, store.parent, spec.name)
+        recorder = TrialRecorder(
+            store.tracking_uri, store.experiment, store.parent, spec.name, spec.tracking_patience_s
+        )
         tuner = _tuner(spec, store, reference, scores, num_layers, shared, [recorder, _progress(spec, say)])
         started = time.monotonic()
-        results = tuner.fit()
+        try:
+            results = tuner.fit()
+        except Exception:
+            if recorder.unreachable:
+                raise recorder.stopped() from None  # one line, not Tune's traceback
+            raise
         lost_runs, lost_optuna = recorder.settle(results), _fail_orphaned_optuna_trials(spec, store.parent)
         if lost_runs or lost_optuna:
             say(

@@ -100,6 +100,9 @@ class SearchSpec:
     storage_path: str = "prunetune-runs"
     # None: a local SQLite store under storage_path; a multi-node cluster needs an `mlflow server` URI.
     tracking_uri: str | None = None
+    # How long the tracking server may be away (restarting, say) before the search stops, resumable; records
+    # wait in order meanwhile and are delivered when it answers again.
+    tracking_patience_s: float = 600.0
     address: str | None = None  # a Ray cluster; None: $RAY_ADDRESS, else a local Ray instance
 
     def __post_init__(self) -> None:
@@ -140,6 +143,10 @@ class SearchSpec:
             ),
             (self.seeds < 1, f"seeds={self.seeds}: must be at least 1 (5 gives a 95 % interval of about ±1 point)"),
             (self.max_finalists < 1, f"max_finalists={self.max_finalists}: must be at least 1"),
+            (
+                self.tracking_patience_s <= 0,
+                f"tracking_patience_s={self.tracking_patience_s}: must be > 0 (seconds MLflow may be away)",
+            ),
             (
                 budget.reference_score is not None and not 0 < budget.reference_score,
                 f"budget.reference_score={budget.reference_score}: must be > 0",

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from prunetune.search.store import paged_runs
+from prunetune.search.store import TrackingError, paged_runs
 from prunetune.search.trainable import DERIVED, REPORTED
 from ray.tune import Callback
 
@@ -70,10 +70,19 @@ def log_params_and_metrics(
     )
 
 
-class _Worker:
-    """One background thread running logging calls in order."""
+# MLflow's answers to a request that is wrong in itself: retrying cannot help (a server that is away or
+# restarting answers nothing, or INTERNAL_ERROR / TEMPORARILY_UNAVAILABLE, and is retried).
+_REFUSALS = {"INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST", "BAD_REQUEST"}
 
-    def __init__(self) -> None:
+
+class _Worker:
+    """One background thread delivering records in order. A call that fails is retried with backoff, so a
+    tracking server that is restarting or away for a while costs nothing; once ``patience_s`` pass without
+    a delivery the worker gives up (``unreachable``) and the search stops cleanly, resumable."""
+
+    def __init__(self, patience_s: float) -> None:
+        self.patience_s = patience_s
+        self.unreachable = False
         self.tasks: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self.thread = threading.Thread(target=self._run, name="prunetune-mlflow", daemon=True)
         self.thread.start()
@@ -82,12 +91,34 @@ class _Worker:
         while True:
             task = self.tasks.get()
             try:
-                if task is not None:
-                    task()
-            except Exception:  # a logging failure must not kill the search; it is reported
-                log.exception("MLflow logging failed")
+                if task is not None and not self.unreachable:
+                    self._deliver(task)
             finally:
                 self.tasks.task_done()
+
+    def _deliver(self, task: Callable[[], None]) -> None:
+        failing_since, delay = None, 1.0
+        while True:
+            try:
+                task()
+            except Exception as err:
+                if getattr(err, "error_code", None) in _REFUSALS:  # a logging failure must not kill the search
+                    log.exception("MLflow refused a record")
+                    return
+                now = time.monotonic()
+                if failing_since is None:
+                    failing_since = now
+                    log.warning("MLflow does not answer; retrying for up to %.0f s (%s)", self.patience_s, err)
+                if now - failing_since > self.patience_s:
+                    self.unreachable = True
+                    log.error("MLflow did not answer for %.0f s: stopping the search", self.patience_s)
+                    return
+                time.sleep(delay)
+                delay = min(delay * 2, 30.0)
+            else:
+                if failing_since is not None:
+                    log.warning("MLflow answers again after %.0f s", time.monotonic() - failing_since)
+                return
 
     def submit(self, task: Callable[[], None]) -> None:
         self.tasks.put(task)
@@ -96,15 +127,27 @@ class _Worker:
         self.tasks.join()
 
 
-class TrialRecorder(Callback):
-    """A Tune callback that records each trial as a child run of the search's parent run."""
+class TrackingUnreachable(TrackingError):
+    """The tracking server did not answer for the search's ``tracking_patience_s``."""
 
-    def __init__(self, tracking_uri: str, experiment: str, parent_run_id: str, search_name: str) -> None:
+
+class TrialRecorder(Callback):
+    """A Tune callback that records each trial as a child run of the search's parent run.
+
+    No MLflow call runs in a callback: each is queued, in order, to the worker thread, which looks a trial's
+    run id up when it delivers. So a tracking outage never raises inside Tune; if it outlasts the patience,
+    the next Tune step raises :class:`TrackingUnreachable` and the search stops with its state resumable."""
+
+    def __init__(
+        self, tracking_uri: str, experiment: str, parent_run_id: str, search_name: str, patience_s: float = 600.0
+    ) -> None:
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         self.parent_run_id = parent_run_id
         self.search_name = search_name
-        self.run_ids: dict[str, str] = {}
+        self.patience_s = patience_s
+        self.run_ids: dict[str, str | None] = {}  # filled by the worker as it delivers; None: no run
+        self.opened: set[str] = set()  # trials whose run is queued to be found or created
         self.retries: dict[str, int] = {}
         self._worker: _Worker | None = None
         self._client: Any = None
@@ -119,8 +162,12 @@ class TrialRecorder(Callback):
     @property
     def worker(self) -> _Worker:
         if self._worker is None:
-            self._worker = _Worker()
+            self._worker = _Worker(self.patience_s)
         return self._worker
+
+    @property
+    def unreachable(self) -> bool:
+        return self._worker is not None and self._worker.unreachable
 
     @property
     def mlflow(self) -> Any:
@@ -128,30 +175,44 @@ class TrialRecorder(Callback):
             self._client = mlflow_tracking.MlflowClient(tracking_uri=self.tracking_uri)
         return self._client
 
-    def _run_id(self, trial: Any) -> str:
-        """The trial's run: found again after a resume (so no trial is recorded twice), else created."""
-        if trial.trial_id in self.run_ids:
-            return self.run_ids[trial.trial_id]
-        run_id = self._find_run(trial.trial_id)
-        if run_id is None:
-            config = trial.config["trial"]
-            name = f"{config['drop']['strategy']}-drop{config['drop'].get('count')}-{trial.trial_id}"
-            run_id = self.mlflow.create_run(
-                self.experiment,
-                run_name=name,
-                tags={
-                    PARENT: self.parent_run_id,
-                    TAG_KIND: KIND_TRIAL,
-                    TAG_TRIAL: trial.trial_id,
-                    TAG_SEARCH: self.search_name,
-                    TAG_OPTUNA_TRIAL: str(trial.config.get("optuna_trial", "")),
-                    TAG_STATUS: RUNNING,
-                },
-            ).info.run_id
-            params = flat_params(config)
-            self.worker.submit(lambda: log_params_and_metrics(self.mlflow, run_id, params, {}))
-        self.run_ids[trial.trial_id] = run_id
-        return run_id
+    def _open(self, trial_id: str, config: dict[str, Any], *, create: bool = True) -> None:
+        """Queue finding the trial's run again (after a resume: no trial is recorded twice), else creating it."""
+        if trial_id in self.opened:
+            return
+        self.opened.add(trial_id)
+
+        def open_run() -> None:
+            if self.run_ids.get(trial_id) is not None:
+                return
+            run_id = self._find_run(trial_id)
+            if run_id is None and create:
+                trial = config["trial"]
+                run_id = self.mlflow.create_run(
+                    self.experiment,
+                    run_name=f"{trial['drop']['strategy']}-drop{trial['drop'].get('count')}-{trial_id}",
+                    tags={
+                        PARENT: self.parent_run_id,
+                        TAG_KIND: KIND_TRIAL,
+                        TAG_TRIAL: trial_id,
+                        TAG_SEARCH: self.search_name,
+                        TAG_OPTUNA_TRIAL: str(config.get("optuna_trial", "")),
+                        TAG_STATUS: RUNNING,
+                    },
+                ).info.run_id
+                log_params_and_metrics(self.mlflow, run_id, flat_params(trial), {})
+            self.run_ids[trial_id] = run_id
+
+        self.worker.submit(open_run)
+
+    def _on_run(self, trial_id: str, call: Callable[[str], None]) -> None:
+        """Queue ``call(run_id)`` for the trial's run, after its opening."""
+
+        def deliver() -> None:
+            run_id = self.run_ids.get(trial_id)
+            if run_id is not None:  # None: the trial never started, nothing was recorded
+                call(run_id)
+
+        self.worker.submit(deliver)
 
     def _find_run(self, trial_id: str) -> str | None:
         found = self.mlflow.search_runs(
@@ -161,16 +222,26 @@ class TrialRecorder(Callback):
         )
         return found[0].info.run_id if found else None
 
+    def stopped(self) -> TrackingUnreachable:
+        return TrackingUnreachable(
+            f"the MLflow tracking server {self.tracking_uri} did not answer for {self.patience_s:.0f} s: the "
+            "search stopped, its trials' state kept. Start the server, then run the same command with --resume"
+        )
+
+    def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        if self.unreachable:
+            raise self.stopped()  # out of Tune's loop, its experiment state saved: --resume continues it
+
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._run_id(trial)
+        self._open(trial.trial_id, trial.config)
 
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
     ) -> None:
-        run_id = self._run_id(trial)
+        self._open(trial.trial_id, trial.config)
         step = int(result.get("epoch", result.get("training_iteration", 0)))
         metrics = {k: v for k, v in result.items() if k in _METRICS}
-        self.worker.submit(lambda: log_params_and_metrics(self.mlflow, run_id, {}, metrics, step))
+        self._on_run(trial.trial_id, lambda run_id: log_params_and_metrics(self.mlflow, run_id, {}, metrics, step))
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._finish(trial.trial_id, trial.config, trial.last_result or {}, error=False)
@@ -181,30 +252,29 @@ class TrialRecorder(Callback):
     def on_checkpoint(self, iteration: int, trials: list[Any], trial: Any, checkpoint: Any, **info: Any) -> None:
         """Tune has registered the trial's checkpoint: a retry now continues from this epoch."""
         epoch = str(int((trial.last_result or {}).get("epoch", 0)))
-        run_id = self._run_id(trial)
-        self.worker.submit(lambda: self.mlflow.set_tag(run_id, TAG_CHECKPOINT_EPOCH, epoch))
+        self._open(trial.trial_id, trial.config)
+        self._on_run(trial.trial_id, lambda run_id: self.mlflow.set_tag(run_id, TAG_CHECKPOINT_EPOCH, epoch))
 
     def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         """The trial's process died and it is queued again (``max_failures``)."""
         self.retries[trial.trial_id] = self.retries.get(trial.trial_id, 0) + 1
-        run_id, count = self._run_id(trial), str(self.retries[trial.trial_id])
-        self.worker.submit(lambda: self.mlflow.set_tag(run_id, TAG_RETRIES, count))
+        count = str(self.retries[trial.trial_id])
+        self._open(trial.trial_id, trial.config)
+        self._on_run(trial.trial_id, lambda run_id: self.mlflow.set_tag(run_id, TAG_RETRIES, count))
 
     def _finish(self, trial_id: str, config: dict[str, Any], result: dict[str, Any], *, error: bool) -> None:
-        run_id = self.run_ids.get(trial_id) or self._find_run(trial_id)
-        if run_id is None:
-            return  # never started: nothing was recorded
+        self._open(trial_id, config, create=False)  # a trial that never started has no run to close
         status = FAILED if error else trial_status(config["trial"]["training"]["epochs"], int(result.get("epoch", 0)))
         kept = config["trial"].get("kept_layers")
 
-        def finish() -> None:
+        def finish(run_id: str) -> None:
             tags = {TAG_STATUS: status, TAG_KEPT: json.dumps(kept)}
             tags |= {tag: str(result[key]) for key, tag in PLACEMENT_TAGS.items() if key in result}
             step = int(result.get("epoch", 0))
             log_params_and_metrics(self.mlflow, run_id, {}, closing_metrics(result), step, tags)
             self.mlflow.set_terminated(run_id, "FAILED" if error else "FINISHED")
 
-        self.worker.submit(finish)
+        self._on_run(trial_id, finish)
 
     def settle(self, results: Any) -> int:
         """Close the trial runs a killed driver left open; call after ``fit`` (nothing runs any more).

@@ -1,0 +1,114 @@
+"""A tracking server that goes away: the trial recorder's records wait, in order, and are delivered when it
+answers again; past the patience the recorder says so, for the search to stop cleanly. A real `mlflow server`
+process is killed and restarted on the same port and store; the recorder is driven through Tune's callback
+hooks with plain trial objects (what Tune passes: an id, a config, the last result)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from mlflow.tracking import MlflowClient
+from prunetune.search.spec import load_spec
+from prunetune.search.store import experiment_id
+from prunetune.search.tracking import TrackingUnreachable, TrialRecorder
+
+from prunetune.records import KIND_SEARCH, TAG_KIND
+from tests.e2e.conftest import free_port
+
+
+def start_server(root: Path, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [Path(sys.executable).parent / "mlflow", "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+         "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "a"), start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                return proc
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError((root / "server.log").read_text()[-2000:])
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def a_trial(trial_id: str, epochs: int = 2) -> SimpleNamespace:
+    spec = load_spec(None, {"trial.kept_layers": "[0, 5]", "trial.training.epochs": epochs})
+    return SimpleNamespace(trial_id=trial_id, config={"trial": spec.trial.to_dict()}, last_result={})
+
+
+def epoch(trial: SimpleNamespace, number: int, score: float) -> dict[str, float]:
+    result = {"epoch": number, "val_score": score, "drop": 0.68 - score, "feasible": True, "layers_dropped": 4}
+    trial.last_result = result
+    return result
+
+
+@pytest.fixture(autouse=True)
+def _prompt_client(monkeypatch) -> None:
+    """A search's client retries each request twice itself (store.client); the recorder retries on top.
+    Here MLflow's own retries are off, so the test waits on the recorder's schedule alone."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+
+
+def test_records_made_while_the_server_is_down_are_delivered_when_it_is_back(tmp_path) -> None:
+    port = free_port()
+    server = start_server(tmp_path, port)
+    uri = f"http://127.0.0.1:{port}"
+    mlflow = MlflowClient(uri)
+    experiment = experiment_id(mlflow, "outage")
+    parent = mlflow.create_run(experiment, tags={TAG_KIND: KIND_SEARCH}).info.run_id
+    recorder = TrialRecorder(uri, experiment, parent, "outage", patience_s=120)
+    trial = a_trial("t1")
+    recorder.on_trial_start(0, [], trial)
+    recorder.on_trial_result(0, [], trial, epoch(trial, 1, 0.61))
+    recorder.flush()
+
+    stop_server(server)  # down for the second epoch and the trial's end
+    recorder.on_trial_result(0, [], trial, epoch(trial, 2, 0.66))
+    recorder.on_trial_complete(0, [], trial)
+    recorder.on_step_begin(0, [])  # nothing raised in Tune's loop while within the patience
+    time.sleep(8)
+    server = start_server(tmp_path, port)
+    try:
+        recorder.flush()
+        run_id = recorder.run_ids["t1"]
+        assert run_id is not None and not recorder.unreachable
+        history = mlflow.get_metric_history(run_id, "val_score")
+        assert sorted((m.step, m.value) for m in history) == [(1, 0.61), (2, 0.66)]  # nothing lost
+        run = mlflow.get_run(run_id)
+        assert run.info.status == "FINISHED" and run.data.metrics["final_val_score"] == 0.66
+    finally:
+        stop_server(server)
+
+
+def test_a_server_gone_past_the_patience_stops_the_search_in_one_line(tmp_path) -> None:
+
+    port = free_port()
+    server = start_server(tmp_path, port)
+    uri = f"http://127.0.0.1:{port}"
+    mlflow = MlflowClient(uri)
+    experiment = experiment_id(mlflow, "gone")
+    parent = mlflow.create_run(experiment, tags={TAG_KIND: KIND_SEARCH}).info.run_id
+    stop_server(server)
+    recorder = TrialRecorder(uri, experiment, parent, "gone", patience_s=3)
+    trial = a_trial("t1")
+    recorder.on_trial_start(0, [], trial)
+    recorder.on_trial_result(0, [], trial, epoch(trial, 1, 0.61))
+    recorder.flush()  # returns once the patience is spent
+    assert recorder.unreachable
+    with pytest.raises(TrackingUnreachable, match="did not answer for 3 s: the search stopped.*--resume"):
+        recorder.on_step_begin(0, [])
