@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -12,9 +13,20 @@ from prunetune.records import TAG_CHECKPOINT_EPOCH, TAG_RETRIES
 from tests.e2e.test_search_cluster import child_runs, tiny_spec
 
 
-def _kill_one_trial_process(spec: SearchSpec, deadline_s: float = 240) -> bool:
-    """Kill the running trial process (Ray titles it ray::ImplicitFunc…) once Tune has registered the
-    checkpoint of its first epoch (the recorder tags it in MLflow). Killing as soon as the checkpoint's
+def _of_cluster(proc: psutil.Process, address: str) -> bool:
+    """Whether ``proc`` was started by a node of the cluster at ``address``: its raylet names the cluster's
+    GCS port (``--gcs-address=<node ip>:<port>``; the ip may be the machine's, not the loopback one). Another
+    Ray instance on this machine, a user's own search, is never touched."""
+    gcs = re.compile(rf"--gcs-address=\S+:{re.escape(address.rsplit(':', 1)[1])}(\s|$)")
+    try:
+        return any(gcs.search(" ".join(parent.cmdline())) for parent in proc.parents())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def _kill_one_trial_process(spec: SearchSpec, address: str, deadline_s: float = 240) -> bool:
+    """Kill this cluster's running trial process (Ray titles it ray::ImplicitFunc…) once Tune has registered
+    the checkpoint of its first epoch (the recorder tags it in MLflow). Killing as soon as the checkpoint's
     folder appears would race Tune's registration, and the retry would rightly start from scratch."""
     from mlflow.tracking import MlflowClient
 
@@ -30,7 +42,7 @@ def _kill_one_trial_process(spec: SearchSpec, deadline_s: float = 240) -> bool:
             continue
         for proc in psutil.process_iter(["cmdline"]):
             try:
-                if "ImplicitFunc" in " ".join(proc.info["cmdline"] or []):
+                if "ImplicitFunc" in " ".join(proc.info["cmdline"] or []) and _of_cluster(proc, address):
                     proc.kill()
                     return True
             except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -60,7 +72,7 @@ def test_a_killed_trial_resumes_from_its_last_epoch_and_is_recorded_once(
 
     def kill() -> None:
         try:
-            killed.append(_kill_one_trial_process(spec))
+            killed.append(_kill_one_trial_process(spec, ray_cluster))
         except BaseException as err:  # surfaced by the assertion below
             errors.append(err)
 
