@@ -197,13 +197,20 @@ def answer_tolerance(
     candidates: Sequence[Candidate],
     measure: Callable[[Candidate], tuple[Mapping[int, float], Mapping[int, float]]],
     max_finalists: int,
+    measured: Callable[[Candidate], bool] = lambda candidate: False,
 ) -> ToleranceAnswer:
     """Walk ``candidates`` deepest first; ``measure`` re-trains one on the decision seeds and returns its
     (scores, paired drops) per seed. Stops at the first finalist confidently within, or after
-    ``max_finalists`` finalists. Of the findings at the deepest depth whose mean is within, the answer is the
-    surest (within before borderline), then the smallest mean drop."""
-    findings = []
-    for candidate in ranked(candidates)[:max_finalists]:
+    ``max_finalists`` re-trained finalists; a candidate already ``measured`` (for a tighter tolerance) costs
+    nothing and is always weighed, so an answer confidently within 1 point is confidently within 2 as well.
+    Of the findings at the deepest depth whose mean is within, the answer is the surest (within before
+    borderline), then the smallest mean drop."""
+    findings, trained = [], 0
+    for candidate in ranked(candidates):
+        free = measured(candidate)
+        if not free and trained >= max_finalists:
+            continue
+        trained += not free
         scores, drops = measure(candidate)
         findings.append(finding(candidate, scores, drops, tolerance))
         if findings[-1].verdict == "within":

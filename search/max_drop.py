@@ -159,7 +159,13 @@ def _max_drop(loosest: SearchSpec, tolerances: list[float], resume: bool, say: A
         loosest, mlflow, experiment, result.reference, loosest.trial.training.seed, say, result.prepared
     )
     answers = [
-        answer_tolerance(t, finalists(trials, on_search_seed, t, relative), measure, loosest.max_finalists)
+        answer_tolerance(
+            t,
+            finalists(trials, on_search_seed, t, relative),
+            measure,
+            loosest.max_finalists,
+            measured=lambda candidate: candidate.key in measured,
+        )
         for t in sorted(tolerances)
     ]
     return MaxDropAnswer(

@@ -121,6 +121,18 @@ def test_answer_walks_deepest_first_until_a_confident_finding() -> None:
     assert limited.mean_within is not None and limited.mean_within.candidate.layers_dropped == 4
     nothing = answer_tolerance(0.01, [], measure, max_finalists=2)
     assert (nothing.mean_within, nothing.confident, nothing.checked) == (None, None, 0)
+    # A finalist already re-trained for a tighter tolerance costs nothing, so it is weighed beyond the limit:
+    # confidently within 1 point, it is confidently within 2 as well (the real run of benchmarks §1d).
+    asked.clear()
+    widened = answer_tolerance(
+        0.01,
+        [_candidate(k, 0.7) for k in (3, 4, 5)],
+        measure,
+        max_finalists=2,
+        measured=lambda c: c.layers_dropped == 3,
+    )
+    assert widened.confident is not None and widened.confident.candidate.layers_dropped == 3
+    assert asked == [5, 4, 3] and widened.checked == 3
 
 
 def test_at_the_same_depth_the_surer_finding_is_the_answer() -> None:
