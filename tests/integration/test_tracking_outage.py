@@ -46,6 +46,17 @@ def stop_server(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+def a_search(tmp_path: Path, name: str) -> tuple[subprocess.Popen, str, MlflowClient, str, str]:
+    """A real server with a search's experiment and parent run: (server, uri, client, experiment, parent)."""
+    port = free_port()
+    server = start_server(tmp_path, port)
+    uri = f"http://127.0.0.1:{port}"
+    mlflow = MlflowClient(uri)
+    experiment = experiment_id(mlflow, name)
+    parent = mlflow.create_run(experiment, tags={TAG_KIND: KIND_SEARCH}).info.run_id
+    return server, uri, mlflow, experiment, parent
+
+
 def a_trial(trial_id: str, epochs: int = 2) -> SimpleNamespace:
     spec = load_spec(None, {"trial.kept_layers": "[0, 5]", "trial.training.epochs": epochs})
     return SimpleNamespace(trial_id=trial_id, config={"trial": spec.trial.to_dict()}, last_result={})
@@ -65,12 +76,8 @@ def _prompt_client(monkeypatch) -> None:
 
 
 def test_records_made_while_the_server_is_down_are_delivered_when_it_is_back(tmp_path) -> None:
-    port = free_port()
-    server = start_server(tmp_path, port)
-    uri = f"http://127.0.0.1:{port}"
-    mlflow = MlflowClient(uri)
-    experiment = experiment_id(mlflow, "outage")
-    parent = mlflow.create_run(experiment, tags={TAG_KIND: KIND_SEARCH}).info.run_id
+    server, uri, mlflow, experiment, parent = a_search(tmp_path, "outage")
+    port = int(uri.rsplit(":", 1)[1])
     recorder = TrialRecorder(uri, experiment, parent, "outage", patience_s=120)
     trial = a_trial("t1")
     recorder.on_trial_start(0, [], trial)
@@ -97,12 +104,7 @@ def test_records_made_while_the_server_is_down_are_delivered_when_it_is_back(tmp
 
 def test_a_server_gone_past_the_patience_stops_the_search_in_one_line(tmp_path) -> None:
 
-    port = free_port()
-    server = start_server(tmp_path, port)
-    uri = f"http://127.0.0.1:{port}"
-    mlflow = MlflowClient(uri)
-    experiment = experiment_id(mlflow, "gone")
-    parent = mlflow.create_run(experiment, tags={TAG_KIND: KIND_SEARCH}).info.run_id
+    server, uri, _, experiment, parent = a_search(tmp_path, "gone")
     stop_server(server)
     recorder = TrialRecorder(uri, experiment, parent, "gone", patience_s=3)
     trial = a_trial("t1")
