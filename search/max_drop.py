@@ -127,7 +127,7 @@ def _max_drop(loosest: SearchSpec, tolerances: list[float], resume: bool, say: A
     from prunetune.search.store import client, experiment_id, paged_runs
 
     result = run_search(loosest, resume=resume, say=say)
-    mlflow = client(loosest.resolved_tracking_uri())
+    mlflow = client(loosest.resolved_tracking_uri(), patience_s=loosest.tracking_patience_s)
     experiment = experiment_id(mlflow, loosest.name)
     children = list(paged_runs(mlflow, [experiment], runs_where(parent=result.parent_run_id)))
     trials = complete_trials(children)

@@ -96,8 +96,11 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
         _log_text(store.mlflow, store.parent, spec.storage / spec.name / LAYER_SCORES_ARTIFACT, scores.to_json())
 
         recorder = TrialRecorder(
-            store.tracking_uri, store.experiment, store.parent, spec.name, spec.tracking_patience_s
+            store.tracking_uri, store.experiment, store.parent, spec.name, spool_path(spec), spec.tracking_patience_s
         )
+        replayed = recorder.replay()  # what a driver killed during an outage had not delivered, first
+        if replayed:
+            say(f"{replayed} record(s) the last driver could not deliver to MLflow: delivering them now")
         tuner = _tuner(spec, store, reference, scores, num_layers, shared, [recorder, _progress(spec, say)])
         started = time.monotonic()
         try:
@@ -123,7 +126,7 @@ def _open_store(spec: SearchSpec, resume: bool, say: Any) -> Store:
     server = tracking_uri.startswith(("http://", "https://"))
     local = None if server else (spec.storage / "mlartifacts").as_uri()
     with store_lock(spec.storage):  # creating the SQLite stores is one process's job at a time
-        mlflow = client(tracking_uri)
+        mlflow = client(tracking_uri, patience_s=spec.tracking_patience_s)  # every driver call rides out an outage
         experiment = experiment_id(mlflow, spec.name, local)
         optuna.storages.RDBStorage(_optuna_url(spec))
     experiment_path = f"{spec.ray_storage.rstrip('/')}/{spec.name}"
@@ -250,6 +253,11 @@ def _parent_run(spec: SearchSpec, mlflow: Any, experiment: str, resume: bool) ->
     marker.write_text(run.info.run_id)
     _log_text(mlflow, run.info.run_id, spec.storage / spec.name / SPEC_ARTIFACT, json.dumps(spec.to_dict(), indent=2))
     return str(run.info.run_id)
+
+
+def spool_path(spec: SearchSpec) -> Any:
+    """The durable spool of the search's trial records (:mod:`prunetune.search.spool`)."""
+    return spec.storage / spec.name / "mlflow-spool.jsonl"
 
 
 def _optuna_url(spec: SearchSpec) -> str:

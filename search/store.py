@@ -4,26 +4,93 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
+import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from prunetune.errors import PrunetuneError
 from prunetune.libs import mlflow_tracking
 
+log = logging.getLogger(__name__)
+
 PAGE_SIZE = 1000  # runs per search_runs round trip
+
+# What MLflow raises while a server is away or restarting, or a local store is busy: worth waiting out.
+# Anything else (a request MLflow refuses, a bug) is raised at once: retrying cannot help.
+_TRANSIENT = {"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"}
+
+
+def transient(err: Exception) -> bool:
+    return isinstance(err, OSError) or getattr(err, "error_code", None) in _TRANSIENT
 
 
 class TrackingError(PrunetuneError, RuntimeError):
     """The MLflow tracking store cannot be reached or used."""
 
 
-def client(tracking_uri: str, timeout_s: float = 15.0) -> Any:
-    """An MlflowClient, checked to answer now (an unreachable server fails here, before any trial)."""
+class TrackingUnreachable(TrackingError):
+    """The tracking server did not answer for the search's ``tracking_patience_s``."""
+
+
+def unreachable(tracking_uri: str, patience_s: float) -> TrackingUnreachable:
+    return TrackingUnreachable(
+        f"the MLflow tracking server {tracking_uri} did not answer for {patience_s:.0f} s: the search "
+        "stopped, its state kept. Start the server, then run the same command with --resume"
+    )
+
+
+def with_retries(call: Callable[[], Any], patience_s: float, tracking_uri: str) -> Any:
+    """``call()``, retried with backoff (1 s doubling to 30 s) while the server does not answer, for up to
+    ``patience_s``; then :class:`TrackingUnreachable`. Only :func:`transient` failures are retried."""
+    failing_since, delay = None, 1.0
+    while True:
+        try:
+            result = call()
+        except Exception as err:
+            if not transient(err):
+                raise
+            now = time.monotonic()
+            if failing_since is None:
+                failing_since = now
+                log.warning("MLflow does not answer; retrying for up to %.0f s (%s)", patience_s, err)
+            if now - failing_since > patience_s:
+                raise unreachable(tracking_uri, patience_s) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+        else:
+            if failing_since is not None:
+                log.warning("MLflow answers again after %.0f s", time.monotonic() - failing_since)
+            return result
+
+
+class RetryingClient:
+    """An MlflowClient whose every call goes through :func:`with_retries`: the driver's own records
+    (reference, baselines, re-checks, the search's run) survive a tracking outage as the trials' do."""
+
+    def __init__(self, inner: Any, patience_s: float, tracking_uri: str) -> None:
+        self._inner, self._patience_s, self._uri = inner, patience_s, tracking_uri
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._inner, name)
+        if not callable(method):
+            return method
+
+        def retried(*args: Any, **kwargs: Any) -> Any:
+            return with_retries(lambda: method(*args, **kwargs), self._patience_s, self._uri)
+
+        return retried
+
+
+def client(tracking_uri: str, timeout_s: float = 15.0, patience_s: float = 0.0) -> Any:
+    """An MlflowClient, checked to answer now (an unreachable server fails here, before any trial); with
+    ``patience_s``, its calls are retried through an outage of up to that long."""
     check_answers(tracking_uri, timeout_s)
-    return mlflow_tracking.MlflowClient(tracking_uri=tracking_uri)
+    inner = mlflow_tracking.MlflowClient(tracking_uri=tracking_uri)
+    return RetryingClient(inner, patience_s, tracking_uri) if patience_s > 0 else inner
 
 
 def check_answers(tracking_uri: str, timeout_s: float = 15.0) -> None:

@@ -1,9 +1,10 @@
 """Every trial an MLflow run: a parent run per search, a child run per trial, logged from the driver.
 
 Logging from the driver (a Tune callback) rather than inside trials means a killed trial can
-never leave a run RUNNING, and the driver decides each trial's final status. Calls go through
-one background thread (``log_batch``, one round trip per epoch) so a slow tracking server
-never stalls the Tune loop; :meth:`TrialRecorder.flush` waits for them. Not MLflow's own async logging
+never leave a run RUNNING, and the driver decides each trial's final status. Each record is first written
+to a durable spool under the search's folder (:mod:`prunetune.search.spool`), then delivered by one
+background thread (``log_batch``, one round trip per epoch) so a slow or absent tracking server never stalls
+the Tune loop; :meth:`TrialRecorder.flush` waits for them. Not MLflow's own async logging
 (``synchronous=False``): it keeps an undelivered batch in memory only, and the ordering of a run's closing
 after its metrics is ours to keep either way. MLflow does the batching (``log_batch`` splits by its limits).
 """
@@ -16,9 +17,11 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from prunetune.search.store import TrackingError, paged_runs
+from prunetune.search.spool import Spool
+from prunetune.search.store import TrackingUnreachable, paged_runs, unreachable, with_retries
 from prunetune.search.trainable import DERIVED, REPORTED
 from ray.tune import Callback
 
@@ -70,81 +73,68 @@ def log_params_and_metrics(
     )
 
 
-# MLflow's answers to a request that is wrong in itself: retrying cannot help (a server that is away or
-# restarting answers nothing, or INTERNAL_ERROR / TEMPORARILY_UNAVAILABLE, and is retried).
-_REFUSALS = {"INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST", "BAD_REQUEST"}
-
-
 class _Worker:
-    """One background thread delivering records in order. A call that fails is retried with backoff, so a
-    tracking server that is restarting or away for a while costs nothing; once ``patience_s`` pass without
-    a delivery the worker gives up (``unreachable``) and the search stops cleanly, resumable."""
+    """One background thread delivering the spool's records in order, each retried through an outage
+    (:func:`with_retries`). Once the patience is spent it stops delivering (``unreachable``): the records
+    stay in the spool for the next driver, and the search stops cleanly, resumable."""
 
-    def __init__(self, patience_s: float) -> None:
-        self.patience_s = patience_s
+    def __init__(self, deliver: Callable[[dict[str, Any]], None], spool: Spool, patience_s: float, uri: str) -> None:
+        self.deliver, self.spool, self.patience_s, self.uri = deliver, spool, patience_s, uri
         self.unreachable = False
-        self.tasks: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self.tasks: queue.Queue[tuple[int, dict[str, Any]]] = queue.Queue()
         self.thread = threading.Thread(target=self._run, name="prunetune-mlflow", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
         while True:
-            task = self.tasks.get()
+            seq, record = self.tasks.get()
             try:
-                if task is not None and not self.unreachable:
-                    self._deliver(task)
+                if not self.unreachable:
+                    self._deliver(seq, record)
             finally:
                 self.tasks.task_done()
 
-    def _deliver(self, task: Callable[[], None]) -> None:
-        failing_since, delay = None, 1.0
-        while True:
-            try:
-                task()
-            except Exception as err:
-                if getattr(err, "error_code", None) in _REFUSALS:  # a logging failure must not kill the search
-                    log.exception("MLflow refused a record")
-                    return
-                now = time.monotonic()
-                if failing_since is None:
-                    failing_since = now
-                    log.warning("MLflow does not answer; retrying for up to %.0f s (%s)", self.patience_s, err)
-                if now - failing_since > self.patience_s:
-                    self.unreachable = True
-                    log.error("MLflow did not answer for %.0f s: stopping the search", self.patience_s)
-                    return
-                time.sleep(delay)
-                delay = min(delay * 2, 30.0)
-            else:
-                if failing_since is not None:
-                    log.warning("MLflow answers again after %.0f s", time.monotonic() - failing_since)
-                return
+    def _deliver(self, seq: int, record: dict[str, Any]) -> None:
+        try:
+            with_retries(lambda: self.deliver(record), self.patience_s, self.uri)
+        except TrackingUnreachable:
+            self.unreachable = True
+            log.error("MLflow did not answer for %.0f s: stopping the search", self.patience_s)
+            return
+        except Exception:  # refused by MLflow: it never will be delivered, and a record must not kill the search
+            log.exception("MLflow refused a record: %s", record)
+        self.spool.delivered(seq)
 
-    def submit(self, task: Callable[[], None]) -> None:
-        self.tasks.put(task)
+    def submit(self, seq: int, record: dict[str, Any]) -> None:
+        self.tasks.put((seq, record))
 
     def flush(self) -> None:
         self.tasks.join()
 
 
-class TrackingUnreachable(TrackingError):
-    """The tracking server did not answer for the search's ``tracking_patience_s``."""
-
-
 class TrialRecorder(Callback):
     """A Tune callback that records each trial as a child run of the search's parent run.
 
-    No MLflow call runs in a callback: each is queued, in order, to the worker thread, which looks a trial's
-    run id up when it delivers. So a tracking outage never raises inside Tune; if it outlasts the patience,
-    the next Tune step raises :class:`TrackingUnreachable` and the search stops with its state resumable."""
+    No MLflow call runs in a callback: each record is written to the search's durable spool and queued, in
+    order, to the worker thread, which looks a trial's run id up when it delivers. So a tracking outage never
+    raises inside Tune; if it outlasts the patience, the next Tune step raises :class:`TrackingUnreachable`
+    and the search stops with its state resumable; and what a dead driver had not delivered, the next one
+    delivers (:meth:`replay`)."""
 
     def __init__(
-        self, tracking_uri: str, experiment: str, parent_run_id: str, search_name: str, patience_s: float = 600.0
+        self,
+        tracking_uri: str,
+        experiment: str,
+        parent_run_id: str,
+        search_name: str,
+        spool_path: Path,
+        patience_s: float = 600.0,
     ) -> None:
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         self.parent_run_id = parent_run_id
         self.search_name = search_name
+        self.spool_path = spool_path
         self.patience_s = patience_s
         self.run_ids: dict[str, str | None] = {}  # filled by the worker as it delivers; None: no run
         self.opened: set[str] = set()  # trials whose run is queued to be found or created
@@ -162,7 +152,7 @@ class TrialRecorder(Callback):
     @property
     def worker(self) -> _Worker:
         if self._worker is None:
-            self._worker = _Worker(self.patience_s)
+            self._worker = _Worker(self._deliver, Spool(self.spool_path), self.patience_s, self.tracking_uri)
         return self._worker
 
     @property
@@ -175,44 +165,77 @@ class TrialRecorder(Callback):
             self._client = mlflow_tracking.MlflowClient(tracking_uri=self.tracking_uri)
         return self._client
 
-    def _open(self, trial_id: str, config: dict[str, Any], *, create: bool = True) -> None:
+    def replay(self) -> int:
+        """Queue what an earlier driver of this search spooled but never delivered; returns how many."""
+        pending = self.worker.spool.pending()
+        for seq, record in pending:
+            self.worker.submit(seq, record)
+        return len(pending)
+
+    def _record(self, record: dict[str, Any]) -> None:
+        self.worker.submit(self.worker.spool.append(record), record)
+
+    def _deliver(self, record: dict[str, Any]) -> None:
+        """One spooled record into MLflow: a trial's run found or created (``open``), or a batch of metrics and
+        tags, optionally closing the run (``log``)."""
+        if record["op"] == "open":
+            self._open_run(record)
+            return
+        run_id = record.get("run") or self._run_of(record["trial"])
+        if run_id is None:  # the trial never started: nothing was recorded
+            return
+        log_params_and_metrics(self.mlflow, run_id, {}, record["metrics"], record["step"], record["tags"])
+        if record.get("end"):
+            self.mlflow.set_terminated(run_id, record["end"])
+
+    def _run_of(self, trial_id: str) -> str | None:
+        if trial_id not in self.run_ids:  # a record spooled by an earlier driver: its run is looked up
+            self.run_ids[trial_id] = self._find_run(trial_id)
+        return self.run_ids[trial_id]
+
+    def _open_run(self, record: dict[str, Any]) -> None:
+        trial_id = record["trial"]
+        if self._run_of(trial_id) is not None:  # after a resume (or a replay) no trial is recorded twice
+            return
+        run_id = self.mlflow.create_run(self.experiment, run_name=record["name"], tags=record["tags"]).info.run_id
+        log_params_and_metrics(self.mlflow, run_id, record["params"], {})
+        self.run_ids[trial_id] = run_id
+
+    def _open(self, trial_id: str, config: dict[str, Any]) -> None:
         """Queue finding the trial's run again (after a resume: no trial is recorded twice), else creating it."""
         if trial_id in self.opened:
             return
         self.opened.add(trial_id)
+        trial = config["trial"]
+        self._record(
+            {
+                "op": "open",
+                "trial": trial_id,
+                "name": f"{trial['drop']['strategy']}-drop{trial['drop'].get('count')}-{trial_id}",
+                "tags": {
+                    PARENT: self.parent_run_id,
+                    TAG_KIND: KIND_TRIAL,
+                    TAG_TRIAL: trial_id,
+                    TAG_SEARCH: self.search_name,
+                    TAG_OPTUNA_TRIAL: str(config.get("optuna_trial", "")),
+                    TAG_STATUS: RUNNING,
+                },
+                "params": flat_params(trial),
+            }
+        )
 
-        def open_run() -> None:
-            if self.run_ids.get(trial_id) is not None:
-                return
-            run_id = self._find_run(trial_id)
-            if run_id is None and create:
-                trial = config["trial"]
-                run_id = self.mlflow.create_run(
-                    self.experiment,
-                    run_name=f"{trial['drop']['strategy']}-drop{trial['drop'].get('count')}-{trial_id}",
-                    tags={
-                        PARENT: self.parent_run_id,
-                        TAG_KIND: KIND_TRIAL,
-                        TAG_TRIAL: trial_id,
-                        TAG_SEARCH: self.search_name,
-                        TAG_OPTUNA_TRIAL: str(config.get("optuna_trial", "")),
-                        TAG_STATUS: RUNNING,
-                    },
-                ).info.run_id
-                log_params_and_metrics(self.mlflow, run_id, flat_params(trial), {})
-            self.run_ids[trial_id] = run_id
-
-        self.worker.submit(open_run)
-
-    def _on_run(self, trial_id: str, call: Callable[[str], None]) -> None:
-        """Queue ``call(run_id)`` for the trial's run, after its opening."""
-
-        def deliver() -> None:
-            run_id = self.run_ids.get(trial_id)
-            if run_id is not None:  # None: the trial never started, nothing was recorded
-                call(run_id)
-
-        self.worker.submit(deliver)
+    def _log(
+        self,
+        trial_id: str,
+        metrics: dict[str, float] | None = None,
+        step: int = 0,
+        tags: dict[str, str] | None = None,
+        end: str | None = None,
+    ) -> None:
+        """Queue metrics and tags for the trial's run, after its opening; ``end`` closes the run."""
+        self._record(
+            {"op": "log", "trial": trial_id, "metrics": metrics or {}, "step": step, "tags": tags or {}, "end": end}
+        )
 
     def _find_run(self, trial_id: str) -> str | None:
         found = self.mlflow.search_runs(
@@ -223,10 +246,7 @@ class TrialRecorder(Callback):
         return found[0].info.run_id if found else None
 
     def stopped(self) -> TrackingUnreachable:
-        return TrackingUnreachable(
-            f"the MLflow tracking server {self.tracking_uri} did not answer for {self.patience_s:.0f} s: the "
-            "search stopped, its trials' state kept. Start the server, then run the same command with --resume"
-        )
+        return unreachable(self.tracking_uri, self.patience_s)
 
     def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
         if self.unreachable:
@@ -240,8 +260,8 @@ class TrialRecorder(Callback):
     ) -> None:
         self._open(trial.trial_id, trial.config)
         step = int(result.get("epoch", result.get("training_iteration", 0)))
-        metrics = {k: v for k, v in result.items() if k in _METRICS}
-        self._on_run(trial.trial_id, lambda run_id: log_params_and_metrics(self.mlflow, run_id, {}, metrics, step))
+        metrics = {k: float(v) for k, v in result.items() if k in _METRICS and isinstance(v, (int, float))}
+        self._log(trial.trial_id, metrics, step)
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._finish(trial.trial_id, trial.config, trial.last_result or {}, error=False)
@@ -253,28 +273,21 @@ class TrialRecorder(Callback):
         """Tune has registered the trial's checkpoint: a retry now continues from this epoch."""
         epoch = str(int((trial.last_result or {}).get("epoch", 0)))
         self._open(trial.trial_id, trial.config)
-        self._on_run(trial.trial_id, lambda run_id: self.mlflow.set_tag(run_id, TAG_CHECKPOINT_EPOCH, epoch))
+        self._log(trial.trial_id, tags={TAG_CHECKPOINT_EPOCH: epoch})
 
     def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         """The trial's process died and it is queued again (``max_failures``)."""
         self.retries[trial.trial_id] = self.retries.get(trial.trial_id, 0) + 1
-        count = str(self.retries[trial.trial_id])
         self._open(trial.trial_id, trial.config)
-        self._on_run(trial.trial_id, lambda run_id: self.mlflow.set_tag(run_id, TAG_RETRIES, count))
+        self._log(trial.trial_id, tags={TAG_RETRIES: str(self.retries[trial.trial_id])})
 
     def _finish(self, trial_id: str, config: dict[str, Any], result: dict[str, Any], *, error: bool) -> None:
-        self._open(trial_id, config, create=False)  # a trial that never started has no run to close
+        # No opening queued: a trial that never started has no run to close.
         status = FAILED if error else trial_status(config["trial"]["training"]["epochs"], int(result.get("epoch", 0)))
-        kept = config["trial"].get("kept_layers")
-
-        def finish(run_id: str) -> None:
-            tags = {TAG_STATUS: status, TAG_KEPT: json.dumps(kept)}
-            tags |= {tag: str(result[key]) for key, tag in PLACEMENT_TAGS.items() if key in result}
-            step = int(result.get("epoch", 0))
-            log_params_and_metrics(self.mlflow, run_id, {}, closing_metrics(result), step, tags)
-            self.mlflow.set_terminated(run_id, "FAILED" if error else "FINISHED")
-
-        self._on_run(trial_id, finish)
+        tags = {TAG_STATUS: status, TAG_KEPT: json.dumps(config["trial"].get("kept_layers"))}
+        tags |= {tag: str(result[key]) for key, tag in PLACEMENT_TAGS.items() if key in result}
+        metrics = {k: float(v) for k, v in closing_metrics(result).items()}
+        self._log(trial_id, metrics, int(result.get("epoch", 0)), tags, "FAILED" if error else "FINISHED")
 
     def settle(self, results: Any) -> int:
         """Close the trial runs a killed driver left open; call after ``fit`` (nothing runs any more).
@@ -288,18 +301,20 @@ class TrialRecorder(Callback):
         finished = {r.metrics["trial_id"]: r for r in results if r.metrics and "trial_id" in r.metrics}
         still_open = runs_where("RUNNING", parent=self.parent_run_id, kind=KIND_TRIAL)
         # Listed in full before closing any: pages are offsets into a filter the closing changes.
-        open_runs = list(paged_runs(self.mlflow, [self.experiment], still_open))
+        listing = lambda: list(paged_runs(self.mlflow, [self.experiment], still_open))  # noqa: E731
         interrupted = 0
-        for run in open_runs:
+        for run in with_retries(listing, self.patience_s, self.tracking_uri):
             trial_id = run.data.tags.get(TAG_TRIAL, "")
             if trial_id in finished:
                 result = finished[trial_id]
                 self.run_ids[trial_id] = run.info.run_id
                 self._finish(trial_id, result.config, result.metrics, error=result.error is not None)
             else:
-                close_interrupted(self.mlflow, run.info.run_id)
+                self._record(interrupted_record(run.info.run_id))
                 interrupted += 1
         self.flush()
+        if self.unreachable:
+            raise self.stopped()
         return interrupted
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
@@ -308,6 +323,10 @@ class TrialRecorder(Callback):
     def flush(self) -> None:
         if self._worker is not None:
             self._worker.flush()
+
+
+def interrupted_record(run_id: str) -> dict[str, Any]:
+    return {"op": "log", "run": run_id, "metrics": {}, "step": 0, "tags": {TAG_STATUS: INTERRUPTED}, "end": "KILLED"}
 
 
 def close_interrupted(mlflow: Any, run_id: str) -> None:

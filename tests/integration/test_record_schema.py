@@ -37,7 +37,7 @@ def test_every_writer_closes_a_run_the_same_way_and_reads_back_the_same(tmp_path
     job_run = open_job_run(spec, mlflow, experiment, spec.trial, KIND_RECHECK, {PARENT: parent})
     finish_job_run(mlflow, job_run, spec.trial, lambda: result | {"history": history})
 
-    recorder = TrialRecorder(uri, experiment, parent, spec.name)
+    recorder = TrialRecorder(uri, experiment, parent, spec.name, tmp_path / "spool.jsonl")
     trial_run = mlflow.create_run(experiment, tags={PARENT: parent, TAG_KIND: KIND_TRIAL, TAG_TRIAL: "t1"})
     recorder.run_ids["t1"] = trial_run.info.run_id
     recorder._finish("t1", {"trial": spec.trial.to_dict()}, result, error=False)

@@ -41,7 +41,7 @@ def test_settle_closes_what_tune_finished_and_what_it_lost(tmp_path) -> None:
         error=None,
     )
 
-    recorder = TrialRecorder(uri, experiment, parent, "resumed")
+    recorder = TrialRecorder(uri, experiment, parent, "resumed", tmp_path / "spool.jsonl")
     assert recorder.settle([result]) == 1
 
     closed = mlflow.get_run(finished_in_tune)

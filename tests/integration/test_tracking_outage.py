@@ -1,5 +1,6 @@
-"""A tracking server that goes away: the trial recorder's records wait, in order, and are delivered when it
-answers again; past the patience the recorder says so, for the search to stop cleanly. A real `mlflow server`
+"""A tracking server that goes away: the trial recorder's records wait, in order, in a durable spool, and are
+delivered when it answers again, by the same driver or, if it died, by the next one; past the patience the
+recorder says so, for the search to stop cleanly. The driver's own calls ride out an outage too. A real `mlflow server`
 process is killed and restarted on the same port and store; the recorder is driven through Tune's callback
 hooks with plain trial objects (what Tune passes: an id, a config, the last result)."""
 
@@ -9,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -17,8 +19,8 @@ from types import SimpleNamespace
 import pytest
 from mlflow.tracking import MlflowClient
 from prunetune.search.spec import load_spec
-from prunetune.search.store import experiment_id
-from prunetune.search.tracking import TrackingUnreachable, TrialRecorder
+from prunetune.search.store import TrackingUnreachable, client, experiment_id
+from prunetune.search.tracking import TrialRecorder
 
 from prunetune.records import KIND_SEARCH, TAG_KIND
 from tests.e2e.conftest import free_port
@@ -78,7 +80,7 @@ def _prompt_client(monkeypatch) -> None:
 def test_records_made_while_the_server_is_down_are_delivered_when_it_is_back(tmp_path) -> None:
     server, uri, mlflow, experiment, parent = a_search(tmp_path, "outage")
     port = int(uri.rsplit(":", 1)[1])
-    recorder = TrialRecorder(uri, experiment, parent, "outage", patience_s=120)
+    recorder = TrialRecorder(uri, experiment, parent, "outage", tmp_path / "spool.jsonl", patience_s=120)
     trial = a_trial("t1")
     recorder.on_trial_start(0, [], trial)
     recorder.on_trial_result(0, [], trial, epoch(trial, 1, 0.61))
@@ -106,7 +108,7 @@ def test_a_server_gone_past_the_patience_stops_the_search_in_one_line(tmp_path) 
 
     server, uri, _, experiment, parent = a_search(tmp_path, "gone")
     stop_server(server)
-    recorder = TrialRecorder(uri, experiment, parent, "gone", patience_s=3)
+    recorder = TrialRecorder(uri, experiment, parent, "gone", tmp_path / "spool.jsonl", patience_s=3)
     trial = a_trial("t1")
     recorder.on_trial_start(0, [], trial)
     recorder.on_trial_result(0, [], trial, epoch(trial, 1, 0.61))
@@ -114,3 +116,60 @@ def test_a_server_gone_past_the_patience_stops_the_search_in_one_line(tmp_path) 
     assert recorder.unreachable
     with pytest.raises(TrackingUnreachable, match="did not answer for 3 s: the search stopped.*--resume"):
         recorder.on_step_begin(0, [])
+
+
+def test_records_a_driver_could_not_deliver_before_it_died_are_delivered_by_the_next(tmp_path) -> None:
+    server, uri, mlflow, experiment, parent = a_search(tmp_path, "died")
+    port = int(uri.rsplit(":", 1)[1])
+    spool = tmp_path / "spool.jsonl"
+    stop_server(server)
+    first = TrialRecorder(uri, experiment, parent, "died", spool, patience_s=2)
+    trial = a_trial("t1")
+    first.on_trial_start(0, [], trial)
+    first.on_trial_result(0, [], trial, epoch(trial, 1, 0.61))
+    first.on_trial_result(0, [], trial, epoch(trial, 2, 0.66))
+    first.on_trial_complete(0, [], trial)
+    first.flush()
+    assert first.unreachable and spool.exists()  # the driver stops here; its records are on disk only
+
+    server = start_server(tmp_path, port)
+    try:
+        second = TrialRecorder(uri, experiment, parent, "died", spool, patience_s=60)  # the --resume driver
+        assert second.replay() == 4  # the run's opening, two epochs, its closing
+        second.flush()
+        runs = mlflow.search_runs([experiment], filter_string=f"tags.mlflow.parentRunId = '{parent}'")
+        assert len(runs) == 1
+        history = mlflow.get_metric_history(runs[0].info.run_id, "val_score")
+        assert sorted((m.step, m.value) for m in history) == [(1, 0.61), (2, 0.66)]
+        assert runs[0].info.status == "FINISHED" and runs[0].data.metrics["final_val_score"] == 0.66
+        assert not spool.exists()  # all delivered: the spool is emptied
+        assert TrialRecorder(uri, experiment, parent, "died", spool).replay() == 0
+    finally:
+        stop_server(server)
+
+
+def test_the_drivers_own_calls_wait_out_an_outage(tmp_path) -> None:
+    """The reference, baselines and re-checks log through this client: a restart of the server costs nothing."""
+    server, uri, _, experiment, _ = a_search(tmp_path, "driver")
+    port = int(uri.rsplit(":", 1)[1])
+    mlflow = client(uri, patience_s=120)
+    stop_server(server)
+    restarted: list[subprocess.Popen] = []
+    back = threading.Timer(6, lambda: restarted.append(start_server(tmp_path, port)))
+    back.start()
+    try:
+        run = mlflow.create_run(experiment, tags={TAG_KIND: "reference"})  # sent while the server is away
+        back.join()
+        assert mlflow.get_run(run.info.run_id).data.tags[TAG_KIND] == "reference"
+    finally:
+        back.join()
+        for proc in restarted:
+            stop_server(proc)
+
+
+def test_the_drivers_calls_give_up_in_one_line_past_the_patience(tmp_path) -> None:
+    server, uri, _, experiment, _ = a_search(tmp_path, "driver-gone")
+    mlflow = client(uri, patience_s=2)
+    stop_server(server)
+    with pytest.raises(TrackingUnreachable, match="did not answer for 2 s.*--resume"):
+        mlflow.create_run(experiment)
