@@ -23,8 +23,8 @@ from prunetune.search.shared import (
     prepared_data,
 )
 from prunetune.search.spec import SearchSpec, ray_address
-from prunetune.search.store import check_answers, client, experiment_id, paged_runs, search_lock, store_lock
-from prunetune.search.tracking import TrialRecorder, close_interrupted, log_params_and_metrics
+from prunetune.search.store import check_answers, experiment_id, open_store, paged_runs, search_lock, store_lock
+from prunetune.search.tracking import TrialRecorder, close_interrupted, log_params_and_metrics, recorded_results
 
 from prunetune.libs import optuna, ray, tune
 from prunetune.records import (
@@ -101,6 +101,9 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
         replayed = recorder.replay()  # what a driver killed during an outage had not delivered, first
         if replayed:
             say(f"{replayed} record(s) the last driver could not deliver to MLflow: delivering them now")
+            recorder.flush()  # before Tune resumes: a trial closed in them is not trained again
+            if recorder.unreachable:
+                raise recorder.stopped()
         tuner = _tuner(spec, store, reference, scores, num_layers, shared, [recorder, _progress(spec, say)])
         started = time.monotonic()
         try:
@@ -126,7 +129,7 @@ def _open_store(spec: SearchSpec, resume: bool, say: Any) -> Store:
     server = tracking_uri.startswith(("http://", "https://"))
     local = None if server else (spec.storage / "mlartifacts").as_uri()
     with store_lock(spec.storage):  # creating the SQLite stores is one process's job at a time
-        mlflow = client(tracking_uri, patience_s=spec.tracking_patience_s)  # every driver call rides out an outage
+        mlflow = open_store(tracking_uri, spec.tracking_patience_s)  # every driver call rides out an outage
         experiment = experiment_id(mlflow, spec.name, local)
         optuna.storages.RDBStorage(_optuna_url(spec))
     experiment_path = f"{spec.ray_storage.rstrip('/')}/{spec.name}"
@@ -180,9 +183,15 @@ def _tuner(
 
     # An ObjectRef given to with_parameters is passed on as it is (Ray's registry puts only other values):
     # trials read the same single copy as the baselines.
+    recorded = recorded_results(store.mlflow, store.experiment, store.parent) if store.resuming else {}
     trainable = tune.with_resources(
         tune.with_parameters(
-            run_trial, spec=spec, reference_score=reference.score, num_layers=num_layers, prepared=shared
+            run_trial,
+            spec=spec,
+            reference_score=reference.score,
+            num_layers=num_layers,
+            prepared=shared,
+            recorded=recorded,
         ),
         {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial},
     )

@@ -93,6 +93,51 @@ def client(tracking_uri: str, timeout_s: float = 15.0, patience_s: float = 0.0) 
     return RetryingClient(inner, patience_s, tracking_uri) if patience_s > 0 else inner
 
 
+def open_store(tracking_uri: str, patience_s: float) -> Any:
+    """The search's client, under :func:`store_lock`. A local SQLite store left half-created (by a start that
+    died while MLflow made its tables, or by two starts at once before the lock existed) is moved aside and
+    made anew when it holds no run; one that holds runs and cannot be opened is left as it is, and the error
+    names the fix."""
+    path = _sqlite_path(tracking_uri)
+    if path is not None and _half_created(path):
+        aside = path.with_name(f"{path.name}.broken-{int(time.time())}")
+        os.replace(path, aside)  # before MLflow opens it: it keeps an engine per file for the process's life
+        log.warning("the MLflow store %s was left half-created and held no run: moved to %s", path, aside)
+    try:
+        mlflow = client(tracking_uri, patience_s=patience_s)
+        mlflow.search_experiments(max_results=1)  # MLflow opens (creates, upgrades) a SQL store lazily
+        return mlflow
+    except Exception as err:
+        if path is None or isinstance(err, PrunetuneError):
+            raise
+        raise TrackingError(
+            f"the MLflow store {path} cannot be opened ({str(err).splitlines()[0]}); it was left as it is: "
+            f"back it up, then run `mlflow db upgrade sqlite:///{path}`, or move it aside to start a new one"
+        ) from None
+
+
+def _sqlite_path(tracking_uri: str) -> Path | None:
+    prefix = "sqlite:///"
+    return Path(tracking_uri[len(prefix) :]) if tracking_uri.startswith(prefix) else None
+
+
+def _half_created(path: Path) -> bool:
+    """An SQLite store whose table creation never finished (a leftover ``_alembic_tmp_`` table, or no schema
+    version) and that holds no run: nothing in it to keep."""
+    import sqlite3
+
+    if not path.exists():
+        return False
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables:
+            return False  # an empty file: MLflow makes its tables in it
+        leftover = any(name.startswith("_alembic_tmp_") for name in tables)
+        versioned = "alembic_version" in tables and db.execute("SELECT count(*) FROM alembic_version").fetchone()[0]
+        runs = "runs" in tables and db.execute("SELECT count(*) FROM runs").fetchone()[0]
+    return (leftover or not versioned) and not runs
+
+
 def check_answers(tracking_uri: str, timeout_s: float = 15.0) -> None:
     """A tracking server that does not answer its health check is refused; a local store is not touched
     (opening one creates its tables, which a search refused for other reasons must not leave behind)."""

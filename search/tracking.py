@@ -22,7 +22,7 @@ from typing import Any
 
 from prunetune.search.spool import Spool
 from prunetune.search.store import TrackingUnreachable, paged_runs, unreachable, with_retries
-from prunetune.search.trainable import DERIVED, REPORTED
+from prunetune.search.trainable import ALREADY_RECORDED, DERIVED, REPORTED
 from ray.tune import Callback
 
 from prunetune.libs import mlflow_entities, mlflow_tracking
@@ -42,6 +42,7 @@ from prunetune.records import (
     TAG_STATUS,
     TAG_TRIAL,
     closing_metrics,
+    final_value,
     runs_where,
     trial_status,
 )
@@ -258,12 +259,16 @@ class TrialRecorder(Callback):
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
     ) -> None:
+        if result.get(ALREADY_RECORDED):
+            return
         self._open(trial.trial_id, trial.config)
         step = int(result.get("epoch", result.get("training_iteration", 0)))
         metrics = {k: float(v) for k, v in result.items() if k in _METRICS and isinstance(v, (int, float))}
         self._log(trial.trial_id, metrics, step)
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        if (trial.last_result or {}).get(ALREADY_RECORDED):
+            return  # closed by the driver that trained it
         self._finish(trial.trial_id, trial.config, trial.last_result or {}, error=False)
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
@@ -323,6 +328,19 @@ class TrialRecorder(Callback):
     def flush(self) -> None:
         if self._worker is not None:
             self._worker.flush()
+
+
+def recorded_results(mlflow: Any, experiment: str, parent_run_id: str) -> dict[str, dict[str, float]]:
+    """Trial id -> final result, of the search's trials MLflow holds as finished: what a resumed Tune, whose
+    snapshot may predate their end, must not train again (:data:`ALREADY_RECORDED`)."""
+    query = runs_where("FINISHED", parent=parent_run_id, kind=KIND_TRIAL)
+    results = {}
+    for run in paged_runs(mlflow, [experiment], query):
+        metrics = run.data.metrics
+        epoch = final_value(metrics, "epoch")
+        if TAG_TRIAL in run.data.tags and epoch is not None:
+            results[run.data.tags[TAG_TRIAL]] = {k: metrics[k] for k in _METRICS if k in metrics} | {"epoch": epoch}
+    return results
 
 
 def interrupted_record(run_id: str) -> dict[str, Any]:

@@ -31,16 +31,30 @@ REPORTED = (
 # Derived per epoch by the trainable from the job's metrics and the budget.
 DERIVED = ("parameters", "latency_ms", "drop", "budget_excess", "feasible", "layers_kept", "layers_dropped", OBJECTIVE)
 
+# Marks a result that a resumed trial reports from its MLflow record instead of training again: Tune and the
+# searcher learn it, the recorder does not log it twice.
+ALREADY_RECORDED = "already_recorded"
+
 
 def run_trial(
-    config: dict[str, Any], spec: SearchSpec, reference_score: float, num_layers: int, prepared: Any = None
+    config: dict[str, Any],
+    spec: SearchSpec,
+    reference_score: float,
+    num_layers: int,
+    prepared: Any = None,
+    recorded: dict[str, dict[str, float]] | None = None,
 ) -> None:
     """Tune function trainable; ``spec``, ``reference_score`` and the data ``prepared`` once for the whole
-    search come through ``tune.with_parameters`` (Ray's object store)."""
+    search come through ``tune.with_parameters`` (Ray's object store). ``recorded``: on resume, the final
+    results of trials MLflow holds as finished, which Tune's last snapshot still showed running."""
     from prunetune.trainables.jobs import run_job
     from prunetune.trainables.models import pick_device
     from prunetune.trainables.training import Checkpointing
 
+    finished = (recorded or {}).get(tune.get_context().get_trial_id())
+    if finished is not None:  # trained and recorded before the driver died: not trained again
+        tune.report(finished | {ALREADY_RECORDED: 1.0})
+        return
     _quiet()
 
     trial = TrialConfig.from_dict(config["trial"])

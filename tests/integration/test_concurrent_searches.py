@@ -61,3 +61,35 @@ def test_a_second_driver_on_the_same_search_is_refused_naming_the_first(tmp_path
     time.sleep(0.1)
     with search_lock(tmp_path, "busy"):  # released when its holder died
         pass
+
+
+def test_a_half_created_store_without_runs_is_moved_aside_and_made_anew(tmp_path) -> None:
+    """What two unlocked starts left behind (MLflow's table creation died half-way): repaired, not fatal."""
+    import sqlite3
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    with sqlite3.connect(runs / "mlflow.db") as db:
+        db.execute("CREATE TABLE _alembic_tmp_tags (key TEXT)")  # the table the failed creation left
+    code = OPEN_STORE.format(storage=str(runs))
+    done = subprocess.run([sys.executable, "-c", code, "repaired"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert "half-created and held no run: moved to" in done.stderr
+    assert len(list(runs.glob("mlflow.db.broken-*"))) == 1
+    assert MlflowClient(f"sqlite:///{runs / 'mlflow.db'}").get_run(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_store_that_cannot_be_opened_but_holds_runs_is_left_alone_and_the_fix_named(tmp_path) -> None:
+    import sqlite3
+
+    from prunetune.search.store import open_store
+
+    runs = tmp_path / "runs"
+    code = OPEN_STORE.format(storage=str(runs))  # a store with a search run, made in another process
+    subprocess.run([sys.executable, "-c", code, "kept"], check=True, capture_output=True, timeout=300)
+    with sqlite3.connect(runs / "mlflow.db") as db:
+        db.execute("UPDATE alembic_version SET version_num = 'from-elsewhere'")  # a schema this MLflow cannot read
+    before = (runs / "mlflow.db").read_bytes()
+    with pytest.raises(TrackingError, match="cannot be opened .*left as it is.*mlflow db upgrade"):
+        open_store(f"sqlite:///{runs / 'mlflow.db'}", patience_s=5)
+    assert (runs / "mlflow.db").read_bytes() == before and not list(runs.glob("*.broken-*"))

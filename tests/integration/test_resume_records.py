@@ -116,3 +116,63 @@ def test_a_search_killed_before_tune_started_is_continued_not_restarted(tmp_path
     assert not any("nothing to resume" in line for line in lines)
     fresh = _open_store(spec, False, lines.append)
     assert fresh.parent != first.parent  # without --resume, a new search run
+
+
+class _EveryTrial(dict):
+    """Tune names its trials itself: this hands the one recorded result to whichever trial asks."""
+
+    def get(self, key, default=None):  # noqa: ANN001, ANN201
+        return dict.get(self, "any", default)
+
+
+def test_a_trial_mlflow_holds_as_finished_is_not_trained_or_logged_again(tmp_path) -> None:
+    """Killed just after a trial finished, Tune's snapshot still shows it running: on resume it reports its
+    recorded result (for Tune and Optuna to learn) instead of training again, and nothing is logged twice."""
+    import ray
+    from prunetune.search.tracking import recorded_results
+    from prunetune.search.trainable import ALREADY_RECORDED, run_trial
+    from ray import tune
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow = MlflowClient(uri)
+    experiment = experiment_id(mlflow, "resumed", (tmp_path / "artifacts").as_uri())
+    parent = mlflow.create_run(experiment, tags={TAG_KIND: "search"}).info.run_id
+    spec = load_spec(None, {"trial.kept_layers": "[0, 5]", "trial.training.epochs": 2})
+    trial = SimpleNamespace(trial_id="t1", config={"trial": spec.trial.to_dict()}, last_result={})
+    recorder = TrialRecorder(uri, experiment, parent, "resumed", tmp_path / "spool.jsonl")
+    recorder.on_trial_start(0, [], trial)
+    for epoch, score in ((1, 0.61), (2, 0.66)):
+        trial.last_result = {"epoch": epoch, "val_score": score, "drop": 0.68 - score, "feasible": 1.0}
+        recorder.on_trial_result(0, [], trial, trial.last_result)
+    recorder.on_trial_complete(0, [], trial)
+    recorder.flush()
+
+    recorded = recorded_results(mlflow, experiment, parent)
+    assert recorded == {"t1": {"val_score": 0.66, "drop": 0.68 - 0.66, "feasible": 1.0, "epoch": 2.0}}
+
+    # The resumed trial: a model that does not exist, so training it at all would fail the trial.
+    missing_model = load_spec(None, {"trial.model": str(tmp_path / "no-such-model"), "trial.kept_layers": "[0]"})
+    ray.init(num_cpus=1, include_dashboard=False, logging_level="ERROR")
+    try:
+        trainable = tune.with_parameters(
+            run_trial, spec=missing_model, reference_score=0.68, num_layers=6, recorded=_EveryTrial(any=recorded["t1"])
+        )
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"trial": missing_model.trial.to_dict()},
+            run_config=tune.RunConfig(storage_path=str(tmp_path / "ray"), verbose=0),
+        )
+        (result,) = tuner.fit()
+    finally:
+        ray.shutdown()
+    assert result.error is None and result.metrics["val_score"] == 0.66 and result.metrics[ALREADY_RECORDED] == 1.0
+
+    # The recorder of the resumed driver logs nothing for it: one value per epoch, closed once.
+    resumed = TrialRecorder(uri, experiment, parent, "resumed", tmp_path / "spool.jsonl")
+    trial.last_result = result.metrics
+    resumed.on_trial_result(0, [], trial, result.metrics)
+    resumed.on_trial_complete(0, [], trial)
+    resumed.flush()
+    run_id = recorder.run_ids["t1"]
+    assert [(m.step, m.value) for m in mlflow.get_metric_history(run_id, "val_score")] == [(1, 0.61), (2, 0.66)]
+    assert len(mlflow.get_metric_history(run_id, "final_val_score")) == 1
