@@ -33,6 +33,11 @@ _COMPARISONS: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
     ast.NotIn: lambda cell, values: cell not in values,
 }
 _EXAMPLE = 'e.g. "drop<=0.01 and (strategy=middle or strategy in [top, window])"'
+# What an unreadable filter is answered with: the whole grammar fits the error's one line.
+_GRAMMAR = (
+    "write `column op value` clauses (op: = != < <= > >= in [...] not in [...]) joined by and, or, not "
+    f"and parentheses, {_EXAMPLE}"
+)
 # a lone "=" outside quotes, which a person means as "=="
 _SINGLE_EQUALS = re.compile(r"""('[^']*'|"[^"]*")|(?<![<>!=])=(?!=)""")
 
@@ -94,7 +99,7 @@ def _mask(frame: pd.DataFrame, node: ast.expr) -> pd.Series:
         if column is not None:
             _check_column(frame, column, "--where")
             return _compare(frame[column], node.ops[0], _value(node.comparators[0]), text)
-    raise AnalysisError(f"--where: cannot read {text!r}; write `column op value` clauses, {_EXAMPLE}")
+    raise AnalysisError(f"--where: cannot read {text!r}; {_GRAMMAR}")
 
 
 def where(frame: pd.DataFrame, expression: str | None) -> pd.DataFrame:
@@ -105,7 +110,7 @@ def where(frame: pd.DataFrame, expression: str | None) -> pd.DataFrame:
     try:
         tree = ast.parse(python, mode="eval")
     except SyntaxError:
-        raise AnalysisError(f"--where: cannot read {expression.strip()!r}; {_EXAMPLE}") from None
+        raise AnalysisError(f"--where: cannot read {expression.strip()!r}; {_GRAMMAR}") from None
     return frame[_mask(frame, tree.body).to_numpy()]
 
 

@@ -1,7 +1,7 @@
-"""The ``prunetune`` command: strategies, scores, prune, finetune, search, max-drop, trials, report.
+"""prunetune: search which transformer layers to drop, fine-tune the pruned encoder, read the results.
 
-Hyper-parameters live in a YAML config (``examples/``), not in flags; ``--set key=value``
-overrides single values. Errors a user can fix end with a one-line message and exit code 2.
+Hyper-parameters live in a YAML config (see examples/), not in flags; --set key=value overrides one value.
+Errors you can fix end with a one-line message and exit code 2.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from prunetune.trainables.data import sample_texts
     from prunetune.trainables.models import load_any, save_any, tokenizer_of
     from prunetune.trainables.scores import compute_layer_scores
-    from prunetune.trainables.strategies import get_strategy, kept_layers
+    from prunetune.trainables.strategies import check_params, kept_layers
     from prunetune.trainables.surgery import keep_layers, num_layers, parameter_count
 
     params = {
@@ -97,10 +97,11 @@ def cmd_prune(args: argparse.Namespace) -> int:
         "layers": args.layers,
     }
     params = {k: v for k, v in params.items() if v is not None}
+    strategy = check_params(args.strategy, params)  # a typo fails before the model loads
     model = load_any(args.model)
     tokenizer = tokenizer_of(model, args.model)
     scores = None
-    if get_strategy(args.strategy).needs_scores:
+    if strategy.needs_scores:
         if args.data is None:
             raise SystemExit(f"prunetune prune: strategy {args.strategy!r} scores layers on data: add --data SOURCE")
         scores = compute_layer_scores(
@@ -119,9 +120,10 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     from prunetune.trainables.config import load_trial_config, parse_overrides
-    from prunetune.trainables.jobs import run_job
 
+    # The whole config, drop strategy included, is checked before the job's libraries load or data is read.
     config = load_trial_config(args.config, parse_overrides(args.set or []))
+    from prunetune.trainables.jobs import run_job
 
     def report(metrics: dict[str, Any]) -> None:
         shown = ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
@@ -205,18 +207,14 @@ def cmd_trials(args: argparse.Namespace) -> int:
         mlflow, search = search_and_store(args.search, args.tracking_uri)
         frame = search_runs_frame(mlflow, search)
     frame = select.where(frame, args.where)
-    frame = select.sort(frame, args.sort or ",".join(f"-{column}" for column in records.RANKED_BY))
+    frame = select.sort(frame, args.sort)
     frame = select.columns(frame, args.columns or (None if args.format in ("csv", "json") else _SHOWN))
-    if args.format == "csv":
-        text = frame.to_csv(index=False)
-    elif args.format == "json":
-        text = frame.to_json(orient="records", date_format="iso", indent=2) + "\n"
-    elif args.format == "markdown":
-        from prunetune.analysis.tables import to_markdown
-
-        text = to_markdown(frame) + "\n"
-    else:
-        text = frame.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.4g}") + "\n"
+    if frame.empty:
+        # Said, not shown as pandas' "Empty DataFrame"; CSV and JSON still get their (empty) document for tools.
+        print(f"no trials match: {args.where}" if args.where else "no trials recorded yet", file=sys.stderr)
+        if args.format in ("table", "markdown"):
+            return 0
+    text = _render(frame, args.format)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -224,6 +222,19 @@ def cmd_trials(args: argparse.Namespace) -> int:
     else:
         print(text, end="")
     return 0
+
+
+def _render(frame: Any, form: str) -> str:
+    """The trials ``frame`` as text in format ``form`` (table, csv, json, markdown)."""
+    if form == "csv":
+        return str(frame.to_csv(index=False))
+    if form == "json":
+        return str(frame.to_json(orient="records", date_format="iso", indent=2)) + "\n"
+    if form == "markdown":
+        from prunetune.analysis.tables import to_markdown
+
+        return to_markdown(frame) + "\n"
+    return str(frame.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.4g}")) + "\n"
 
 
 # What `prunetune trials` shows in a terminal; CSV and JSON carry every column.
@@ -242,92 +253,205 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_root(args: argparse.Namespace) -> Path:
+    from prunetune.trainables.sources import default_data_dir
+
+    return Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
+
+
+def cmd_data_list(args: argparse.Namespace) -> int:
+    from prunetune.trainables.sources import PRESET_NAMES, known_preset
+
+    root = _data_root(args)
+    print(f"data dir: {root}")
+    for name in PRESET_NAMES:
+        found = known_preset(name)
+        if found.local(root) is not None:
+            where = f"present   {root / found.folder}"
+        elif found.remote.hub_id is not None:
+            where = f"hub       {found.remote.hub_id} (downloaded and cached on first use)"
+        else:
+            where = f"missing   prunetune data fetch {name}"
+        print(f"  {name:<24}{where}")
+    return 0
+
+
+def cmd_data_fetch(args: argparse.Namespace) -> int:
+    from prunetune.trainables.sources import fetch, known_preset
+
+    root = _data_root(args)
+    found = known_preset(args.preset)
+    if found.local(root) is not None:
+        print(f"{args.preset} is already in {root / found.folder}")
+        return 0
+    path = fetch(args.preset, root, say=lambda line: print(line, flush=True))
+    print(f"{args.preset} fetched into {path}")
+    return 0
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Every option's default, shown by argparse; an unset one (None, or an off switch) is not shown: its
+    help says what leaving it out means. Descriptions keep their line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _command(sub: Any, name: str, summary: str) -> argparse.ArgumentParser:
+    """A sub-command whose ``--help`` starts with its one-line summary, its options' defaults shown."""
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=summary, description=summary, formatter_class=_HelpFormatter
+    )
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="prunetune", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="prunetune", description=__doc__, formatter_class=_HelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="show library logs")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_strategies(sub)
+    _add_scores(sub)
+    _add_prune(sub)
+    _add_finetune(sub)
+    _add_search(sub)
+    _add_max_drop(sub)
+    _add_trials(sub)
+    _add_report(sub)
+    _add_data(sub)
+    return parser
 
-    def data_args(p: argparse.ArgumentParser, required: bool) -> None:
-        p.add_argument("--data", required=required, help="preset, directory or hub id whose training texts to score on")
-        p.add_argument("--data-dir", help="local copies of presets (default $PRUNETUNE_DATA_DIR)")
-        p.add_argument("--text-column", help="column holding the text (default: text/Text/sentence/…)")
-        p.add_argument("--split", default="train", help="split to sample texts from (default train)")
-        p.add_argument("--rows", type=int, default=256, help="texts in the sample (default 256)")
 
-    p = sub.add_parser("strategies", help="list the layer-dropping strategies")
+def _data_dir_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-dir", help="local copies of presets (default: $PRUNETUNE_DATA_DIR, else ~/.cache/prunetune/data)"
+    )
+
+
+def _data_args(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("--data", required=required, help="preset, directory or hub id whose training texts to score on")
+    _data_dir_arg(p)
+    p.add_argument("--text-column", help="column holding the text (default: text/Text/sentence/…)")
+    p.add_argument("--split", default="train", help="split to sample texts from")
+    p.add_argument("--rows", type=int, default=256, help="texts in the sample")
+
+
+def _add_strategies(sub: Any) -> None:
+    p = _command(sub, "strategies", "list the layer-dropping strategies and their parameters")
     p.set_defaults(run=cmd_strategies)
 
-    p = sub.add_parser("scores", help="per-layer contribution and block angular distances on a data sample")
+
+def _add_scores(sub: Any) -> None:
+    p = _command(sub, "scores", "per-layer contribution and block angular distances on a data sample")
     p.add_argument("model", help="hub id or local path (a SentenceTransformer folder works too)")
-    data_args(p, required=True)
-    p.add_argument("--max-length", type=int, default=128)
+    _data_args(p, required=True)
+    p.add_argument("--max-length", type=int, default=128, help="tokens per text; longer texts are cut")
     p.add_argument("--block-sizes", type=int, nargs="*", help="also list blocks of these sizes")
     p.add_argument("--json", action="store_true", help="print the full table as JSON")
     p.set_defaults(run=cmd_scores)
 
-    p = sub.add_parser("prune", help="drop layers by a strategy and save the pruned model")
-    p.add_argument("model")
+
+def _add_prune(sub: Any) -> None:
+    p = _command(sub, "prune", "drop layers by a strategy and save the pruned model")
+    p.add_argument("model", help="hub id or local path of the model to prune")
     p.add_argument("--strategy", required=True, help="see `prunetune strategies`")
-    p.add_argument("--count", type=int)
-    p.add_argument("--start", type=int)
-    p.add_argument("--start-fraction", type=float)
-    p.add_argument("--threshold", type=float)
-    p.add_argument("--layers", type=lambda s: [int(x) for x in s.split(",") if x.strip()], help="explicit: 3,4,5")
-    p.add_argument("--output", "-o", required=True)
-    data_args(p, required=False)
+    p.add_argument("--count", type=int, help="layers to drop")
+    p.add_argument("--start", type=int, help="window: first dropped layer (0 = next to the embeddings)")
+    p.add_argument("--start-fraction", type=float, help="window: where the block sits, 0 (bottom) to 1 (top)")
+    p.add_argument("--threshold", type=float, help="contribution: drop layers with cosine(in,out) >= this")
+    p.add_argument(
+        "--layers",
+        type=lambda s: [int(x) for x in s.split(",") if x.strip()],
+        help="explicit: the layers to drop, e.g. 3,4,5",
+    )
+    p.add_argument("--output", "-o", required=True, help="folder to save the pruned model and tokenizer in")
+    _data_args(p, required=False)
     p.set_defaults(run=cmd_prune)
 
-    p = sub.add_parser("finetune", help="one prune + fine-tune job from a YAML config (default: the embedded one)")
+
+def _add_finetune(sub: Any) -> None:
+    p = _command(sub, "finetune", "one prune + fine-tune job from a YAML config (default: the embedded one)")
     p.add_argument("config", nargs="?", help="YAML TrialConfig (see examples/); omitted: MiniLM on IndicNews English")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one value, e.g. training.epochs=3")
     p.add_argument("--output", "-o", help="save the fine-tuned model and prunetune-result.json here")
     p.add_argument("--metrics", help="also write the final metrics as JSON to this file")
     p.set_defaults(run=cmd_finetune)
 
-    p = sub.add_parser("search", help="search which layers to drop, under an accuracy-drop budget (Ray Tune + Optuna)")
+
+def _add_search(sub: Any) -> None:
+    p = _command(sub, "search", "search which layers to drop, under an accuracy-drop budget (Ray Tune + Optuna)")
     p.add_argument("spec", nargs="?", help="YAML search spec (see examples/); omitted: the embedded default")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one value, e.g. num_trials=20")
-    p.add_argument("--address", help="join this Ray cluster (default $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--address", help="join this Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted search of the same spec")
     p.set_defaults(run=cmd_search)
 
-    p = sub.add_parser("max-drop", help="the most layers droppable within each tolerance, re-checked over seeds")
+
+_TOLERANCES = (0.01, 0.02, 0.03)  # accuracy drops max-drop and report answer unless told (1, 2, 3 points)
+
+
+def _add_max_drop(sub: Any) -> None:
+    p = _command(sub, "max-drop", "the most layers droppable within each tolerance, re-checked over seeds")
     p.add_argument("spec", nargs="?", help="YAML search spec; omitted: the embedded default")
     p.add_argument(
-        "--tolerance", type=float, nargs="+", default=[0.01, 0.02, 0.03], help="drops to answer (0.01 = 1 point)"
+        "--tolerance", type=float, nargs="+", default=list(_TOLERANCES), help="accuracy drops to answer, 0.01 = 1 point"
     )
     p.add_argument(
-        "--seeds",
-        type=int,
-        help="how many decision seeds the reference and each finalist train on (default: the spec's seeds, 5)",
+        "--seeds", type=int, help="decision seeds the reference and each finalist train on (default: the spec's, 5)"
     )
     p.add_argument("--json", action="store_true", help="print the answer as JSON (progress goes to stderr)")
     p.add_argument("--output", "-o", help="also write the answer as JSON to this file")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one spec value")
-    p.add_argument("--address", help="join this Ray cluster (default $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one spec value, e.g. num_trials=20")
+    p.add_argument("--address", help="join this Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted max-drop of the same spec")
     p.set_defaults(run=cmd_max_drop)
 
-    what = "a spec file, a search's name (its latest run) or a search's parent run id"
-    p = sub.add_parser("trials", help="list, filter, sort and export the trials of a search (from MLflow)")
-    p.add_argument("search", help=what + "; with --all-searches, an experiment name")
-    p.add_argument("--tracking-uri", help="MLflow store (default $MLFLOW_TRACKING_URI, else ./prunetune-runs)")
+
+_SEARCH = "a spec file, a search's name (its latest run) or a search's parent run id"
+_TRACKING = "MLflow store (default: the spec's, else $MLFLOW_TRACKING_URI, else ./prunetune-runs/mlflow.db)"
+
+
+def _add_trials(sub: Any) -> None:
+    p = _command(sub, "trials", "list, filter, sort and export the trials of a search (from MLflow)")
+    p.add_argument("search", help=_SEARCH + "; with --all-searches, an experiment name")
+    p.add_argument("--tracking-uri", help=_TRACKING)
     p.add_argument("--where", help='filter, e.g. "drop<=0.01 and (strategy=middle or strategy in [top, window])"')
-    p.add_argument("--sort", help="columns, - for descending (default -layers_dropped,-val_score)")
-    p.add_argument("--columns", help="columns to show, comma-separated")
-    p.add_argument("--format", choices=["table", "csv", "json", "markdown"], default="table")
-    p.add_argument("--output", "-o", help="write to this file")
+    ranked = ",".join(f"-{column}" for column in records.RANKED_BY)
+    p.add_argument("--sort", default=ranked, help="columns to sort by, - for descending")
+    p.add_argument("--columns", help="columns to show, comma-separated (default: a short set; csv/json: all)")
+    p.add_argument("--format", choices=["table", "csv", "json", "markdown"], default="table", help="output format")
+    p.add_argument("--output", "-o", help="write to this file instead of the terminal")
     p.add_argument("--all-searches", action="store_true", help="every search of the experiment, not the latest")
     p.set_defaults(run=cmd_trials)
 
-    p = sub.add_parser("report", help="one HTML report of a search: tables, plots, spec; logged to its parent run")
-    p.add_argument("search", help=what)
-    p.add_argument("--tracking-uri", help="MLflow store (default $MLFLOW_TRACKING_URI, else ./prunetune-runs)")
-    p.add_argument("--tolerance", type=float, nargs="+", default=[0.01, 0.02, 0.03])
-    p.add_argument("--output", "-o", help="HTML file (default <search>-report.html)")
+
+def _add_report(sub: Any) -> None:
+    p = _command(sub, "report", "one HTML report of a search: tables, plots, spec; logged to its parent run")
+    p.add_argument("search", help=_SEARCH)
+    p.add_argument("--tracking-uri", help=_TRACKING)
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        nargs="+",
+        default=list(_TOLERANCES),
+        help="accuracy drops the tables answer, 0.01 = 1 point",
+    )
+    p.add_argument("--output", "-o", help="HTML file (default: <search>-report.html)")
     p.add_argument("--no-log", action="store_true", help="do not attach the report to the search's MLflow run")
     p.set_defaults(run=cmd_report)
-    return parser
+
+
+def _add_data(sub: Any) -> None:
+    p = _command(sub, "data", "list the data presets and fetch local copies of them")
+    data = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    listing = _command(data, "list", "every preset, and whether the data dir holds a local copy of it")
+    _data_dir_arg(listing)
+    listing.set_defaults(run=cmd_data_list)
+    fetching = _command(data, "fetch", "download a preset's files into the data dir (checksums checked)")
+    fetching.add_argument("preset", help="a preset, e.g. indicnews:english:shc (see `prunetune data list`)")
+    _data_dir_arg(fetching)
+    fetching.set_defaults(run=cmd_data_fetch)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -338,14 +462,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except PrunetuneError as err:  # every expected failure: one line naming the problem and the fix
-        print(f"prunetune {args.command}: {err}", file=sys.stderr)
+        print(f"{_command_line(args)}: {err}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as err:  # an optional library imported directly, not through prunetune.lazy
         found = missing(err)
         if found is None:
             raise
-        print(f"prunetune {args.command}: {found}", file=sys.stderr)
+        print(f"{_command_line(args)}: {found}", file=sys.stderr)
         return 2
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """``prunetune finetune``, ``prunetune data fetch``: what an error line starts with."""
+    return " ".join(["prunetune", args.command, *([args.data_command] if args.command == "data" else [])])
 
 
 if __name__ == "__main__":

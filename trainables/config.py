@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, Union
 
+from prunetune.trainables.strategies import StrategyError, check_params
+
 from prunetune.errors import PrunetuneError
 from prunetune.libs import yaml
 
@@ -341,4 +343,11 @@ def load_yaml(cls: type[T], path: str | None, overrides: Mapping[str, Any] | Non
 
 
 def load_trial_config(path: str | None, overrides: Mapping[str, Any] | None = None) -> TrialConfig:
-    return load_yaml(TrialConfig, path, overrides)
+    """A trial's config, whole: its drop strategy and parameters are checked here too, so a typo fails before
+    any data is read or model loaded (which layers it keeps needs the model, so that check waits for it)."""
+    config = load_yaml(TrialConfig, path, overrides)
+    try:
+        check_params(config.drop.strategy, config.drop.params())
+    except StrategyError as err:
+        raise ConfigError(f"drop: {err}") from None
+    return config

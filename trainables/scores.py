@@ -30,10 +30,9 @@ SCORES_VERSION = 1  # bump when the computation changes, so old cache entries ar
 
 
 def default_cache_dir() -> Path:
-    root = os.environ.get("PRUNETUNE_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "prunetune"
-    )
-    return Path(root) / "scores"
+    from prunetune.trainables.sources import cache_root
+
+    return cache_root() / "scores"
 
 
 def _content_key(encoder: Any, texts: Sequence[str], max_length: int) -> str:

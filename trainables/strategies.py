@@ -226,7 +226,10 @@ def get_strategy(name: str) -> Strategy:
     try:
         return STRATEGIES[name]
     except KeyError:
-        raise StrategyError(f"unknown strategy {name!r}; the strategies are:\n{describe()}") from None
+        # One line (a command's error is one line); `prunetune strategies` describes each.
+        raise StrategyError(
+            f"unknown strategy {name!r}; the strategies are {', '.join(STRATEGIES)} (see `prunetune strategies`)"
+        ) from None
 
 
 def check_kept(num_layers: int, kept: Iterable[int]) -> tuple[int, ...]:
@@ -245,12 +248,10 @@ def check_kept(num_layers: int, kept: Iterable[int]) -> tuple[int, ...]:
     return tuple(sorted(kept))
 
 
-def kept_layers(
-    strategy: str, num_layers: int, params: Mapping[str, Any] | None = None, scores: LayerScores | None = None
-) -> tuple[int, ...]:
-    """The sorted indices of the layers ``strategy`` keeps in a ``num_layers``-layer model."""
-    if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
-        raise StrategyError(f"num_layers must be a positive integer, got {num_layers!r}")
+def check_params(strategy: str, params: Mapping[str, Any] | None = None) -> Strategy:
+    """The named strategy, once its parameter names are known to it and none it requires is missing.
+
+    Needs no model: a config is checked with it when it is loaded, before any data or model is read."""
     spec = get_strategy(strategy)
     params = dict(params or {})
     unknown = sorted(set(params) - set(spec.params))
@@ -259,6 +260,17 @@ def kept_layers(
     missing = [p for p in spec.required if params.get(p) is None]
     if missing:
         raise StrategyError(f"strategy {strategy!r} needs {missing}")
+    return spec
+
+
+def kept_layers(
+    strategy: str, num_layers: int, params: Mapping[str, Any] | None = None, scores: LayerScores | None = None
+) -> tuple[int, ...]:
+    """The sorted indices of the layers ``strategy`` keeps in a ``num_layers``-layer model."""
+    if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
+        raise StrategyError(f"num_layers must be a positive integer, got {num_layers!r}")
+    spec = check_params(strategy, params)
+    params = dict(params or {})
     if spec.needs_scores:
         if scores is None:
             raise StrategyError(

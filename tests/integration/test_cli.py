@@ -96,3 +96,12 @@ def test_user_errors_exit_2_with_one_clear_line(tmp_path) -> None:
         done = prunetune(*args)
         assert done.returncode == 2 and message in done.stderr, (args, done.stderr[-500:])
         assert "Traceback" not in done.stderr
+
+
+def test_finetune_checks_the_drop_strategy_before_it_reads_any_data(tmp_path) -> None:
+    # The data source does not exist: an error about the strategy proves it was checked first.
+    done = prunetune("finetune", "--set", "drop.strategy=topp", "--set", f"data.source={tmp_path / 'no-such-data'}")
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "unknown strategy 'topp'" in done.stderr and "neither a preset" not in done.stderr
+    assert "Traceback" not in done.stderr

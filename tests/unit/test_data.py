@@ -168,3 +168,121 @@ def test_the_pinned_checksums_match_the_published_files(shared_data) -> None:
         ("Marathi/SHC/Marathi_SHC_Test.csv", "indicnews-marathi-shc/test.csv"),
     ):
         assert INDICNEWS_SHA256[pinned] == hashlib.sha256((shared_data / copy).read_bytes()).hexdigest(), pinned
+
+
+def test_the_data_dir_is_the_environments_else_the_cache_and_presets_are_found_there(tmp_path, monkeypatch) -> None:
+    from prunetune.trainables import sources
+
+    monkeypatch.delenv("PRUNETUNE_DATA_DIR", raising=False)
+    monkeypatch.setenv("PRUNETUNE_CACHE_DIR", str(tmp_path / "cache"))
+    assert sources.default_data_dir() == tmp_path / "cache" / "data"
+    write(tmp_path / "cache" / "data" / "glue-rte", "train.tsv", "index\tsentence1\tsentence2\tlabel\n")
+    assert sources.resolve(DataConfig(source="glue:rte")).files["train"].endswith("glue-rte/train.tsv")
+    monkeypatch.setenv("PRUNETUNE_DATA_DIR", str(tmp_path / "mine"))
+    assert sources.default_data_dir() == tmp_path / "mine"
+    assert sources.resolve(DataConfig(source="glue:rte")).hub_id == "nyu-mll/glue"  # no copy there
+    assert sources.data_dir(DataConfig(source="glue:rte", data_dir=str(tmp_path / "cache" / "data"))) == (
+        tmp_path / "cache" / "data"
+    )
+
+
+def test_data_list_says_which_presets_have_a_local_copy(tmp_path, capsys) -> None:
+    from prunetune import cli
+
+    write(tmp_path / "indicnews-english-shc", "train.csv", "text,labels\na,b\n")
+    assert cli.main(["data", "list", "--data-dir", str(tmp_path)]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert (
+        "present" in lines["indicnews:english:shc"]
+        and str(tmp_path / "indicnews-english-shc") in lines["indicnews:english:shc"]
+    )
+    assert "prunetune data fetch indicnews:marathi:shc" in lines["indicnews:marathi:shc"]
+    assert "mteb/stsbenchmark-sts" in lines["stsb:en"] and "hub" in lines["glue:rte"]
+
+
+def refused_url() -> str:
+    """A loopback address nothing listens on: a connection to it is refused at once, as offline."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/indic-nlp"
+
+
+def test_data_fetch_offline_fails_in_one_line_naming_the_url_and_the_folder(tmp_path, monkeypatch, capsys) -> None:
+    from prunetune.trainables import sources
+
+    from prunetune import cli
+
+    repo = refused_url()
+    monkeypatch.setattr(sources, "INDICNEWS_REPO", repo)
+    assert cli.main(["data", "fetch", "indicnews:english:shc", "--data-dir", str(tmp_path)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1, error
+    assert error.startswith("prunetune data fetch: could not download ") and f"{repo}/English/SHC/" in error
+    assert f"copy the preset's train/validation/test files into {tmp_path / 'indicnews-english-shc'}" in error
+    assert list(tmp_path.iterdir()) == []  # nothing half-fetched left behind
+
+
+def test_data_fetch_downloads_every_split_checked_into_the_presets_folder(tmp_path, monkeypatch, capsys) -> None:
+    """From a loopback server laid out like the pinned repository; a pinned checksum is checked on the way."""
+    import functools
+    import hashlib
+    import http.server
+    import threading
+
+    from prunetune.trainables import sources
+
+    from prunetune import cli
+
+    served = tmp_path / "served"
+    for split in ("train", "valid", "test"):
+        write(served / "English" / "SHC", f"English_{split}_shc.csv", f"text,labels\n{split} headline,sport\n")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    repo = f"http://127.0.0.1:{server.server_address[1]}"
+    train = served / "English" / "SHC" / "English_train_shc.csv"
+    monkeypatch.setattr(sources, "INDICNEWS_REPO", repo)
+    monkeypatch.setattr(
+        sources,
+        "PINNED_SHA256",
+        {f"{repo}/English/SHC/English_train_shc.csv": hashlib.sha256(train.read_bytes()).hexdigest()},
+    )
+    data = tmp_path / "data"
+    try:
+        assert cli.main(["data", "fetch", "indicnews:english:shc", "--data-dir", str(data)]) == 0
+        assert cli.main(["data", "fetch", "indicnews:english:shc", "--data-dir", str(data)]) == 0
+    finally:
+        server.shutdown()
+    out = capsys.readouterr().out
+    assert f"fetched into {data / 'indicnews-english-shc'}" in out and "is already in" in out
+    folder = data / "indicnews-english-shc"
+    assert sorted(p.name for p in folder.iterdir()) == ["test.csv", "train.csv", "validation.csv"]
+    assert (folder / "train.csv").read_bytes() == train.read_bytes()
+    source = sources.resolve(DataConfig(source="indicnews:english:shc", data_dir=str(data)))
+    assert source.files["validation"] == str(folder / "validation.csv")
+
+
+def test_data_fetch_names_a_hub_preset_and_an_unknown_one(tmp_path, capsys) -> None:
+    from prunetune import cli
+
+    assert cli.main(["data", "fetch", "glue:rte", "--data-dir", str(tmp_path)]) == 2
+    assert "hub data set nyu-mll/glue" in capsys.readouterr().err
+    assert cli.main(["data", "fetch", "imdb", "--data-dir", str(tmp_path)]) == 2
+    assert "'imdb' is not a preset; `prunetune data list` lists them" in capsys.readouterr().err
+
+
+def test_every_indicnews_file_pinned_is_among_its_presets_urls() -> None:
+    """The repository names some files its own way (Bengali/SHC/Bengal_SHC_Train.csv): a preset whose URLs
+    missed them could never be downloaded."""
+    from prunetune.trainables.pinned import INDICNEWS_SHA256
+    from prunetune.trainables.sources import preset
+
+    urls = set()
+    for name in {"indicnews:" + ":".join(path.split("/")[:2]).lower() for path in INDICNEWS_SHA256}:
+        found = preset(name)
+        assert found is not None
+        urls |= {url for files in found.remote.files.values() for url in files.split()}
+    assert all(any(url.endswith("/" + path) for url in urls) for path in INDICNEWS_SHA256)
