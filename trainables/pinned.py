@@ -37,3 +37,13 @@ INDICNEWS_SHA256 = {
     "Telugu/SHC/Telugu_SHC_Test.csv": "ffe8b8fff8af17174aaaea28a0e830790e0720b5ee4e12f2145cf13297877504",
     "Telugu/SHC/Telugu_SHC_Valid.csv": "2ae4745439e3849cf82d08a40d4798b00173541c498a421f9e6562a8620007a7",
 }
+
+# The STS Benchmark translated to Marathi (l3cube-pune/MarathiNLP), at its commit of 2025-09-14; the sums were
+# computed from that commit's files, and match the copies in ../shared/data/stsb-marathi.
+STSB_MR_COMMIT = "8ee29fa1329d6a841030eb46659d3c10614b5e59"
+
+STSB_MR_SHA256 = {
+    "sts-train-mr.tsv": "e63b8cf75017fddb83ca621f94fecb45041030fa528bc9c84288884cd2db36be",
+    "sts-dev-mr.tsv": "e089871acd6a9b899eebddcccb36b2ba79272736e83501e853ab8e966cf279de",
+    "sts-test-mr.tsv": "082b1c0dda36ae6759675ea74d70f61687c1d9675f779dbf605fdcd8b2659ce5",
+}

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prunetune.trainables.config import DataConfig
-from prunetune.trainables.pinned import INDICNEWS_COMMIT, INDICNEWS_SHA256
+from prunetune.trainables.pinned import INDICNEWS_COMMIT, INDICNEWS_SHA256, STSB_MR_COMMIT, STSB_MR_SHA256
 
 from prunetune.errors import PrunetuneError
 
@@ -29,9 +29,11 @@ SPLIT_ALIASES = {
 }
 # Pinned to a commit, not a branch: what a preset downloads cannot change under it.
 INDICNEWS_REPO = f"https://raw.githubusercontent.com/l3cube-pune/indic-nlp/{INDICNEWS_COMMIT}/L3Cube-IndicNews"
+STSB_MR_REPO = f"https://raw.githubusercontent.com/l3cube-pune/MarathiNLP/{STSB_MR_COMMIT}/STSb-translated/marathi"
 # What each downloaded file must hash to, where known (a file that does not is refused).
-PINNED_SHA256 = {f"{INDICNEWS_REPO}/{path}": digest for path, digest in INDICNEWS_SHA256.items()}
-STSB_MR_REPO = "https://raw.githubusercontent.com/l3cube-pune/MarathiNLP/main/STSb-translated/marathi"
+PINNED_SHA256 = {f"{INDICNEWS_REPO}/{path}": digest for path, digest in INDICNEWS_SHA256.items()} | {
+    f"{STSB_MR_REPO}/{name}": digest for name, digest in STSB_MR_SHA256.items()
+}
 
 
 class DataError(PrunetuneError, ValueError):

@@ -160,14 +160,21 @@ def test_a_download_is_checked_against_its_pinned_checksum_and_cached_only_then(
 def test_the_pinned_checksums_match_the_published_files(shared_data) -> None:
     import hashlib
 
-    from prunetune.trainables.pinned import INDICNEWS_SHA256
+    from prunetune.trainables.pinned import INDICNEWS_SHA256, STSB_MR_SHA256
+    from prunetune.trainables.sources import PINNED_SHA256, preset
 
     for pinned, copy in (
-        ("English/SHC/English_train_shc.csv", "indicnews-english-shc/train.csv"),
-        ("English/SHC/English_valid_shc.csv", "indicnews-english-shc/validation.csv"),
-        ("Marathi/SHC/Marathi_SHC_Test.csv", "indicnews-marathi-shc/test.csv"),
+        (INDICNEWS_SHA256["English/SHC/English_train_shc.csv"], "indicnews-english-shc/train.csv"),
+        (INDICNEWS_SHA256["English/SHC/English_valid_shc.csv"], "indicnews-english-shc/validation.csv"),
+        (INDICNEWS_SHA256["Marathi/SHC/Marathi_SHC_Test.csv"], "indicnews-marathi-shc/test.csv"),
+        (STSB_MR_SHA256["sts-train-mr.tsv"], "stsb-marathi/train.tsv"),
+        (STSB_MR_SHA256["sts-dev-mr.tsv"], "stsb-marathi/dev.tsv"),
+        (STSB_MR_SHA256["sts-test-mr.tsv"], "stsb-marathi/test.tsv"),
     ):
-        assert INDICNEWS_SHA256[pinned] == hashlib.sha256((shared_data / copy).read_bytes()).hexdigest(), pinned
+        assert pinned == hashlib.sha256((shared_data / copy).read_bytes()).hexdigest(), copy
+    marathi_sts = preset("stsb:mr")
+    assert marathi_sts is not None  # its downloads come from a commit, each checked against its sum
+    assert all(url in PINNED_SHA256 and "/main/" not in url for url in marathi_sts.remote.files.values())
 
 
 def test_the_data_dir_is_the_environments_else_the_cache_and_presets_are_found_there(tmp_path, monkeypatch) -> None:
