@@ -154,24 +154,20 @@ def _spec(args: argparse.Namespace) -> Any:
     return load_spec(args.spec, overrides)
 
 
+def _progress(line: str) -> None:
+    """A search's progress goes to stderr, its answer to stdout: `prunetune max-drop … > answer.txt` keeps
+    only the answer."""
+    print(line, file=sys.stderr, flush=True)
+
+
 def cmd_search(args: argparse.Namespace) -> int:
-    from prunetune.search.runner import run_search
+    from prunetune.search.runner import render_search, run_search
 
     spec = _spec(args)
     _quiet_search()
-    result = run_search(spec, resume=args.resume, say=lambda line: print(line, flush=True))
-    ref = result.reference
-    tuned = (
-        "given"
-        if ref.given is not None
-        else f"lr {ref.learning_rate:.1e}, {ref.epochs} epochs, {len(ref.scores)} seed(s)"
-    )
-    print(f"\nreference val_score {ref.score:.4f} ({tuned}); {result.trials} trials")
-    print(f"Ray results: {result.experiment_path}; MLflow parent run {result.parent_run_id}")
-    if result.best is None:
-        print(f"no trial stayed within the budget ({spec.budget.tolerance}); widen it or search more trials")
-    else:
-        print("best within budget: " + json.dumps(result.best))
+    with contextlib.redirect_stdout(sys.stderr):  # whatever a library prints is progress, not the answer
+        result = run_search(spec, resume=args.resume, say=_progress, register=args.register)
+    print(render_search(result, spec.budget.tolerance, spec.budget.relative))
     return 0
 
 
@@ -182,17 +178,12 @@ def cmd_max_drop(args: argparse.Namespace) -> int:
         args.set = [*(args.set or []), f"seeds={args.seeds}"]
     spec = _spec(args)
     _quiet_search()
-    # With --json the answer alone goes to stdout (for other tools); progress, and whatever a library
-    # prints, goes to stderr.
-    with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
-        answer = max_drop(spec, args.tolerance, resume=args.resume, say=lambda line: print(line, flush=True))
+    with contextlib.redirect_stdout(sys.stderr):  # whatever a library prints is progress, not the answer
+        answer = max_drop(spec, args.tolerance, resume=args.resume, say=_progress, register=args.register)
     document = json.dumps(answer.to_dict(), indent=2)
     if args.output:
         Path(args.output).write_text(document + "\n")
-    if args.json:
-        print(document)
-    else:
-        print("\n" + render(answer))
+    print(document if args.json else render(answer))
     return 0
 
 
@@ -385,9 +376,11 @@ def _add_search(sub: Any) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one value, e.g. num_trials=20")
     p.add_argument("--address", help="join this Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted search of the same spec")
+    p.add_argument("--register", metavar="NAME", help=_REGISTER)
     p.set_defaults(run=cmd_search)
 
 
+_REGISTER = "also register the answer's model in MLflow's Model Registry under this name"
 _TOLERANCES = (0.01, 0.02, 0.03)  # accuracy drops max-drop and report answer unless told (1, 2, 3 points)
 
 
@@ -400,11 +393,12 @@ def _add_max_drop(sub: Any) -> None:
     p.add_argument(
         "--seeds", type=int, help="decision seeds the reference and each finalist train on (default: the spec's, 5)"
     )
-    p.add_argument("--json", action="store_true", help="print the answer as JSON (progress goes to stderr)")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON instead of a table")
     p.add_argument("--output", "-o", help="also write the answer as JSON to this file")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one spec value, e.g. num_trials=20")
     p.add_argument("--address", help="join this Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted max-drop of the same spec")
+    p.add_argument("--register", metavar="NAME", help=_REGISTER + " (a version per tolerance's answer)")
     p.set_defaults(run=cmd_max_drop)
 
 

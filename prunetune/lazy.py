@@ -18,10 +18,20 @@ from prunetune.errors import PrunetuneError
 # The extra that brings each optional library (pyproject.toml).
 EXTRA_OF = {
     **dict.fromkeys(
-        ("torch", "transformers", "sentence_transformers", "datasets", "accelerate", "sklearn", "scipy", "numpy"),
+        (
+            "torch",
+            "transformers",
+            "sentence_transformers",
+            "datasets",
+            "accelerate",
+            "sklearn",
+            "scipy",
+            "numpy",
+            "huggingface_hub",
+        ),
         "train",
     ),
-    **dict.fromkeys(("ray", "optuna", "optuna_dashboard"), "search"),
+    **dict.fromkeys(("ray", "optuna", "optuna_dashboard", "pyarrow"), "search"),
     **dict.fromkeys(("mlflow", "matplotlib"), "analysis"),
 }
 

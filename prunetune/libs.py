@@ -13,9 +13,12 @@ from prunetune.lazy import lazy
 
 if TYPE_CHECKING:
     import datasets as datasets
+    import huggingface_hub as huggingface_hub
+    import mlflow as mlflow_fluent  # the fluent API (a module-level run), for logging models
     import numpy as np
     import optuna as optuna
     import pandas as pd
+    import pyarrow.fs as pa_fs
     import ray as ray
     import sentence_transformers as sentence_transformers
     import torch as torch
@@ -30,14 +33,17 @@ if TYPE_CHECKING:
     from sklearn import metrics as sk_metrics
 else:
     datasets = lazy("datasets")
+    huggingface_hub = lazy("huggingface_hub")
     np = lazy("numpy")
     optuna = lazy("optuna")
     pd = lazy("pandas")
+    pa_fs = lazy("pyarrow.fs")  # Ray's storage filesystems
     ray = lazy("ray")
     sentence_transformers = lazy("sentence_transformers")
     torch = lazy("torch")
     transformers = lazy("transformers")
     yaml = lazy("yaml")
+    mlflow_fluent = lazy("mlflow")
     mlflow_entities = lazy("mlflow.entities")
     mlflow_exceptions = lazy("mlflow.exceptions")
     mlflow_tracking = lazy("mlflow.tracking")
@@ -47,6 +53,7 @@ else:
     sk_metrics = lazy("sklearn.metrics")
 
 __all__ = [
-    "datasets", "mlflow_entities", "mlflow_exceptions", "mlflow_tracking", "np", "optuna", "pd", "ray",
-    "sentence_transformers", "sk_metrics", "st_losses", "stats", "torch", "transformers", "tune", "yaml",
+    "datasets", "huggingface_hub", "mlflow_entities", "mlflow_exceptions", "mlflow_fluent", "mlflow_tracking", "np",
+    "optuna", "pa_fs", "pd", "ray", "sentence_transformers", "sk_metrics", "st_losses", "stats", "torch",
+    "transformers", "tune", "yaml",
 ]  # fmt: skip

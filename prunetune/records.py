@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 # --- MLflow tags ------------------------------------------------------------------------------------------
-TAG_KIND = "prunetune.kind"  # search | trial | reference | scratch | recheck
+TAG_KIND = "prunetune.kind"  # search | trial | reference | scratch | recheck | model
 TAG_STATUS = "prunetune.status"  # complete | early-stopped | failed | interrupted (its driver was killed)
 TAG_CHECKPOINT_EPOCH = "prunetune.checkpoint_epoch"  # the epoch a retry of the trial would continue from
 TAG_RETRIES = "prunetune.retries"  # times the trial was retried after its process died
@@ -29,6 +29,9 @@ TAG_OPTUNA_TRIAL = "prunetune.optuna_trial"  # on a trial's run: its Optuna tria
 PLACEMENT_TAGS = {key: f"prunetune.{key}" for key in ("node_id", "cuda_visible_devices", "device")}  # where it ran
 PARENT = "mlflow.parentRunId"
 FILTER_TAGS = {"kind": TAG_KIND, "parent": PARENT, "search": TAG_SEARCH, "trial": TAG_TRIAL}  # runs_where's keys
+# On every experiment: MLflow 3's UI opens an experiment in its model-training view (runs, metrics) for this
+# kind, not in its GenAI view (traces), which showed a search as empty.
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 # Artifacts of a search's parent run.
 SPEC_ARTIFACT = "spec.json"
 LAYER_SCORES_ARTIFACT = "layer_scores.json"
@@ -39,6 +42,7 @@ KIND_TRIAL = "trial"  # one Tune trial (a child run)
 KIND_REFERENCE = "reference"  # one run of the tuned reference's sweep (reused across searches by its key)
 KIND_SCRATCH = "scratch"  # a scratch baseline (a child run)
 KIND_RECHECK = "recheck"  # a max-drop finalist re-trained on a decision seed (a child run)
+KIND_MODEL = "model"  # an answer's configuration trained once more, its weights kept (a child run)
 COMPLETE, EARLY_STOPPED, FAILED, INTERRUPTED, RUNNING = "complete", "early-stopped", "failed", "interrupted", "running"
 FINAL = "final_"  # prefix of a finished run's closing metrics (final_val_score, ...); per-epoch ones have none
 # What every finished run (trial, reference, scratch, re-check) closes with, prefixed by FINAL.

@@ -89,6 +89,15 @@ class TunedReference:
     def score(self) -> float:
         return self.given if self.given is not None else mean(self.scores.values())
 
+    def describe(self) -> str:
+        """One line: how the reference was tuned and what it scored."""
+        if self.given is not None:
+            return f"the given score {self.given:.4f}"
+        return (
+            f"the unpruned model at lr {self.learning_rate:.1e}, {self.epochs} epochs (the best of its sweep): "
+            f"mean val_score {self.score:.4f} over seeds {sorted(self.scores)}"
+        )
+
     def on_seeds(self) -> Mapping[int, float] | float:
         """What a finalist's seeds are compared with: the same seeds' scores, or the one known score."""
         return self.given if self.given is not None else self.scores

@@ -12,9 +12,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Any
 
+from prunetune.search.answer_model import SavedModel, save_answer_model
 from prunetune.search.decide import (
     Candidate,
     ToleranceAnswer,
@@ -48,6 +50,7 @@ class MaxDropAnswer:
     relative: bool
     parent_run_id: str
     trials: int
+    models: dict[float, SavedModel] = field(default_factory=dict)  # tolerance -> its answer's model
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,8 +67,14 @@ class MaxDropAnswer:
             "relative": self.relative,
             "search_run_id": self.parent_run_id,
             "trials": self.trials,
-            "tolerances": [answer.to_dict() for answer in self.tolerances],
+            "tolerances": [answer.to_dict() | self._model_of(answer.tolerance) for answer in self.tolerances],
         }
+
+    def _model_of(self, tolerance: float) -> dict[str, Any]:
+        model = self.models.get(tolerance)
+        if model is None:
+            return {"model": None}
+        return {"model": {"path": str(model.path), "mlflow_model_uri": model.model_uri, "scores": model.scores}}
 
 
 def complete_trials(runs: list[Any]) -> list[tuple[Candidate, TrialConfig]]:
@@ -111,22 +120,32 @@ def finalists(
     return [c for c, _ in trials if within(drop(reference, c.selection_score, relative), tolerance)]
 
 
-def max_drop(spec: SearchSpec, tolerances: list[float], *, resume: bool = False, say: Any = print) -> MaxDropAnswer:
-    """Search once at the loosest tolerance, then decide each tolerance on the decision seeds."""
+def max_drop(
+    spec: SearchSpec,
+    tolerances: list[float],
+    *,
+    resume: bool = False,
+    say: Any = print,
+    register: str | None = None,
+) -> MaxDropAnswer:
+    """Search once at the loosest tolerance, then decide each tolerance on the decision seeds; with
+    ``spec.save_model``, each tolerance's answer is saved as a model (registered as ``register`` if given)."""
     from prunetune.search.store import search_lock
 
     loosest = spec.with_overrides({"budget.tolerance": max(tolerances)})
     with search_lock(loosest.storage, loosest.name):  # held from the search through the last re-check
-        return _max_drop(loosest, tolerances, resume, say)
+        return _max_drop(loosest, tolerances, resume, say, register)
 
 
-def _max_drop(loosest: SearchSpec, tolerances: list[float], resume: bool, say: Any) -> MaxDropAnswer:
+def _max_drop(
+    loosest: SearchSpec, tolerances: list[float], resume: bool, say: Any, register: str | None
+) -> MaxDropAnswer:
     from prunetune.search.jobs import run_jobs
     from prunetune.search.reference import score_on_seed
     from prunetune.search.runner import run_search
     from prunetune.search.store import client, experiment_id, paged_runs
 
-    result = run_search(loosest, resume=resume, say=say)
+    result = run_search(loosest, resume=resume, say=say, save_best=False)  # the answers' models are saved below
     mlflow = client(loosest.resolved_tracking_uri(), patience_s=loosest.tracking_patience_s)
     experiment = experiment_id(mlflow, loosest.name)
     children = list(paged_runs(mlflow, [experiment], runs_where(parent=result.parent_run_id)))
@@ -168,7 +187,7 @@ def _max_drop(loosest: SearchSpec, tolerances: list[float], resume: bool, say: A
         )
         for t in sorted(tolerances)
     ]
-    return MaxDropAnswer(
+    answer = MaxDropAnswer(
         answers,
         result.reference,
         seeds,
@@ -178,6 +197,38 @@ def _max_drop(loosest: SearchSpec, tolerances: list[float], resume: bool, say: A
         result.parent_run_id,
         result.trials,
     )
+    if not loosest.save_model:
+        return answer
+    models: dict[tuple[tuple[int, ...], float, int], SavedModel] = {}
+    for item in answers:
+        if item.mean_within is None:
+            continue
+        found = item.mean_within
+        if found.candidate.key not in models:  # one model for a finding that answers several tolerances
+            trial = configs[found.candidate.key].with_overrides({"training.seed": seeds[0]})
+            folder = loosest.storage / loosest.name / f"model-{found.candidate.layers_dropped}-dropped"
+            facts = _card_facts(answer, found, [i.tolerance for i in answers if i.mean_within == found])
+            models[found.candidate.key] = save_answer_model(
+                loosest, mlflow, experiment, result.parent_run_id, trial, folder, facts, say, result.prepared, register
+            )
+    chosen = {i.tolerance: models[i.mean_within.candidate.key] for i in answers if i.mean_within is not None}
+    return dataclasses.replace(answer, models=chosen)
+
+
+def _card_facts(answer: MaxDropAnswer, found: Any, tolerances: list[float]) -> list[tuple[str, str]]:
+    """The model card's rows on how a max-drop answer was decided: over which seeds, with what interval."""
+    unit = "of the reference" if answer.relative else "points"
+    iv = found.drops_interval
+    spread = "no interval (1 seed)" if iv.n == 1 else f"95 % interval [{_pct(iv.low)}, {_pct(iv.high)}]"
+    scores = ", ".join(f"{s}: {v:.4f}" for s, v in sorted(found.scores.items()))
+    return [
+        ("answers", f"max-drop at tolerance(s) {', '.join(f'{100 * t:g}' for t in tolerances)} {unit}"),
+        ("verdict", f"{found.verdict} ({found.candidate.layers_dropped} layers dropped)"),
+        ("reference", answer.reference.describe()),
+        ("re-checked scores (seed: val_score)", scores),
+        ("mean drop vs the reference", f"{_pct(iv.mean)} {unit} x 100, {spread}"),
+        ("search", f"MLflow run {answer.parent_run_id}, {answer.trials} trials"),
+    ]
 
 
 def render(answer: MaxDropAnswer) -> str:
@@ -215,6 +266,8 @@ def render(answer: MaxDropAnswer) -> str:
     lines.append(
         f"\ndrops in {unit} x 100; within: the whole interval under the tolerance; borderline: only the mean is"
     )
+    for tolerance, model in sorted(answer.models.items()):
+        lines.append(f"model for tolerance {tolerance:g}: {model.path} (MLflow {model.model_uri})")
     return "\n".join(lines)
 
 

@@ -10,7 +10,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from prunetune.search.answer_model import SavedModel, save_answer_model
 from prunetune.search.decide import TunedReference
+from prunetune.search.disk import DropFinishedCheckpoints, trial_folder_name
 from prunetune.search.jobs import numbers
 from prunetune.search.reference import tuned_reference
 from prunetune.search.scratch import scratch_baselines
@@ -25,10 +27,12 @@ from prunetune.search.shared import (
 from prunetune.search.spec import SearchSpec, ray_address
 from prunetune.search.store import check_answers, experiment_id, open_store, paged_runs, search_lock, store_lock
 from prunetune.search.tracking import TrialRecorder, close_interrupted, log_params_and_metrics, recorded_results
+from prunetune.trainables.config import TrialConfig, flat_params
 
 from prunetune.libs import optuna, ray, tune
 from prunetune.records import (
     COMPLETE,
+    KIND_MODEL,
     KIND_RECHECK,
     KIND_REFERENCE,
     KIND_SCRATCH,
@@ -56,6 +60,7 @@ class SearchResult:
     # The data read and tokenized once for this search (a Ray ObjectRef, None for sentence tasks): max-drop's
     # re-checks read it too, instead of preparing it once per job.
     prepared: Any = None
+    model: SavedModel | None = None  # the best trial's model, trained once more with its weights kept
 
     @property
     def reference_score(self) -> float:
@@ -74,8 +79,16 @@ class Store:
     resuming: bool  # Tune's own state is restored (else the trials start afresh)
 
 
-def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> SearchResult:
-    """Run (or with ``resume`` continue) the search ``spec`` and return its best feasible trial."""
+def run_search(
+    spec: SearchSpec,
+    *,
+    resume: bool = False,
+    say: Any = print,
+    save_best: bool = True,
+    register: str | None = None,
+) -> SearchResult:
+    """Run (or with ``resume`` continue) the search ``spec`` and return its best feasible trial, with its
+    model when ``save_best`` and ``spec.save_model`` (registered in MLflow as ``register`` if given)."""
     from prunetune.search.searcher import check_space
 
     num_layers = model_num_layers(spec.trial.model)  # everything that can be refused is refused first
@@ -83,7 +96,7 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
     check_depths(spec, num_layers)
     check_storage(spec)
     check_answers(spec.resolved_tracking_uri())  # an MLflow server that does not answer ends here
-    prepared = prepared_data(spec)  # read and checked on the driver: bad data ends here, before Ray or MLflow
+    prepared, inputs = prepared_data(spec)  # read and checked on the driver: bad data ends here, before Ray or MLflow
     with search_lock(spec.storage, spec.name):  # a second driver on this search is refused here
         _init_ray(spec)
         check_resources(spec, [node["Resources"] for node in ray.nodes() if node["Alive"]])  # type: ignore[no-untyped-call]
@@ -96,7 +109,13 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
         _log_text(store.mlflow, store.parent, spec.storage / spec.name / LAYER_SCORES_ARTIFACT, scores.to_json())
 
         recorder = TrialRecorder(
-            store.tracking_uri, store.experiment, store.parent, spec.name, spool_path(spec), spec.tracking_patience_s
+            store.tracking_uri,
+            store.experiment,
+            store.parent,
+            spec.name,
+            spool_path(spec),
+            spec.tracking_patience_s,
+            inputs,
         )
         replayed = recorder.replay()  # what a driver killed during an outage had not delivered, first
         if replayed:
@@ -104,7 +123,8 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
             recorder.flush()  # before Tune resumes: a trial closed in them is not trained again
             if recorder.unreachable:
                 raise recorder.stopped()
-        tuner = _tuner(spec, store, reference, scores, num_layers, shared, [recorder, _progress(spec, say)])
+        callbacks = [recorder, _progress(spec, say)] + ([] if spec.keep_checkpoints else [DropFinishedCheckpoints()])
+        tuner = _tuner(spec, store, reference, scores, num_layers, shared, callbacks)
         started = time.monotonic()
         try:
             results = tuner.fit()
@@ -118,9 +138,61 @@ def run_search(spec: SearchSpec, *, resume: bool = False, say: Any = print) -> S
                 f"{lost_runs} trial run(s) lost with the killed driver closed as interrupted, "
                 f"{lost_optuna} Optuna trial(s) told FAIL"
             )
-        best = _best_feasible(results)
+        best, best_trial = _best_feasible(results)
+        model = None
+        if best is not None and best_trial is not None and save_best and spec.save_model:
+            model = _save_best(spec, store, reference, best, best_trial, say, shared, register)
         _close_search(store, best, {"trials": len(results), "seconds": time.monotonic() - started})
-        return SearchResult(store.parent, reference, len(results), best, store.experiment_path, shared)
+        return SearchResult(store.parent, reference, len(results), best, store.experiment_path, shared, model)
+
+
+def render_search(result: SearchResult, tolerance: float, relative: bool) -> str:
+    """The search's answer as a person reads it: the reference, the best trial within the budget, the model."""
+    unit = "of the reference" if relative else "points"
+    lines = [
+        f"reference: {result.reference.describe()}",
+        f"trials: {result.trials}; MLflow search run {result.parent_run_id}; Ray results {result.experiment_path}",
+        "",
+    ]
+    best = result.best
+    if best is None:
+        lines.append(f"no trial stayed within the budget ({100 * tolerance:g} {unit}): widen it, or search more trials")
+        return "\n".join(lines)
+    lines += [
+        "| layers dropped | strategy | kept layers | lr | epochs | val_score | drop |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"| {best['layers_dropped']} | {best['strategy']} | {best['kept_layers']} | {best['learning_rate']:.1e} | "
+        f"{best['epochs']} | {best['val_score']:.4f} | {100 * best['drop']:+.2f} |",
+        "",
+        f"drop in {unit} x 100, within the budget of {100 * tolerance:g}; the score is the best of the search's "
+        "trials on one seed (biased upward): `prunetune max-drop` re-checks answers over seeds",
+    ]
+    if result.model is not None:
+        lines.append(f"model: {result.model.path} (MLflow {result.model.model_uri})")
+    return "\n".join(lines)
+
+
+def _save_best(
+    spec: SearchSpec,
+    store: Store,
+    reference: TunedReference,
+    best: dict[str, Any],
+    trial: TrialConfig,
+    say: Any,
+    shared: Any,
+    register: str | None,
+) -> SavedModel:
+    unit = "of the reference" if spec.budget.relative else "points"
+    facts = [
+        ("search", f"{spec.name}, MLflow run {store.parent}"),
+        ("reference", reference.describe()),
+        ("search's score", f"{best['val_score']:.4f} on seed {trial.training.seed} (the best of the search's trials)"),
+        ("drop", f"{100 * best['drop']:+.2f} {unit} (tolerance {100 * spec.budget.tolerance:g})"),
+    ]
+    folder = spec.storage / spec.name / "model"
+    return save_answer_model(
+        spec, store.mlflow, store.experiment, store.parent, trial, folder, facts, say, shared, register
+    )
 
 
 def _open_store(spec: SearchSpec, resume: bool, say: Any) -> Store:
@@ -206,6 +278,7 @@ def _tuner(
         anchor_lr=reference.learning_rate,  # space.learning_rate_scale multiplies the tuned reference's
         storage=optuna.storages.RDBStorage(_optuna_url(spec)),
         study_name=_study_name(spec, store.parent),
+        links={"mlflow_search_run_id": store.parent, "mlflow_experiment_id": store.experiment},
     )
     multi = spec.objective == "multi"
     max_epochs = int(spec.space.epochs[1])
@@ -225,6 +298,7 @@ def _tuner(
             # A trial process is kept for the next trial: no interpreter start and torch import
             # per trial (benchmark 3).
             reuse_actors=True,
+            trial_dirname_creator=trial_folder_name,
         ),
         run_config=tune.RunConfig(
             name=spec.name,
@@ -261,6 +335,9 @@ def _parent_run(spec: SearchSpec, mlflow: Any, experiment: str, resume: bool) ->
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(run.info.run_id)
     _log_text(mlflow, run.info.run_id, spec.storage / spec.name / SPEC_ARTIFACT, json.dumps(spec.to_dict(), indent=2))
+    # The spec's values as params too, so the UI's run table can show and compare them ("spec." keeps them
+    # apart from the tuned reference's own params).
+    log_params_and_metrics(mlflow, run.info.run_id, flat_params(spec.to_dict(), "spec."), {})
     return str(run.info.run_id)
 
 
@@ -282,7 +359,7 @@ def _close_interrupted_jobs(spec: SearchSpec, mlflow: Any, experiment: str, say:
     (it is trained again; an open run would otherwise stay RUNNING for ever)."""
     running = runs_where("RUNNING", search=spec.name)
     for run in list(paged_runs(mlflow, [experiment], running)):  # in full first: closing changes the filter
-        if run.data.tags.get(TAG_KIND) not in (KIND_REFERENCE, KIND_SCRATCH, KIND_RECHECK):
+        if run.data.tags.get(TAG_KIND) not in (KIND_REFERENCE, KIND_SCRATCH, KIND_RECHECK, KIND_MODEL):
             continue
         close_interrupted(mlflow, run.info.run_id)
         say(f"{run.data.tags[TAG_KIND]} run {run.info.run_id} was interrupted with the driver: closed, trained again")
@@ -302,8 +379,9 @@ def _fail_orphaned_optuna_trials(spec: SearchSpec, parent_run_id: str) -> int:
     return len(orphans)
 
 
-def _best_feasible(results: Any) -> dict[str, Any] | None:
-    best = None
+def _best_feasible(results: Any) -> tuple[dict[str, Any] | None, TrialConfig | None]:
+    """The best finished feasible trial (:func:`records.preference`): its summary, and its config."""
+    best, best_trial = None, None
     for result in results:
         metrics = result.metrics or {}
         if not metrics.get("feasible") or result.error:
@@ -323,5 +401,5 @@ def _best_feasible(results: Any) -> dict[str, Any] | None:
         if best is None or preference(row["layers_dropped"], row["val_score"]) > preference(
             best["layers_dropped"], best["val_score"]
         ):
-            best = row
-    return best
+            best, best_trial = row, TrialConfig.from_dict(trial)
+    return best, best_trial

@@ -23,6 +23,7 @@ from typing import Any
 from prunetune.search.space import (
     CONSTRAINT,
     OBJECTIVE,
+    OBJECTIVE_NAME,
     DefineSpace,
     point_key,
     strategy_params,
@@ -70,9 +71,11 @@ class BudgetSearch(OptunaSearch):
         storage: Any = None,
         study_name: str | None = None,
         sampler: Any = None,
+        links: dict[str, str] | None = None,
     ) -> None:
         """``anchor_lr``: the tuned reference's learning rate, which ``space.learning_rate_scale`` multiplies
-        (default: the spec's own trial learning rate)."""
+        (default: the spec's own trial learning rate). ``links``: user attributes every trial carries (the
+        search's MLflow run), so optuna-dashboard leads to the records."""
         multi = spec.objective == "multi"
         metric: Any = ["val_score", spec.multi_axis] if multi else OBJECTIVE
         mode: Any = ["max", "min"] if multi else "max"
@@ -87,9 +90,13 @@ class BudgetSearch(OptunaSearch):
             space=self.space, metric=metric, mode=mode, sampler=sampler, storage=storage, study_name=study_name
         )
         self.spec = spec
+        self.links = links or {}
+        # optuna-dashboard names the objectives by these, not "Objective 0".
+        self.study.set_metric_names(["val_score", spec.multi_axis] if multi else [OBJECTIVE_NAME])
         self.num_layers = num_layers
         self.layer_scores = scores
         self.planned_epochs: dict[str, int] = {}
+        self.reported: set[tuple[str, int]] = set()  # (trial, epoch) scores Optuna has as intermediate values
         self.points: dict[
             tuple[tuple[int, ...], float, int], int
         ] = {}  # point -> storage id of the Optuna trial that ran it
@@ -125,6 +132,9 @@ class BudgetSearch(OptunaSearch):
             ot_trial = self._ot_trials[trial_id]
             self.points[point] = ot_trial._trial_id
             self.planned_epochs[trial_id] = params["epochs"]
+            # What a dashboard user looks for first, and where the trial's MLflow run is (tagged by this id).
+            for key, value in {"kept_layers": list(kept), "ray_trial_id": trial_id, **self.links}.items():
+                ot_trial.set_user_attr(key, value)
             return {
                 "trial": trial_config(self.spec, params, drop_params, kept, learning_rate),
                 "optuna_trial": ot_trial.number,
@@ -143,14 +153,26 @@ class BudgetSearch(OptunaSearch):
         return bool(self.study._storage.get_trial(ot_trial._trial_id).state.is_finished())
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        if not self._told(trial_id):
-            super().on_trial_result(trial_id, result)
+        """Each epoch's validation score as the trial's intermediate value, at its epoch: learning curves,
+        and where ASHA stopped a trial, in optuna-dashboard. (Ray's own reports the objective per Tune
+        iteration; for a multi-objective study Optuna takes no intermediate values.)"""
+        if not self._told(trial_id) and trial_id not in self._completed_trials:
+            self._report(trial_id, result)
+
+    def _report(self, trial_id: str, result: dict[str, Any]) -> None:
+        step = int(result.get("epoch", 0))
+        if isinstance(self.metric, list) or "val_score" not in result or (trial_id, step) in self.reported:
+            return
+        self.reported.add((trial_id, step))
+        self._ot_trials[trial_id].report(float(result["val_score"]), step)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         if trial_id in self._completed_trials or self._told(trial_id):
             self._completed_trials.add(trial_id)
             return
         ot_trial = self._ot_trials[trial_id]
+        if result and not error:  # Tune hands a trial's last result to this call only
+            self._report(trial_id, result)
         if result and not error and "budget_excess" in result:
             # Every trial with a result carries the budget, a pruned one too (from its last epoch).
             ot_trial.set_constraint(CONSTRAINT, float(result["budget_excess"]))

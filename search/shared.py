@@ -4,6 +4,8 @@ tokenized data and the layer scores (DESIGN.md §1: shared work is never done pe
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
 import os
 from typing import Any
@@ -64,23 +66,45 @@ def check_storage(spec: SearchSpec) -> None:
         raise ConfigError(f"storage_path {path} cannot be written ({existing} is not writable): {fix}")
 
 
-def prepared_data(spec: SearchSpec) -> Any:
+def prepared_data(spec: SearchSpec) -> tuple[Any, list[dict[str, Any]]]:
     """A classification task's data, read and tokenized once here for every trial (None for other tasks,
-    whose data is read here all the same): a file that cannot be read is refused on the driver, before Ray."""
+    whose data is read here all the same): a file that cannot be read is refused on the driver, before Ray.
+    With it, what every trial's run records as its dataset inputs (:func:`dataset_inputs`)."""
     if spec.trial.task != "classification":
         from prunetune.trainables.data import load_labelled, load_scored_pairs
 
-        load_scored_pairs(spec.trial.data)
+        pairs = load_scored_pairs(spec.trial.data)
         if spec.trial.sentence.nli_data is not None:
             load_labelled(spec.trial.sentence.nli_data, pairs=True)
-        return None
+        return None, dataset_inputs(spec.trial.data.source, pairs)
     from prunetune.trainables.models import load_tokenizer
     from prunetune.trainables.prepared import prepare_classification
 
     prepared = prepare_classification(spec.trial, load_tokenizer(spec.trial.model), spec.trial.model)
     if prepared.task.report.total:  # said once here, for the whole search, not once per job
         log.warning("%s: %s", spec.trial.data.source, prepared.task.report.summary())
-    return prepared
+    return prepared, dataset_inputs(spec.trial.data.source, prepared.task)
+
+
+def dataset_inputs(source: str, data: Any) -> list[dict[str, Any]]:
+    """Each split the trials train and are scored on, as an MLflow dataset: its source, the digest of its
+    rows (texts, pairs and targets as read, so two searches on the same rows show the same digest), its size."""
+    found = []
+    for split in ("train", "validation", "test"):
+        rows = getattr(data, split)
+        if rows is None:
+            continue
+        digest = hashlib.sha256(json.dumps([rows.texts, rows.pairs, rows.targets], default=str).encode())
+        found.append(
+            {
+                "name": f"{source}:{split}",
+                "digest": digest.hexdigest()[:16],
+                "source": source,
+                "split": split,
+                "rows": len(rows),
+            }  # fmt: skip
+        )
+    return found
 
 
 def layer_scores(spec: SearchSpec) -> LayerScores:

@@ -23,6 +23,8 @@ from prunetune.libs import optuna
 from prunetune.records import LayerScores, drop, within
 
 OBJECTIVE = "objective"
+# The constrained objective, as optuna-dashboard names it: layers dropped + score within the budget.
+OBJECTIVE_NAME = "layers_dropped+val_score (over budget: -excess)"
 CONSTRAINT = "acc_drop_excess"  # the budget's name in Optuna (> 0 = over budget)
 LR_STEPS_PER_OCTAVE = 2  # half-octaves: the seed table's optimum is broad (2e-4 vs 4e-4 within 0.4 points)
 

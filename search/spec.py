@@ -103,6 +103,12 @@ class SearchSpec:
     # How long the tracking server may be away (restarting, say) before the search stops, resumable; records
     # wait in order meanwhile and are delivered when it answers again.
     tracking_patience_s: float = 600.0
+    # The answer as a model: the best trial (max-drop: each tolerance's answer) trained once more with its
+    # weights kept, saved under storage_path/<name>/ and logged to the search's MLflow run. One more job each.
+    save_model: bool = True
+    # Each trial's last checkpoint (its training state: about 270 MB for MiniLM) is deleted once the trial
+    # ends; true keeps them (a finished trial is never resumed, so only for inspection).
+    keep_checkpoints: bool = False
     address: str | None = None  # a Ray cluster; None: $RAY_ADDRESS, else a local Ray instance
 
     def __post_init__(self) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from prunetune.errors import PrunetuneError
 from prunetune.libs import mlflow_tracking
+from prunetune.records import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 
 log = logging.getLogger(__name__)
 
@@ -205,12 +206,18 @@ def search_lock(folder: Path, name: str) -> Iterator[None]:
 
 
 def experiment_id(mlflow: Any, name: str, local_artifacts: str | None = None) -> str:
-    """The experiment ``name``, created if new; with a local store its artifacts go to ``local_artifacts``
-    (MLflow's default, ./mlruns of whatever directory the driver runs in, scatters them)."""
+    """The experiment ``name``, created if new, tagged to open on its runs in MLflow's UI; with a local store
+    its artifacts go to ``local_artifacts`` (MLflow's default, ./mlruns of whatever directory the driver runs
+    in, scatters them)."""
     found = mlflow.get_experiment_by_name(name)
-    if found is not None:
+    if found is not None and found.tags.get(EXPERIMENT_KIND_TAG) == EXPERIMENT_KIND:
         return str(found.experiment_id)
-    return str(mlflow.create_experiment(name, artifact_location=local_artifacts))
+    if found is None:
+        experiment = str(mlflow.create_experiment(name, artifact_location=local_artifacts))
+    else:
+        experiment = str(found.experiment_id)  # made by an older prunetune: opened in the GenAI view
+    mlflow.set_experiment_tag(experiment, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return experiment
 
 
 def paged_runs(

@@ -50,7 +50,7 @@ from prunetune.records import (
 log = logging.getLogger(__name__)
 
 
-def flat_params(trial_dict: dict[str, Any]) -> dict[str, str]:
+def trial_params(trial_dict: dict[str, Any]) -> dict[str, str]:
     from prunetune.trainables.config import TrialConfig
 
     return dict(TrialConfig.from_dict(trial_dict).to_flat())
@@ -130,6 +130,7 @@ class TrialRecorder(Callback):
         search_name: str,
         spool_path: Path,
         patience_s: float = 600.0,
+        inputs: list[dict[str, Any]] | None = None,
     ) -> None:
         self.tracking_uri = tracking_uri
         self.experiment = experiment
@@ -140,6 +141,7 @@ class TrialRecorder(Callback):
         self.run_ids: dict[str, str | None] = {}  # filled by the worker as it delivers; None: no run
         self.opened: set[str] = set()  # trials whose run is queued to be found or created
         self.retries: dict[str, int] = {}
+        self.inputs = inputs or []  # the search's data, recorded as each trial's dataset inputs
         self._worker: _Worker | None = None
         self._client: Any = None
 
@@ -200,6 +202,8 @@ class TrialRecorder(Callback):
             return
         run_id = self.mlflow.create_run(self.experiment, run_name=record["name"], tags=record["tags"]).info.run_id
         log_params_and_metrics(self.mlflow, run_id, record["params"], {})
+        if record.get("inputs"):
+            self.mlflow.log_inputs(run_id, datasets=[dataset_input(d) for d in record["inputs"]])
         self.run_ids[trial_id] = run_id
 
     def _open(self, trial_id: str, config: dict[str, Any]) -> None:
@@ -221,7 +225,8 @@ class TrialRecorder(Callback):
                     TAG_OPTUNA_TRIAL: str(config.get("optuna_trial", "")),
                     TAG_STATUS: RUNNING,
                 },
-                "params": flat_params(trial),
+                "params": trial_params(trial),
+                "inputs": self.inputs,
             }
         )
 
@@ -341,6 +346,19 @@ def recorded_results(mlflow: Any, experiment: str, parent_run_id: str) -> dict[s
         if TAG_TRIAL in run.data.tags and epoch is not None:
             results[run.data.tags[TAG_TRIAL]] = {k: metrics[k] for k in _METRICS if k in metrics} | {"epoch": epoch}
     return results
+
+
+def dataset_input(described: dict[str, Any]) -> Any:
+    """One of :func:`prunetune.search.shared.dataset_inputs` as MLflow's entity: the run's Dataset column."""
+    entities = mlflow_entities
+    dataset = entities.Dataset(
+        described["name"],
+        described["digest"],
+        "prunetune",
+        json.dumps({"source": described["source"], "split": described["split"]}),
+        profile=json.dumps({"num_rows": described["rows"]}),
+    )
+    return entities.DatasetInput(dataset, tags=[entities.InputTag("mlflow.data.context", described["split"])])
 
 
 def interrupted_record(run_id: str) -> dict[str, Any]:

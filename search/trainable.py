@@ -93,12 +93,25 @@ def run_trial(
         run_job(trial, report, checkpointing=Checkpointing(work, resume_from), prepared=prepared)
 
 
-def job_task(trial: TrialConfig, prepared: Any = None) -> dict[str, Any]:
-    """A whole job as a Ray task (the reference, seed re-checks): it runs where trials run, with their resources."""
+# The result key of a job asked to keep its model: the saved model's files (relative path -> bytes). They
+# travel back through Ray's object store, so the driver gets them whichever node trained the model.
+MODEL_FILES = "model_files"
+
+
+def job_task(trial: TrialConfig, prepared: Any = None, keep_model: bool = False) -> dict[str, Any]:
+    """A whole job as a Ray task (the reference, seed re-checks, the answer's model): it runs where trials run,
+    with their resources. ``keep_model``: the trained model comes back too (:data:`MODEL_FILES`)."""
+    from pathlib import Path
+
     from prunetune.trainables.jobs import run_job
 
     _quiet()
-    return dict(run_job(trial, prepared=prepared))
+    if not keep_model:
+        return dict(run_job(trial, prepared=prepared))
+    with tempfile.TemporaryDirectory(prefix="prunetune-model-") as saved:
+        result = dict(run_job(trial, prepared=prepared, output_dir=saved))
+        files = {str(p.relative_to(saved)): p.read_bytes() for p in sorted(Path(saved).rglob("*")) if p.is_file()}
+    return result | {MODEL_FILES: files}
 
 
 def _quiet() -> None:

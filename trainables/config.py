@@ -145,11 +145,7 @@ class TrialConfig:
         return from_dict(cls, raw)
 
     def to_flat(self) -> dict[str, str]:
-        """Dotted keys to strings, for MLflow params: strings as they are, the rest as JSON (``[0, 1]``, ``5e-05``)."""
-        return {
-            key: value if isinstance(value, str) else json.dumps(value)
-            for key, value in _flatten(self.to_dict()).items()
-        }
+        return flat_params(self.to_dict())
 
     @classmethod
     def from_flat(cls, flat: Mapping[str, str]) -> TrialConfig:
@@ -181,6 +177,11 @@ def to_plain(value: Any) -> Any:
     if isinstance(value, tuple):
         return [to_plain(v) for v in value]
     return value
+
+
+def flat_params(raw: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Dotted keys to strings, for MLflow params: strings as they are, the rest as JSON (``[0, 1]``, ``5e-05``)."""
+    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in _flatten(raw, prefix).items()}
 
 
 def _flatten(raw: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -24,7 +24,7 @@ def test_max_drop_answers_each_tolerance_with_a_verdict_over_decision_seeds(
     out = tmp_path / "answer.json"
     command = [sys.executable, "-m", "prunetune.cli", "max-drop", str(spec_file), "--tolerance", "0.5", "0.0"]
     done = subprocess.run(
-        [*command, "--seeds", "2", "--json", "-o", str(out)],
+        [*command, "--seeds", "2", "--json", "-o", str(out), "--register", "tiny-pruned"],
         capture_output=True,
         text=True,
         env={**os.environ, "RAY_AUTH_MODE": "disabled"},
@@ -60,7 +60,7 @@ def test_max_drop_answers_each_tolerance_with_a_verdict_over_decision_seeds(
 
     # Every re-check job is an MLflow run of the search, on the decision seeds only; the references they are
     # paired with are the sweep's runs on the same seeds (none trained again).
-    rechecks = [r for r in child_runs(spec, answer["search_run_id"]) if r.data.tags["prunetune.kind"] == "recheck"]
+    rechecks = child_runs(spec, answer["search_run_id"], kind="recheck")
     assert rechecks and {r.data.tags["prunetune.status"] for r in rechecks} == {"complete"}
     assert sorted(r.data.params["training.seed"] for r in rechecks) == sorted(["43", "44"] * (len(rechecks) // 2))
     # The sweep's runs on the decision seeds, and the best configuration once more on the search's own seed:
@@ -68,5 +68,30 @@ def test_max_drop_answers_each_tolerance_with_a_verdict_over_decision_seeds(
     references = {r.data.params["training.seed"]: r for r in reference_runs(spec)}
     assert sorted(references) == ["42", "43", "44"]
     assert references["42"].data.metrics["val_score"] == pytest.approx(reference["search_seed_score"])
-    trials = [r for r in child_runs(spec, answer["search_run_id"]) if r.data.tags["prunetune.kind"] == "trial"]
+    trials = child_runs(spec, answer["search_run_id"])
     assert {r.data.params["training.seed"] for r in trials} == {"42"}  # the search selects on its own seed
+
+    # The answer is a model: saved with its card, logged to the search's run, registered, loadable both ways.
+    model = loose["model"]
+    assert model is not None and model["path"].endswith(f"model-{found['layers_dropped']}-dropped")
+    card = open(os.path.join(model["path"], "README.md")).read()
+    assert f"| layers kept | {found['kept_layers']} |" in card and "max-drop at tolerance(s) 50" in card
+    assert_loads_the_same(model["path"], model["mlflow_model_uri"], spec.tracking_uri)
+    from mlflow.tracking import MlflowClient
+
+    versions = MlflowClient(spec.tracking_uri).search_model_versions("name = 'tiny-pruned'")
+    assert len(versions) == len({json.dumps(t["answer"]["kept_layers"]) for t in (tight, loose) if t["answer"]})
+
+
+def assert_loads_the_same(folder: str, model_uri: str, tracking_uri: str) -> None:
+    """The saved folder (from_pretrained) and the MLflow model (transformers flavor) give the same logits."""
+    import mlflow
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    mlflow.set_tracking_uri(tracking_uri)
+    logged = mlflow.transformers.load_model(model_uri, return_type="components")
+    direct = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    batch = AutoTokenizer.from_pretrained(folder)(["a headline", "another one"], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        assert torch.equal(logged["model"].eval()(**batch).logits, direct(**batch).logits)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.e2e.conftest import free_port
@@ -16,6 +17,7 @@ from tests.integration.test_tracking_outage import start_server, stop_server
 OUTAGE_S = 60
 
 
+@pytest.mark.slow  # a minute of outage by design
 def test_a_search_through_a_minute_long_outage_loses_no_metric_and_leaves_nothing_running(
     ray_cluster, tiny_model, data_env, tmp_path, monkeypatch
 ) -> None:
@@ -74,7 +76,6 @@ def test_a_server_gone_for_good_stops_the_search_in_one_line_and_resume_closes_e
     ray_cluster, tiny_model, data_env, tmp_path, monkeypatch
 ) -> None:
     import optuna
-    import pytest
     import ray
     from prunetune.search.runner import run_search
     from prunetune.search.store import TrackingUnreachable

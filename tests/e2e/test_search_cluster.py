@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -46,12 +47,14 @@ def reference_runs(spec: SearchSpec):
     return client.search_runs([experiment], filter_string="tags.`prunetune.kind` = 'reference'")
 
 
-def child_runs(spec: SearchSpec, parent: str):
+def child_runs(spec: SearchSpec, parent: str, kind: str | None = "trial"):
+    """The search's child runs of ``kind`` (None: every kind: trials, re-checks, the answer's model)."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(spec.tracking_uri)
     experiment = client.get_experiment_by_name(spec.name).experiment_id
-    return client.search_runs([experiment], filter_string=f"tags.`mlflow.parentRunId` = '{parent}'")
+    query = f"tags.`mlflow.parentRunId` = '{parent}'" + (f" and tags.`prunetune.kind` = '{kind}'" if kind else "")
+    return client.search_runs([experiment], filter_string=query)
 
 
 def test_search_spreads_over_nodes_records_every_trial_and_honours_the_budget(
@@ -68,8 +71,11 @@ def test_search_spreads_over_nodes_records_every_trial_and_honours_the_budget(
     finally:
         ray.shutdown()
 
-    runs = child_runs(spec, result.parent_run_id)
+    children = child_runs(spec, result.parent_run_id, kind=None)
+    runs = [r for r in children if r.data.tags["prunetune.kind"] == "trial"]
     assert len(runs) == spec.num_trials == result.trials
+    # The only other child: the answer's model, trained once more (when a trial was within the budget).
+    assert [r.data.tags["prunetune.kind"] for r in children if r not in runs] == (["model"] if result.best else [])
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert {r.data.tags["prunetune.status"] for r in runs} <= {"complete", "early-stopped"}
     assert len({r.data.tags["prunetune.ray_trial_id"] for r in runs}) == spec.num_trials
@@ -88,6 +94,43 @@ def test_search_spreads_over_nodes_records_every_trial_and_honours_the_budget(
         ]
         assert max(r.data.metrics["layers_dropped"] for r in feasible) == result.best["layers_dropped"]
     assert any("trials 6/6 done" in line for line in lines)
+    # The dashboards read the search right. MLflow: the experiment opens on its runs, the search's run
+    # carries the spec, every trial its data as dataset inputs (same rows, same digest).
+    client = MlflowClient(spec.tracking_uri)
+    assert client.get_experiment_by_name(spec.name).tags["mlflow.experimentKind"] == "custom_model_development"
+    assert client.get_run(result.parent_run_id).data.params["spec.num_trials"] == "6"
+    digests = set()
+    for run in runs:
+        inputs = {i.dataset.name: i.dataset for i in client.get_run(run.info.run_id).inputs.dataset_inputs}
+        assert set(inputs) == {"indicnews:english:shc:train", "indicnews:english:shc:validation"}  # no test split here
+        assert json.loads(inputs["indicnews:english:shc:train"].profile)["num_rows"] == 160
+        digests.add(tuple(sorted(d.digest for d in inputs.values())))
+    assert len(digests) == 1
+    # Optuna: named objective, each epoch's score as an intermediate value, the trial's layers and MLflow run.
+    import optuna
+
+    storage = f"sqlite:///{spec.storage / 'optuna.db'}"
+    (study_name,) = optuna.study.get_all_study_names(storage)
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    assert study.metric_names == ["layers_dropped+val_score (over budget: -excess)"]
+    ran = [t for t in study.trials if t.state != optuna.trial.TrialState.FAIL and "repeat_of" not in t.user_attrs]
+    assert ran and all(1 in t.intermediate_values for t in ran), [(t.number, t.intermediate_values) for t in ran]
+    assert all(t.user_attrs["mlflow_search_run_id"] == result.parent_run_id for t in ran)
+    assert all(t.user_attrs["kept_layers"] for t in ran)
+
+    # Disk stays bounded: finished trials keep no checkpoint; trial folders are named by id and strategy.
+    from pathlib import Path
+
+    folders = [p for p in Path(result.experiment_path).iterdir() if p.is_dir() and p.name != "model"]
+    assert len(folders) == spec.num_trials
+    assert all(p.name.split("-", 1)[1] in spec.space.strategies and len(p.name) < 40 for p in folders)
+    assert list(Path(result.experiment_path).glob("*/checkpoint_*")) == []
+    if result.best is not None:  # the answer is a model, logged to the search's run
+        from tests.e2e.test_max_drop import assert_loads_the_same
+
+        assert result.model is not None and (result.model.path / "README.md").exists()
+        assert_loads_the_same(str(result.model.path), result.model.model_uri, spec.tracking_uri)
+        assert MlflowClient(spec.tracking_uri).get_run(result.parent_run_id).outputs.model_outputs
 
     # The tuned reference: every learning rate on every decision seed is a reference run; the budget is
     # measured against the configuration with the best mean over the seeds, not the best single run.

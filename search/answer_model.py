@@ -1,0 +1,177 @@
+"""The answer as a model: the winning configuration trained once more with its weights kept, saved in Hugging
+Face (classification) or sentence-transformers format with a model card, and logged to the search's run as an
+MLflow model (``transformers`` or ``sentence_transformers`` flavor), registered under a name if asked.
+
+Trials keep no weights (a search of a thousand trials would keep a thousand models), so the answer's model is
+one more job: its configuration and seed are the answer's, its own scores are measured and written on its card.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prunetune.search.jobs import run_jobs
+from prunetune.search.spec import SearchSpec
+from prunetune.search.trainable import MODEL_FILES
+from prunetune.trainables.config import TrialConfig
+
+from prunetune.libs import huggingface_hub, mlflow_fluent, sentence_transformers, transformers
+from prunetune.records import KIND_MODEL, PARENT
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    path: Path  # the model's folder: from_pretrained / SentenceTransformer(path) load it
+    run_id: str  # the MLflow run of the job that trained it (a child of the search's run)
+    model_uri: str  # the MLflow model logged to the search's run
+    scores: dict[str, float]  # its own val/test scores
+    registered: str | None = None  # "NAME version N" when registered
+
+
+def save_answer_model(
+    spec: SearchSpec,
+    mlflow: Any,
+    experiment: str,
+    parent_run_id: str,
+    trial: TrialConfig,
+    folder: Path,
+    facts: list[tuple[str, str]],
+    say: Any,
+    prepared: Any = None,
+    register: str | None = None,
+) -> SavedModel:
+    """Train ``trial`` once more keeping its weights, save it with its card to ``folder``, and log it to the
+    search's run. ``facts``: the card's rows about how it was chosen (scores with intervals, the reference)."""
+    say(f"model: training {_describe(trial)} once more to keep its weights")
+    jobs = [(trial, KIND_MODEL, {PARENT: parent_run_id})]
+    ((run_id, result),) = run_jobs(spec, mlflow, experiment, jobs, prepared, keep_model=True)
+    _unpack(result.pop(MODEL_FILES), folder)
+    scores = {k: float(result[k]) for k in ("val_score", "test_score") if isinstance(result.get(k), (int, float))}
+    measured = [(f"this model's {k.replace('_', ' ')}", f"{v:.4f}") for k, v in scores.items()]
+    (folder / "README.md").write_text(model_card(trial, facts + measured, command()), encoding="utf-8")
+    model_uri, registered = log_model(spec.resolved_tracking_uri(), parent_run_id, folder, trial, register)
+    say(f"model: saved to {folder}; MLflow model {model_uri}" + (f", registered as {registered}" if registered else ""))
+    return SavedModel(folder, run_id, model_uri, scores, registered)
+
+
+def model_card(trial: TrialConfig, facts: list[tuple[str, str]], made_by: str) -> str:
+    """A Hugging Face model card: metadata for the hub, then what the model is and how it was chosen."""
+    t = trial.training
+    library, pipeline = _LIBRARIES[trial.task]
+    rows = [
+        ("base model", trial.model),
+        ("layers kept", str(list(trial.kept_layers or []))),
+        ("strategy", trial.drop.strategy),
+        ("task", trial.task),
+        ("data", f"{trial.data.source} (at most {trial.data.max_train_rows or 'all'} training rows)"),
+        ("learning rate", f"{t.learning_rate:g}"),
+        ("epochs", str(t.epochs)),
+        ("batch size", str(t.batch_size)),
+        ("max length", str(t.max_length)),
+        ("seed", str(t.seed)),
+        *facts,
+    ]
+    table = "\n".join(f"| {name} | {value} |" for name, value in rows)
+    return (
+        f"---\nlibrary_name: {library}\npipeline_tag: {pipeline}\nbase_model: {trial.model}\n"
+        "tags:\n- prunetune\n- layer-pruning\n---\n\n"
+        f"# {trial.model}, {len(trial.kept_layers or [])} layers kept\n\n"
+        "Layer-pruned and fine-tuned by [prunetune](https://github.com/prunetune/prunetune): the layers listed "
+        "were kept, the others dropped, and the model fine-tuned.\n\n"
+        f"| | |\n| --- | --- |\n{table}\n\n"
+        f"Made by:\n\n```\n{made_by}\n```\n"
+    )
+
+
+def log_model(
+    tracking_uri: str, parent_run_id: str, folder: Path, trial: TrialConfig, register: str | None
+) -> tuple[str, str | None]:
+    """Log ``folder`` to the search's run as an MLflow model of the task's flavor; (model URI, registration)."""
+    fluent = mlflow_fluent
+    fluent.set_tracking_uri(tracking_uri)
+    name = f"pruned-{len(trial.kept_layers or [])}-layers"
+    status = fluent.tracking.MlflowClient(tracking_uri).get_run(parent_run_id).info.status
+    with fluent.start_run(run_id=parent_run_id), _quiet_flavors():
+        if trial.task == "classification":
+            components = {  # loaded, not the folder's path: MLflow's path logging misreads transformers 5's tasks
+                "model": transformers.AutoModelForSequenceClassification.from_pretrained(folder),
+                "tokenizer": transformers.AutoTokenizer.from_pretrained(folder),
+            }
+            info = fluent.transformers.log_model(
+                transformers_model=components,
+                name=name,
+                task="text-classification",
+                model_card=huggingface_hub.ModelCard((folder / "README.md").read_text(encoding="utf-8")),
+                registered_model_name=register,
+                pip_requirements=_requirements("transformers", "torch"),  # not inferred: that loads the model again
+            )
+        else:
+            info = fluent.sentence_transformers.log_model(
+                sentence_transformers.SentenceTransformer(str(folder), device="cpu"),
+                name=name,
+                registered_model_name=register,
+                pip_requirements=_requirements("sentence-transformers", "transformers", "torch"),
+            )
+    if status != "FINISHED":  # start_run closed it on leaving; a search still running keeps its run open
+        fluent.tracking.MlflowClient(tracking_uri).update_run(parent_run_id, status=status)
+    registered = None
+    if register is not None and info.registered_model_version is not None:
+        registered = f"{register} version {info.registered_model_version}"
+    return str(info.model_uri), registered
+
+
+@contextlib.contextmanager
+def _quiet_flavors() -> Iterator[None]:
+    """The flavors warn that no license or hub card was found (the card is ours) and print upload progress."""
+    loggers = [logging.getLogger(name) for name in ("mlflow.transformers", "mlflow.sentence_transformers")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def command() -> str:
+    """The command line that made the model, as the user typed it (the program's name, not its path)."""
+    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else "prunetune"
+
+
+_LIBRARIES = {
+    "classification": ("transformers", "text-classification"),
+    "sentence-similarity": ("sentence-transformers", "sentence-similarity"),
+}
+
+
+def _describe(trial: TrialConfig) -> str:
+    t = trial.training
+    return f"{trial.drop.strategy} kept {list(trial.kept_layers or [])} (lr {t.learning_rate:.1e}, {t.epochs} epochs)"
+
+
+def _requirements(*packages: str) -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{package}=={version(package)}" for package in packages]
+
+
+def _unpack(files: dict[str, bytes], folder: Path) -> None:
+    """Write the model's files to ``folder``, replacing an older model there only once all are written."""
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    for relative, data in files.items():
+        target = partial / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(partial, folder)

@@ -1,0 +1,90 @@
+"""The answer is a model: its folder loads with `from_pretrained` / `SentenceTransformer(path)`, and the MLflow
+model logged to the search's run loads with its flavor, with the same outputs; a name registers it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+from prunetune.search.answer_model import log_model, model_card
+from prunetune.search.store import experiment_id
+from prunetune.trainables.config import TrialConfig
+from prunetune.trainables.models import resolve_model
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig
+
+from prunetune.records import TAG_KIND
+
+TEXTS = ["a headline about cricket", "markets fell sharply today"]
+
+
+def tiny_classifier(folder: Path) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("sentence-transformers/all-MiniLM-L6-v2"))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=37, max_position_embeddings=64, num_labels=3)  # fmt: skip
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def a_search_run(tmp_path: Path) -> tuple[str, MlflowClient, str]:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow = MlflowClient(uri)
+    experiment = experiment_id(mlflow, "answer", (tmp_path / "artifacts").as_uri())
+    return uri, mlflow, mlflow.create_run(experiment, tags={TAG_KIND: "search"}).info.run_id
+
+
+def test_a_classifier_logged_to_the_search_loads_with_the_transformers_flavor_and_from_pretrained(tmp_path) -> None:
+    import mlflow.transformers
+
+    folder = tmp_path / "model"
+    tiny_classifier(folder)
+    (folder / "README.md").write_text("---\nlibrary_name: transformers\n---\n\n# the card prunetune wrote\n")
+    uri, client, parent = a_search_run(tmp_path)
+    trial = TrialConfig().with_overrides({"kept_layers": [0, 5]})
+
+    model_uri, registered = log_model(uri, parent, folder, trial, register="pruned-minilm")
+
+    assert registered == "pruned-minilm version 1"
+    assert client.get_run(parent).outputs.model_outputs  # the Models column of the search's run
+    assert client.get_run(parent).info.status == "RUNNING"  # left as it was: the search closes it
+    components = mlflow.transformers.load_model(model_uri, return_type="components")
+    direct = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    batch = components["tokenizer"](TEXTS, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        assert torch.equal(components["model"].eval()(**batch).logits, direct(**batch).logits)
+    assert mlflow_registered(uri, "pruned-minilm") == ["1"]
+
+
+def mlflow_registered(uri: str, name: str) -> list[str]:
+    return [str(v.version) for v in MlflowClient(uri).search_model_versions(f"name = '{name}'")]
+
+
+def test_a_sentence_model_loads_with_the_sentence_transformers_flavor_and_its_folder(tmp_path) -> None:
+    import mlflow.sentence_transformers
+    from sentence_transformers import SentenceTransformer
+
+    folder = tmp_path / "model"
+    SentenceTransformer(resolve_model("sentence-transformers/all-MiniLM-L6-v2"), device="cpu").save(str(folder))
+    (folder / "README.md").write_text("# the card prunetune wrote\n")
+    uri, _, parent = a_search_run(tmp_path)
+    trial = TrialConfig().with_overrides({"task": "sentence-similarity", "kept_layers": [0, 1, 2, 3, 4, 5]})
+
+    model_uri, registered = log_model(uri, parent, folder, trial, register=None)
+
+    assert registered is None
+    logged = mlflow.sentence_transformers.load_model(model_uri)
+    direct = SentenceTransformer(str(folder), device="cpu")
+    assert torch.allclose(torch.tensor(logged.encode(TEXTS)), torch.tensor(direct.encode(TEXTS)))
+
+
+def test_the_model_card_names_what_made_the_model() -> None:
+    trial = TrialConfig().with_overrides({"kept_layers": [3, 4, 5], "drop.strategy": "bottom", "drop.count": 3})
+    card = model_card(trial, [("drop vs the reference", "+0.42 points [−0.10, +0.95]")], "prunetune max-drop spec.yaml")
+    assert card.startswith("---\nlibrary_name: transformers\npipeline_tag: text-classification\n")
+    for shown in ("| layers kept | [3, 4, 5] |", "| strategy | bottom |", "+0.42 points [−0.10, +0.95]",
+                  "prunetune max-drop spec.yaml", f"| learning rate | {trial.training.learning_rate:g} |"):  # fmt: skip
+        assert shown in card
+
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
