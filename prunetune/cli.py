@@ -28,6 +28,7 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' bars follow the hub's switch
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # a "View run" line per closed run
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # "Creating initial MLflow database tables..."
 
 
 def _quiet_search() -> None:
@@ -36,6 +37,9 @@ def _quiet_search() -> None:
     flight), so Ray's warning about its cost on every fast epoch says nothing (cost: benchmark 3)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Tune's console output that heeds verbose=0: not the experiment box, "View detailed results here" and a
+    # TensorBoard hint (TensorBoard is not installed), which its newer output prints whatever the verbosity.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 
 def _data_config(args: argparse.Namespace) -> Any:

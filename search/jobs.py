@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
+from prunetune.search.progress import clock, time_left
 from prunetune.search.spec import SearchSpec
 from prunetune.search.tracking import log_params_and_metrics
 
@@ -79,7 +81,7 @@ def run_jobs(
     (run id, result), in order. Every run is opened before any job starts, and every one is closed.
     ``say`` gets a line per finished job, so minutes of baselines show progress. ``keep_model``: each result
     carries its trained model's files too."""
-    launched = []
+    launched, started = [], time.monotonic()
     for trial, kind, tags in jobs:
         run_id = open_job_run(spec, mlflow, experiment, trial, kind, tags)
         launched.append((run_id, trial, launch_job(spec, trial, prepared, keep_model)))
@@ -92,10 +94,11 @@ def run_jobs(
             continue
         results.append((run_id, result))
         if say is not None:
-            t = trial.training
+            t, elapsed = trial.training, time.monotonic() - started
             say(
-                f"  {jobs[number - 1][1]} {number}/{len(launched)}: {len(result['kept_layers'])} layers, "
-                f"lr {t.learning_rate:.1e}, {t.epochs} epochs, seed {t.seed}: val_score {result['val_score']:.4f}"
+                f"  [{clock(elapsed)}] {jobs[number - 1][1]} {number}/{len(launched)}: "
+                f"{len(result['kept_layers'])} layers, lr {t.learning_rate:.1e}, {t.epochs} epochs, seed {t.seed}: "
+                f"val_score {result['val_score']:.4f} · about {clock(time_left(elapsed, number, len(launched)))} to go"
             )
     if failure is not None:
         raise failure

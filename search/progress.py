@@ -40,18 +40,23 @@ class Progress(Callback):
     def _line(self, trials: list[Any], ended: Any) -> None:
         running = sum(1 for t in trials if t.status == "RUNNING" and t is not ended)
         elapsed = time.monotonic() - self.started
-        left = elapsed / self.done * (self.total - self.done) if self.done else 0.0
+        left = time_left(elapsed, self.done, self.total)
         best = (
             f"best within budget: {self.best[0]} layers dropped, score {self.best[1]:.4f} ({self.best[2]})"
             if self.best
             else "nothing within budget yet"
         )
         self.say(
-            f"[{_clock(elapsed)}] trials {self.done}/{self.total} done ({self.early} stopped early, "
-            f"{self.failed} failed), {running} running · {best} · about {_clock(left)} to go"
+            f"[{clock(elapsed)}] trials {self.done}/{self.total} done ({self.early} stopped early, "
+            f"{self.failed} failed), {running} running · {best} · about {clock(left)} to go"
         )
 
 
-def _clock(seconds: float) -> str:
+def time_left(elapsed: float, done: int, total: int) -> float:
+    """What is left at the pace so far (jobs that run side by side finish at that pace too)."""
+    return elapsed / done * (total - done) if done else 0.0
+
+
+def clock(seconds: float) -> str:
     minutes, seconds = divmod(int(seconds), 60)
     return f"{minutes:02d}:{seconds:02d}"

@@ -227,10 +227,13 @@ def _init_ray(spec: SearchSpec) -> None:
     env = {k: os.path.abspath(os.environ[k]) for k in ("PRUNETUNE_DATA_DIR", "PRUNETUNE_CACHE_DIR") if k in os.environ}
     env |= {k: os.environ[k] for k in ("HF_HUB_OFFLINE",) if k in os.environ}
     runtime_env = {"env_vars": env} if env else None
+    # Ray's own warnings at start (token authentication on a local cluster, say) only with -v: the terminal
+    # shows the search. Its errors always.
+    level = logging.WARNING if logging.getLogger().isEnabledFor(logging.INFO) else logging.ERROR
     if address is None:
-        ray.init(include_dashboard=False, runtime_env=runtime_env, logging_level=logging.WARNING)
+        ray.init(include_dashboard=False, runtime_env=runtime_env, logging_level=level)
     else:
-        ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING)
+        ray.init(address=address, runtime_env=runtime_env, logging_level=level)
 
 
 def _progress(spec: SearchSpec, say: Any) -> Any:

@@ -18,6 +18,7 @@ feasible trial ranks above every infeasible one.
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
 from prunetune.search.space import (
@@ -91,8 +92,11 @@ class BudgetSearch(OptunaSearch):
         )
         self.spec = spec
         self.links = links or {}
-        # optuna-dashboard names the objectives by these, not "Objective 0".
-        self.study.set_metric_names(["val_score", spec.multi_axis] if multi else [OBJECTIVE_NAME])
+        # optuna-dashboard names the objectives by these, not "Objective 0" (experimental in Optuna since 3.2,
+        # and stable in use since: its warning says nothing to a user).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.study.set_metric_names(["val_score", spec.multi_axis] if multi else [OBJECTIVE_NAME])
         self.num_layers = num_layers
         self.layer_scores = scores
         self.planned_epochs: dict[str, int] = {}
