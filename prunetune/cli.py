@@ -191,6 +191,19 @@ def cmd_max_drop(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from prunetune.analysis.query import open_store
+    from prunetune.search.answer_model import ExportError, export_run
+
+    mlflow = open_store(args.tracking_uri)  # a store that does not exist is refused before anything trains
+    folder = Path(args.output)
+    if folder.exists() and any(folder.iterdir()):
+        raise ExportError(f"{folder} is not empty: give a new or empty folder")
+    result = export_run(mlflow, args.run_id, folder, say=_progress)
+    print(f"{folder}: val_score {float(result['val_score']):.4f}; load it with from_pretrained('{folder}')")
+    return 0
+
+
 def cmd_trials(args: argparse.Namespace) -> int:
     from prunetune.analysis import select
     from prunetune.analysis.query import experiment_frame, open_store, search_and_store, search_runs_frame
@@ -314,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_max_drop(sub)
     _add_trials(sub)
     _add_report(sub)
+    _add_export(sub)
     _add_data(sub)
     return parser
 
@@ -422,6 +436,14 @@ def _add_trials(sub: Any) -> None:
     p.add_argument("--output", "-o", help="write to this file instead of the terminal")
     p.add_argument("--all-searches", action="store_true", help="every search of the experiment, not the latest")
     p.set_defaults(run=cmd_trials)
+
+
+def _add_export(sub: Any) -> None:
+    p = _command(sub, "export", "re-create the model of any recorded trial (or job) from its MLflow run")
+    p.add_argument("run_id", help="the trial's MLflow run id (`prunetune trials SEARCH` lists them)")
+    p.add_argument("--output", "-o", required=True, help="an empty folder for the model and its card")
+    p.add_argument("--tracking-uri", help=_TRACKING)
+    p.set_defaults(run=cmd_export)
 
 
 def _add_report(sub: Any) -> None:

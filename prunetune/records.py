@@ -43,6 +43,8 @@ KIND_REFERENCE = "reference"  # one run of the tuned reference's sweep (reused a
 KIND_SCRATCH = "scratch"  # a scratch baseline (a child run)
 KIND_RECHECK = "recheck"  # a max-drop finalist re-trained on a decision seed (a child run)
 KIND_MODEL = "model"  # an answer's configuration trained once more, its weights kept (a child run)
+# The runs of one training job, whose params are its whole TrialConfig (a search's run holds its spec instead).
+JOB_KINDS = (KIND_TRIAL, KIND_REFERENCE, KIND_SCRATCH, KIND_RECHECK, KIND_MODEL)
 COMPLETE, EARLY_STOPPED, FAILED, INTERRUPTED, RUNNING = "complete", "early-stopped", "failed", "interrupted", "running"
 FINAL = "final_"  # prefix of a finished run's closing metrics (final_val_score, ...); per-epoch ones have none
 # What every finished run (trial, reference, scratch, re-check) closes with, prefixed by FINAL.

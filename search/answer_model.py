@@ -23,8 +23,9 @@ from prunetune.search.spec import SearchSpec
 from prunetune.search.trainable import MODEL_FILES
 from prunetune.trainables.config import TrialConfig
 
+from prunetune.errors import PrunetuneError
 from prunetune.libs import huggingface_hub, mlflow_fluent, sentence_transformers, transformers
-from prunetune.records import KIND_MODEL, PARENT
+from prunetune.records import JOB_KINDS, KIND_MODEL, PARENT, TAG_KIND, final_value
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,44 @@ def save_answer_model(
     model_uri, registered = log_model(spec.resolved_tracking_uri(), parent_run_id, folder, trial, register)
     say(f"model: saved to {folder}; MLflow model {model_uri}" + (f", registered as {registered}" if registered else ""))
     return SavedModel(folder, run_id, model_uri, scores, registered)
+
+
+def export_run(mlflow: Any, run_id: str, folder: Path, say: Any) -> dict[str, Any]:
+    """Re-create the model of any recorded job (a trial, a re-check, a reference, a baseline) from its config,
+    here, without Ray: trained again, since trials keep no weights. Saves it with its card; its result."""
+    from prunetune.trainables.jobs import run_job
+
+    run = _recorded_run(mlflow, run_id)
+    trial = TrialConfig.from_flat(run.data.params)
+    recorded = final_value(run.data.metrics, "val_score")
+    say(f"export: training {_describe(trial)} again, as run {run_id} did (its weights were not kept)")
+    result = run_job(trial, report=lambda metrics: None, output_dir=str(folder))
+    facts = [("re-created from", f"MLflow run {run_id} ({run.data.tags.get(TAG_KIND)} {run.info.run_name})")]
+    if recorded is not None:
+        facts.append(("recorded val_score", f"{recorded:.4f}"))
+    facts.append(("this model's val score", f"{float(result['val_score']):.4f}"))
+    (folder / "README.md").write_text(model_card(trial, facts, command()), encoding="utf-8")
+    return dict(result)
+
+
+def _recorded_run(mlflow: Any, run_id: str) -> Any:
+    try:
+        run = mlflow.get_run(run_id)
+    except Exception as err:
+        if getattr(err, "error_code", None) != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise ExportError(f"no MLflow run {run_id} in this store: pick one with `prunetune trials SEARCH`") from None
+    kind = run.data.tags.get(TAG_KIND)
+    if kind not in JOB_KINDS:
+        raise ExportError(
+            f"run {run_id} is a {kind or 'non-prunetune'} run, not a job: export one of its trials "
+            "(`prunetune trials SEARCH` lists them with their run ids)"
+        )
+    return run
+
+
+class ExportError(PrunetuneError, ValueError):
+    """A run that cannot be exported: names it and what to export instead."""
 
 
 def model_card(trial: TrialConfig, facts: list[tuple[str, str]], made_by: str) -> str:
