@@ -25,7 +25,15 @@ from prunetune.search.shared import (
     prepared_data,
 )
 from prunetune.search.spec import SearchSpec, ray_address
-from prunetune.search.store import check_answers, experiment_id, open_store, paged_runs, search_lock, store_lock
+from prunetune.search.store import (
+    check_answers,
+    experiment_id,
+    open_store,
+    paged_runs,
+    search_lock,
+    store_lock,
+    ui_link,
+)
 from prunetune.search.tracking import TrialRecorder, close_interrupted, log_params_and_metrics, recorded_results
 from prunetune.trainables.config import TrialConfig, flat_params
 
@@ -213,6 +221,7 @@ def _open_store(spec: SearchSpec, resume: bool, say: Any) -> Store:
         say(f"nothing to resume at {spec.storage / spec.name}: starting a new search")
     parent = _parent_run(spec, mlflow, experiment, continuing)
     say(f"search {spec.name}: MLflow {tracking_uri} (experiment {experiment}, parent run {parent})")
+    say(f"search {spec.name}: watch it in {ui_link(tracking_uri, experiment)}")
     if continuing:
         _close_interrupted_jobs(spec, mlflow, experiment, say)
     return Store(tracking_uri, mlflow, experiment, parent, experiment_path, restoring)

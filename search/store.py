@@ -220,6 +220,15 @@ def experiment_id(mlflow: Any, name: str, local_artifacts: str | None = None) ->
     return experiment
 
 
+def ui_link(tracking_uri: str, experiment: str) -> str:
+    """Where the search's runs are in MLflow's UI. MLflow 3 opens an experiment in whichever view the browser
+    last used (GenAI by default: traces, no runs) unless the link names one."""
+    path = f"/#/experiments/{experiment}/runs?workflowType=machine_learning"
+    if tracking_uri.startswith(("http://", "https://")):
+        return tracking_uri.rstrip("/") + path
+    return f"`mlflow ui --backend-store-uri {tracking_uri}`, then http://127.0.0.1:5000{path}"
+
+
 def paged_runs(
     mlflow: Any, experiment_ids: list[str], filter_string: str = "", order_by: list[str] | None = None
 ) -> Iterator[Any]:
