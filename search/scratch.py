@@ -50,5 +50,4 @@ def scratch_baselines(
         for depth in depths
     ]
     jobs = [(trial, KIND_SCRATCH, {PARENT: parent_run_id}) for trial in trials]
-    for depth, (_, result) in zip(depths, run_jobs(spec, mlflow, experiment, jobs, prepared), strict=True):
-        say(f"scratch baseline ({depth} layers): val_score {result['val_score']:.4f}")
+    run_jobs(spec, mlflow, experiment, jobs, prepared, say)  # a line per finished baseline, with an ETA
