@@ -49,7 +49,8 @@ def test_trials_lists_every_run_typed_and_filters(finished_search, capsys) -> No
     search = find_search(mlflow, spec.name)
     assert search.run_id == result.parent_run_id
     frame = search_runs_frame(mlflow, search)
-    assert sorted(frame["kind"]) == sorted(["reference", "scratch"] + ["trial"] * spec.num_trials)
+    model = ["model"] if result.best is not None else []  # the answer's model, trained once more
+    assert sorted(frame["kind"]) == sorted(["reference", "scratch", *model] + ["trial"] * spec.num_trials)
     assert str(frame["layers_dropped"].dtype) == "Int64" and str(frame["learning_rate"].dtype) == "float64"
     trials = frame[frame["kind"] == "trial"]
     for _, row in trials.iterrows():  # params restored to their types, kept layers as lists
@@ -161,4 +162,5 @@ def test_the_mlflow_ui_serves_the_search(finished_search) -> None:
     )
     with urllib.request.urlopen(request, timeout=10) as answer:
         runs = json.load(answer)["runs"]
-    assert len(runs) == spec.num_trials + 1  # the trials and the scratch baseline, as the UI lists them
+    # The trials, the scratch baseline and the answer's model (when a trial was within budget), as the UI lists them.
+    assert len(runs) == spec.num_trials + 1 + (result.best is not None)
