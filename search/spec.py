@@ -109,6 +109,10 @@ class SearchSpec:
     # Each trial's last checkpoint (its training state: about 270 MB for MiniLM) is deleted once the trial
     # ends; true keeps them (a finished trial is never resumed, so only for inspection).
     keep_checkpoints: bool = False
+    # A trial checkpoints its training state only once this many seconds of training have passed since its
+    # last checkpoint: short epochs (a few seconds on a GPU) skip most of them; a retry repeats at most this
+    # much training, plus the epoch in flight. 0: after every epoch.
+    checkpoint_every_s: float = 30.0
     address: str | None = None  # a Ray cluster; None: $RAY_ADDRESS, else a local Ray instance
 
     def __post_init__(self) -> None:
@@ -152,6 +156,10 @@ class SearchSpec:
             (
                 self.tracking_patience_s <= 0,
                 f"tracking_patience_s={self.tracking_patience_s}: must be > 0 (seconds MLflow may be away)",
+            ),
+            (
+                self.checkpoint_every_s < 0,
+                f"checkpoint_every_s={self.checkpoint_every_s}: must be >= 0 (0: a checkpoint after every epoch)",
             ),
             (
                 budget.reference_score is not None and not 0 < budget.reference_score,

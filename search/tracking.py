@@ -141,6 +141,8 @@ class TrialRecorder(Callback):
         self.run_ids: dict[str, str | None] = {}  # filled by the worker as it delivers; None: no run
         self.opened: set[str] = set()  # trials whose run is queued to be found or created
         self.retries: dict[str, int] = {}
+        self.logged_epochs: dict[str, int] = {}  # per trial, the last epoch whose metrics were queued
+        self.recorded_epochs: dict[str, int] = {}  # per trial found in MLflow, the last epoch it held then
         self.inputs = inputs or []  # the search's data, recorded as each trial's dataset inputs
         self._worker: _Worker | None = None
         self._client: Any = None
@@ -187,13 +189,22 @@ class TrialRecorder(Callback):
         run_id = record.get("run") or self._run_of(record["trial"])
         if run_id is None:  # the trial never started: nothing was recorded
             return
-        log_params_and_metrics(self.mlflow, run_id, {}, record["metrics"], record["step"], record["tags"])
+        metrics = record["metrics"]
+        if record.get("epoch") and record["step"] <= self.recorded_epochs.get(record["trial"], 0):
+            metrics = {}  # an epoch a retry or a resumed search trained again: MLflow has it already
+        log_params_and_metrics(self.mlflow, run_id, {}, metrics, record["step"], record["tags"])
         if record.get("end"):
             self.mlflow.set_terminated(run_id, record["end"])
 
     def _run_of(self, trial_id: str) -> str | None:
-        if trial_id not in self.run_ids:  # a record spooled by an earlier driver: its run is looked up
-            self.run_ids[trial_id] = self._find_run(trial_id)
+        """The trial's run. One this driver did not create (a resumed search's, or a run a record spooled by
+        an earlier driver belongs to) is looked up, with the last epoch it already holds."""
+        if trial_id not in self.run_ids:
+            run_id = self._find_run(trial_id)
+            if run_id is not None:
+                steps = [m.step for m in self.mlflow.get_metric_history(run_id, "val_score")]
+                self.recorded_epochs[trial_id] = max(steps, default=0)
+            self.run_ids[trial_id] = run_id
         return self.run_ids[trial_id]
 
     def _open_run(self, record: dict[str, Any]) -> None:
@@ -243,6 +254,10 @@ class TrialRecorder(Callback):
             {"op": "log", "trial": trial_id, "metrics": metrics or {}, "step": step, "tags": tags or {}, "end": end}
         )
 
+    def _log_epoch(self, trial_id: str, metrics: dict[str, float], step: int) -> None:
+        """An epoch's metrics: delivered unless the trial's run already holds that epoch."""
+        self._record({"op": "log", "trial": trial_id, "metrics": metrics, "step": step, "tags": {}, "epoch": True})
+
     def _find_run(self, trial_id: str) -> str | None:
         found = self.mlflow.search_runs(
             [self.experiment],
@@ -264,12 +279,15 @@ class TrialRecorder(Callback):
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
     ) -> None:
-        if result.get(ALREADY_RECORDED):
-            return
-        self._open(trial.trial_id, trial.config)
         step = int(result.get("epoch", result.get("training_iteration", 0)))
+        # A retry continues from its last checkpoint, which may be epochs back (checkpoint_every_s): the
+        # epochs it trains again were logged by the first attempt, and are not logged twice.
+        if result.get(ALREADY_RECORDED) or step <= self.logged_epochs.get(trial.trial_id, 0):
+            return
+        self.logged_epochs[trial.trial_id] = step
+        self._open(trial.trial_id, trial.config)
         metrics = {k: float(v) for k, v in result.items() if k in _METRICS and isinstance(v, (int, float))}
-        self._log(trial.trial_id, metrics, step)
+        self._log_epoch(trial.trial_id, metrics, step)
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         if (trial.last_result or {}).get(ALREADY_RECORDED):

@@ -81,16 +81,17 @@ def run_trial(
             "layers_dropped": float(dropped),
             OBJECTIVE: objective(dropped, metrics["val_score"], excess),
         } | placement
-        # Each epoch but the last leaves a checkpoint to retry from; a finished trial needs none, and every
-        # checkpoint costs a copy to storage and a snapshot of the experiment (benchmark 3).
-        unfinished = metrics["epoch"] < trial.training.epochs
-        tune.report(row, checkpoint=tune.Checkpoint.from_directory(work) if unfinished else None)
+        # The training state saved after this epoch, if one was due (``checkpoint_every_s``; never after the
+        # last), is the trial's checkpoint: a retry continues from it. Each costs a copy to storage and a
+        # snapshot of the experiment (benchmark 3).
+        saved = checkpointing.saved_epoch == metrics["epoch"]
+        tune.report(row, checkpoint=tune.Checkpoint.from_directory(work) if saved else None)
 
-    # Each epoch's training state is reported as the trial's checkpoint; a retry continues from it.
     previous = tune.get_checkpoint()
     with tempfile.TemporaryDirectory(prefix="prunetune-trial-") as work:
         resume_from = previous.to_directory() if previous is not None else None
-        run_job(trial, report, checkpointing=Checkpointing(work, resume_from), prepared=prepared)
+        checkpointing = Checkpointing(work, resume_from, every_s=spec.checkpoint_every_s)
+        run_job(trial, report, checkpointing=checkpointing, prepared=prepared)
 
 
 # The result key of a job asked to keep its model: the saved model's files (relative path -> bytes). They

@@ -65,6 +65,7 @@ def test_a_killed_trial_resumes_from_its_last_epoch_and_is_recorded_once(
         max_concurrent=1,
         scheduler="none",
         max_failures=2,
+        checkpoint_every_s=0,  # a checkpoint after every epoch: the retry continues from epoch 1's
         **{"space.epochs": [3, 3], "trial.data.max_train_rows": 6000},
     )
     killed: list[bool] = []

@@ -176,3 +176,28 @@ def test_a_trial_mlflow_holds_as_finished_is_not_trained_or_logged_again(tmp_pat
     run_id = recorder.run_ids["t1"]
     assert [(m.step, m.value) for m in mlflow.get_metric_history(run_id, "val_score")] == [(1, 0.61), (2, 0.66)]
     assert len(mlflow.get_metric_history(run_id, "final_val_score")) == 1
+
+
+def test_epochs_a_retry_trains_again_are_not_logged_twice(tmp_path) -> None:
+    """With sparse checkpoints (checkpoint_every_s), a retried trial, or a trial of a resumed search, may
+    continue from epochs back: the epochs it trains again were logged by its first attempt and stay logged once."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow = MlflowClient(uri)
+    experiment = experiment_id(mlflow, "retried", (tmp_path / "artifacts").as_uri())
+    parent = mlflow.create_run(experiment, tags={TAG_KIND: "search"}).info.run_id
+    spec = load_spec(None, {"trial.kept_layers": "[0, 5]", "trial.training.epochs": 3})
+    trial = SimpleNamespace(trial_id="t1", config={"trial": spec.trial.to_dict()}, last_result={})
+    def epochs(recorder: TrialRecorder, *scores: tuple[int, float]) -> None:
+        for epoch, score in scores:
+            trial.last_result = {"epoch": epoch, "val_score": score}
+            recorder.on_trial_result(0, [], trial, trial.last_result)
+        recorder.flush()
+
+    recorder = TrialRecorder(uri, experiment, parent, "retried", tmp_path / "spool.jsonl")
+    recorder.on_trial_start(0, [], trial)
+    epochs(recorder, (1, 0.61), (1, 0.60))  # its process died after epoch 1, retried from scratch
+    # The driver died too: a resumed search (a new recorder) runs the trial again from scratch.
+    resumed = TrialRecorder(uri, experiment, parent, "retried", tmp_path / "spool.jsonl")
+    epochs(resumed, (1, 0.59), (2, 0.64), (3, 0.66))
+    history = mlflow.get_metric_history(recorder.run_ids["t1"], "val_score")
+    assert sorted((m.step, m.value) for m in history) == [(1, 0.61), (2, 0.64), (3, 0.66)]
