@@ -26,6 +26,7 @@ from prunetune.search.shared import (
 )
 from prunetune.search.spec import SearchSpec, ray_address
 from prunetune.search.store import (
+    TrackingUnreachable,
     check_answers,
     experiment_id,
     open_store,
@@ -136,9 +137,12 @@ def run_search(
         started = time.monotonic()
         try:
             results = tuner.fit()
-        except Exception:
-            if recorder.unreachable:
-                raise recorder.stopped() from None  # one line, not Tune's traceback
+        except Exception as err:
+            # One line, not Tune's traceback. A resumed Tune runs the recorder it pickled at the start, not
+            # this one, so the stop is also looked for in the exception's chain.
+            stop = recorder.stopped() if recorder.unreachable else _tracking_stop(err)
+            if stop is not None:
+                raise stop from None
             raise
         lost_runs, lost_optuna = recorder.settle(results), _fail_orphaned_optuna_trials(spec, store.parent)
         if lost_runs or lost_optuna:
@@ -152,6 +156,16 @@ def run_search(
             model = _save_best(spec, store, reference, best, best_trial, say, shared, register)
         _close_search(store, best, {"trials": len(results), "seconds": time.monotonic() - started})
         return SearchResult(store.parent, reference, len(results), best, store.experiment_path, shared, model)
+
+
+def _tracking_stop(err: BaseException | None) -> TrackingUnreachable | None:
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, TrackingUnreachable):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def render_search(result: SearchResult, tolerance: float, relative: bool) -> str:
