@@ -206,7 +206,9 @@ def _max_drop(
         found = item.mean_within
         if found.candidate.key not in models:  # one model for a finding that answers several tolerances
             trial = configs[found.candidate.key].with_overrides({"training.seed": seeds[0]})
-            folder = loosest.storage / loosest.name / f"model-{found.candidate.layers_dropped}-dropped"
+            c = found.candidate  # a folder per configuration: two answers may drop as many layers differently
+            kept = "-".join(map(str, c.kept_layers))
+            folder = loosest.storage / loosest.name / f"model-kept-{kept}-lr{c.learning_rate:.0e}-ep{c.epochs}"
             facts = _card_facts(answer, found, [i.tolerance for i in answers if i.mean_within == found])
             models[found.candidate.key] = save_answer_model(
                 loosest, mlflow, experiment, result.parent_run_id, trial, folder, facts, say, result.prepared, register

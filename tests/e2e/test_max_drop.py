@@ -73,14 +73,17 @@ def test_max_drop_answers_each_tolerance_with_a_verdict_over_decision_seeds(
 
     # The answer is a model: saved with its card, logged to the search's run, registered, loadable both ways.
     model = loose["model"]
-    assert model is not None and model["path"].endswith(f"model-{found['layers_dropped']}-dropped")
+    kept = "-".join(map(str, found["kept_layers"]))
+    assert model is not None and f"model-kept-{kept}-lr" in model["path"]
     card = open(os.path.join(model["path"], "README.md")).read()
     assert f"| layers kept | {found['kept_layers']} |" in card and "max-drop at tolerance(s) 50" in card
     assert_loads_the_same(model["path"], model["mlflow_model_uri"], spec.tracking_uri)
     from mlflow.tracking import MlflowClient
 
     versions = MlflowClient(spec.tracking_uri).search_model_versions("name = 'tiny-pruned'")
-    assert len(versions) == len({json.dumps(t["answer"]["kept_layers"]) for t in (tight, loose) if t["answer"]})
+    configurations = {(str(t["answer"]["kept_layers"]), t["answer"]["learning_rate"], t["answer"]["epochs"])
+                      for t in (tight, loose) if t["answer"]}  # fmt: skip
+    assert len(versions) == len(configurations)  # one model per configuration, however many tolerances it answers
 
 
 def assert_loads_the_same(folder: str, model_uri: str, tracking_uri: str) -> None:
