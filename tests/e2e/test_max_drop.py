@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -76,7 +77,8 @@ def test_max_drop_answers_each_tolerance_with_a_verdict_over_decision_seeds(
     kept = "-".join(map(str, found["kept_layers"]))
     assert model is not None and f"model-kept-{kept}-lr" in model["path"]
     card = open(os.path.join(model["path"], "README.md")).read()
-    assert f"| layers kept | {found['kept_layers']} |" in card and "max-drop at tolerance(s) 50" in card
+    assert f"| layers kept | {found['kept_layers']} |" in card
+    assert re.search(r"max-drop at tolerance\(s\) (0, )?50 points", card)  # one model may answer both
     assert_loads_the_same(model["path"], model["mlflow_model_uri"], spec.tracking_uri)
     from mlflow.tracking import MlflowClient
 
