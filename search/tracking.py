@@ -200,22 +200,25 @@ class TrialRecorder(Callback):
         """The trial's run. One this driver did not create (a resumed search's, or a run a record spooled by
         an earlier driver belongs to) is looked up, with the last epoch it already holds."""
         if trial_id not in self.run_ids:
-            run_id = self._find_run(trial_id)
-            if run_id is not None:
-                steps = [m.step for m in self.mlflow.get_metric_history(run_id, "val_score")]
-                self.recorded_epochs[trial_id] = max(steps, default=0)
-            self.run_ids[trial_id] = run_id
+            found = self._find_run(trial_id)
+            self.run_ids[trial_id] = None if found is None else found.info.run_id
         return self.run_ids[trial_id]
 
     def _open_run(self, record: dict[str, Any]) -> None:
+        """Find the trial's run, else create it. Looked up afresh on every attempt: a create whose answer was
+        lost (the server died after committing it) is found by its retry, not made twice; and a run found
+        without its params (that attempt died before logging them) gets them."""
         trial_id = record["trial"]
-        if self._run_of(trial_id) is not None:  # after a resume (or a replay) no trial is recorded twice
+        if self.run_ids.get(trial_id) is not None:
             return
-        run_id = self.mlflow.create_run(self.experiment, run_name=record["name"], tags=record["tags"]).info.run_id
-        log_params_and_metrics(self.mlflow, run_id, record["params"], {})
-        if record.get("inputs"):
-            self.mlflow.log_inputs(run_id, datasets=[dataset_input(d) for d in record["inputs"]])
-        self.run_ids[trial_id] = run_id
+        run = self._find_run(trial_id)
+        if run is None:
+            run = self.mlflow.create_run(self.experiment, run_name=record["name"], tags=record["tags"])
+        if not run.data.params:
+            log_params_and_metrics(self.mlflow, run.info.run_id, record["params"], {})
+            if record.get("inputs"):
+                self.mlflow.log_inputs(run.info.run_id, datasets=[dataset_input(d) for d in record["inputs"]])
+        self.run_ids[trial_id] = run.info.run_id
 
     def _open(self, trial_id: str, config: dict[str, Any]) -> None:
         """Queue finding the trial's run again (after a resume: no trial is recorded twice), else creating it."""
@@ -258,13 +261,18 @@ class TrialRecorder(Callback):
         """An epoch's metrics: delivered unless the trial's run already holds that epoch."""
         self._record({"op": "log", "trial": trial_id, "metrics": metrics, "step": step, "tags": {}, "epoch": True})
 
-    def _find_run(self, trial_id: str) -> str | None:
+    def _find_run(self, trial_id: str) -> Any:
+        """The trial's run in MLflow (None: none yet), noting the last epoch it holds (:attr:`recorded_epochs`)."""
         found = self.mlflow.search_runs(
             [self.experiment],
             filter_string=runs_where(trial=trial_id, parent=self.parent_run_id),
             max_results=1,
         )
-        return found[0].info.run_id if found else None
+        if not found:
+            return None
+        steps = [m.step for m in self.mlflow.get_metric_history(found[0].info.run_id, "val_score")]
+        self.recorded_epochs[trial_id] = max(steps, default=0)
+        return found[0]
 
     def stopped(self) -> TrackingUnreachable:
         return unreachable(self.tracking_uri, self.patience_s)

@@ -62,7 +62,10 @@ def test_a_search_through_a_minute_long_outage_loses_no_metric_and_leaves_nothin
         experiment = mlflow.get_experiment_by_name(spec.name).experiment_id
         everything = mlflow.search_runs([experiment])
         assert [r.info.run_id for r in everything if r.info.status == "RUNNING"] == []
-        trials = mlflow.search_runs([experiment], filter_string=f"tags.`mlflow.parentRunId` = '{result.parent_run_id}'")
+        trials = mlflow.search_runs(
+            [experiment],
+            filter_string=f"tags.`mlflow.parentRunId` = '{result.parent_run_id}' and tags.`prunetune.kind` = 'trial'",
+        )
         assert len(trials) == result.trials == spec.num_trials
         for run in trials:
             epochs = int(run.data.metrics["final_epoch"])
@@ -117,7 +120,10 @@ def test_a_server_gone_for_good_stops_the_search_in_one_line_and_resume_closes_e
             ray.shutdown()
         experiment = mlflow.get_experiment_by_name(spec.name).experiment_id
         assert [r.info.run_name for r in mlflow.search_runs([experiment]) if r.info.status == "RUNNING"] == []
-        trials = mlflow.search_runs([experiment], filter_string=f"tags.`mlflow.parentRunId` = '{result.parent_run_id}'")
+        trials = mlflow.search_runs(
+            [experiment],
+            filter_string=f"tags.`mlflow.parentRunId` = '{result.parent_run_id}' and tags.`prunetune.kind` = 'trial'",
+        )
         assert len([r for r in trials if r.data.tags["prunetune.status"] != "interrupted"]) == spec.num_trials
         storage = f"sqlite:///{spec.storage / 'optuna.db'}"
         for name in optuna.study.get_all_study_names(storage):
