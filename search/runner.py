@@ -125,6 +125,7 @@ def run_search(
             spool_path(spec),
             spec.tracking_patience_s,
             inputs,
+            (_optuna_url(spec), _study_name(spec, store.parent)),
         )
         replayed = recorder.replay()  # what a driver killed during an outage had not delivered, first
         if replayed:

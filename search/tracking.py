@@ -25,7 +25,7 @@ from prunetune.search.store import TrackingUnreachable, paged_runs, unreachable,
 from prunetune.search.trainable import ALREADY_RECORDED, DERIVED, REPORTED
 from ray.tune import Callback
 
-from prunetune.libs import mlflow_entities, mlflow_tracking
+from prunetune.libs import mlflow_entities, mlflow_tracking, optuna
 from prunetune.records import (
     FAILED,
     INTERRUPTED,
@@ -131,6 +131,7 @@ class TrialRecorder(Callback):
         spool_path: Path,
         patience_s: float = 600.0,
         inputs: list[dict[str, Any]] | None = None,
+        study: tuple[str, str] | None = None,
     ) -> None:
         self.tracking_uri = tracking_uri
         self.experiment = experiment
@@ -144,14 +145,17 @@ class TrialRecorder(Callback):
         self.logged_epochs: dict[str, int] = {}  # per trial, the last epoch whose metrics were queued
         self.recorded_epochs: dict[str, int] = {}  # per trial found in MLflow, the last epoch it held then
         self.inputs = inputs or []  # the search's data, recorded as each trial's dataset inputs
+        self.study = study  # (Optuna storage URL, study name): each trial there gets its MLflow run id
         self._worker: _Worker | None = None
         self._client: Any = None
+        self._optuna: Any = None
 
     # Tune pickles callbacks with the experiment state: keep threads and clients out of it.
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("_worker", "_client")} | {
+        return {k: v for k, v in self.__dict__.items() if k not in ("_worker", "_client", "_optuna")} | {
             "_worker": None,
             "_client": None,
+            "_optuna": None,
         }
 
     @property
@@ -218,7 +222,24 @@ class TrialRecorder(Callback):
             log_params_and_metrics(self.mlflow, run.info.run_id, record["params"], {})
             if record.get("inputs"):
                 self.mlflow.log_inputs(run.info.run_id, datasets=[dataset_input(d) for d in record["inputs"]])
+            self._link_study(record["tags"].get(TAG_OPTUNA_TRIAL, ""), run.info.run_id)
         self.run_ids[trial_id] = run.info.run_id
+
+    def _link_study(self, number: str, run_id: str) -> None:
+        """The Optuna trial gets its MLflow run id as a user attribute (optuna-dashboard shows it), through the
+        storage's public API. A trial that already finished (its run was opened late, after an outage) can no
+        longer be changed: it keeps the search's run id and its Ray trial id, which the run is tagged with."""
+        if self.study is None or not number.isdigit():
+            return
+        url, name = self.study
+        if self._optuna is None:
+            self._optuna = optuna.storages.RDBStorage(url)
+        storage = self._optuna
+        try:
+            trial = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(name), int(number))
+            storage.set_trial_user_attr(trial, "mlflow_run_id", run_id)
+        except (KeyError, RuntimeError) as err:  # no such trial, or finished
+            log.info("Optuna trial %s not linked to its run: %s", number, err)
 
     def _open(self, trial_id: str, config: dict[str, Any]) -> None:
         """Queue finding the trial's run again (after a resume: no trial is recorded twice), else creating it."""

@@ -117,6 +117,10 @@ def test_search_spreads_over_nodes_records_every_trial_and_honours_the_budget(
     assert ran and all(1 in t.intermediate_values for t in ran), [(t.number, t.intermediate_values) for t in ran]
     assert all(t.user_attrs["mlflow_search_run_id"] == result.parent_run_id for t in ran)
     assert all(t.user_attrs["kept_layers"] for t in ran)
+    # Each trial's own MLflow run, linked while the trial runs (one opened after its trial ended cannot be).
+    run_of = {r.data.tags["prunetune.ray_trial_id"]: r.info.run_id for r in runs}
+    linked = [t for t in ran if "mlflow_run_id" in t.user_attrs]
+    assert linked and all(t.user_attrs["mlflow_run_id"] == run_of[t.user_attrs["ray_trial_id"]] for t in linked)
 
     # Disk stays bounded: finished trials keep no checkpoint; trial folders are named by id and strategy.
     from pathlib import Path
