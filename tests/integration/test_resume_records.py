@@ -118,6 +118,17 @@ def test_a_search_killed_before_tune_started_is_continued_not_restarted(tmp_path
     assert fresh.parent != first.parent  # without --resume, a new search run
 
 
+def a_search_with_a_trial(tmp_path, name: str, epochs: int) -> tuple[str, MlflowClient, str, str, SimpleNamespace]:
+    """A local store with a search's run, and a trial as Tune hands it to callbacks (id, config, last result)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow = MlflowClient(uri)
+    experiment = experiment_id(mlflow, name, (tmp_path / "artifacts").as_uri())
+    parent = mlflow.create_run(experiment, tags={TAG_KIND: "search"}).info.run_id
+    spec = load_spec(None, {"trial.kept_layers": "[0, 5]", "trial.training.epochs": epochs})
+    trial = SimpleNamespace(trial_id="t1", config={"trial": spec.trial.to_dict()}, last_result={})
+    return uri, mlflow, experiment, parent, trial
+
+
 class _EveryTrial(dict):
     """Tune names its trials itself: this hands the one recorded result to whichever trial asks."""
 
@@ -133,12 +144,7 @@ def test_a_trial_mlflow_holds_as_finished_is_not_trained_or_logged_again(tmp_pat
     from prunetune.search.trainable import ALREADY_RECORDED, run_trial
     from ray import tune
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    mlflow = MlflowClient(uri)
-    experiment = experiment_id(mlflow, "resumed", (tmp_path / "artifacts").as_uri())
-    parent = mlflow.create_run(experiment, tags={TAG_KIND: "search"}).info.run_id
-    spec = load_spec(None, {"trial.kept_layers": "[0, 5]", "trial.training.epochs": 2})
-    trial = SimpleNamespace(trial_id="t1", config={"trial": spec.trial.to_dict()}, last_result={})
+    uri, mlflow, experiment, parent, trial = a_search_with_a_trial(tmp_path, "resumed", epochs=2)
     recorder = TrialRecorder(uri, experiment, parent, "resumed", tmp_path / "spool.jsonl")
     recorder.on_trial_start(0, [], trial)
     for epoch, score in ((1, 0.61), (2, 0.66)):
@@ -181,12 +187,8 @@ def test_a_trial_mlflow_holds_as_finished_is_not_trained_or_logged_again(tmp_pat
 def test_epochs_a_retry_trains_again_are_not_logged_twice(tmp_path) -> None:
     """With sparse checkpoints (checkpoint_every_s), a retried trial, or a trial of a resumed search, may
     continue from epochs back: the epochs it trains again were logged by its first attempt and stay logged once."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    mlflow = MlflowClient(uri)
-    experiment = experiment_id(mlflow, "retried", (tmp_path / "artifacts").as_uri())
-    parent = mlflow.create_run(experiment, tags={TAG_KIND: "search"}).info.run_id
-    spec = load_spec(None, {"trial.kept_layers": "[0, 5]", "trial.training.epochs": 3})
-    trial = SimpleNamespace(trial_id="t1", config={"trial": spec.trial.to_dict()}, last_result={})
+    uri, mlflow, experiment, parent, trial = a_search_with_a_trial(tmp_path, "retried", epochs=3)
+
     def epochs(recorder: TrialRecorder, *scores: tuple[int, float]) -> None:
         for epoch, score in scores:
             trial.last_result = {"epoch": epoch, "val_score": score}
