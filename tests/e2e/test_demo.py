@@ -1,5 +1,7 @@
 """The main job as a user first runs it: `prunetune max-drop` on the embedded default (the packaged MiniLM,
-IndicNews English headlines), answered per tolerance with its verdict. About 8 minutes on 2 CPU cores."""
+IndicNews English headlines), answered per tolerance with its verdict, each answer saved as a model. Over
+25 minutes on 2 CPU cores: the reference sweep alone (3 learning rates x 2 seeds, the full model on 4,000
+headlines) took 17 minutes there on 2026-11-27, and the run was stopped at 25 minutes during its re-checks."""
 
 from __future__ import annotations
 
