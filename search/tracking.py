@@ -142,8 +142,9 @@ class TrialRecorder(Callback):
         self.run_ids: dict[str, str | None] = {}  # filled by the worker as it delivers; None: no run
         self.opened: set[str] = set()  # trials whose run is queued to be found or created
         self.retries: dict[str, int] = {}
-        self.logged_epochs: dict[str, int] = {}  # per trial, the last epoch whose metrics were queued
-        self.recorded_epochs: dict[str, int] = {}  # per trial found in MLflow, the last epoch it held then
+        # Per trial, the last epoch its run holds: counted as they are delivered, read from MLflow for a run
+        # this driver did not create. An epoch trained again (a retry, a resumed search) is not logged twice.
+        self.recorded_epochs: dict[str, int] = {}
         self.inputs = inputs or []  # the search's data, recorded as each trial's dataset inputs
         self.study = study  # (Optuna storage URL, study name): each trial there gets its MLflow run id
         self._worker: _Worker | None = None
@@ -194,8 +195,11 @@ class TrialRecorder(Callback):
         if run_id is None:  # the trial never started: nothing was recorded
             return
         metrics = record["metrics"]
-        if record.get("epoch") and record["step"] <= self.recorded_epochs.get(record["trial"], 0):
-            metrics = {}  # an epoch a retry or a resumed search trained again: MLflow has it already
+        if record.get("epoch"):
+            if record["step"] <= self.recorded_epochs.get(record["trial"], 0):
+                metrics = {}  # an epoch a retry or a resumed search trained again: MLflow has it already
+            else:
+                self.recorded_epochs[record["trial"]] = record["step"]
         log_params_and_metrics(self.mlflow, run_id, {}, metrics, record["step"], record["tags"])
         if record.get("end"):
             self.mlflow.set_terminated(run_id, record["end"])
@@ -308,12 +312,9 @@ class TrialRecorder(Callback):
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
     ) -> None:
-        step = int(result.get("epoch", result.get("training_iteration", 0)))
-        # A retry continues from its last checkpoint, which may be epochs back (checkpoint_every_s): the
-        # epochs it trains again were logged by the first attempt, and are not logged twice.
-        if result.get(ALREADY_RECORDED) or step <= self.logged_epochs.get(trial.trial_id, 0):
+        if result.get(ALREADY_RECORDED):
             return
-        self.logged_epochs[trial.trial_id] = step
+        step = int(result.get("epoch", result.get("training_iteration", 0)))
         self._open(trial.trial_id, trial.config)
         metrics = {k: float(v) for k, v in result.items() if k in _METRICS and isinstance(v, (int, float))}
         self._log_epoch(trial.trial_id, metrics, step)
