@@ -194,13 +194,12 @@ class TrialRecorder(Callback):
         run_id = record.get("run") or self._run_of(record["trial"])
         if run_id is None:  # the trial never started: nothing was recorded
             return
-        metrics = record["metrics"]
-        if record.get("epoch"):
-            if record["step"] <= self.recorded_epochs.get(record["trial"], 0):
-                metrics = {}  # an epoch a retry or a resumed search trained again: MLflow has it already
-            else:
-                self.recorded_epochs[record["trial"]] = record["step"]
+        metrics, epoch = record["metrics"], record.get("epoch") and record["step"]
+        if epoch and epoch <= self.recorded_epochs.get(record["trial"], 0):
+            metrics = {}  # an epoch a retry or a resumed search trained again: MLflow has it already
         log_params_and_metrics(self.mlflow, run_id, {}, metrics, record["step"], record["tags"])
+        if epoch and metrics:  # counted once delivered: an attempt that failed is retried with its metrics
+            self.recorded_epochs[record["trial"]] = epoch
         if record.get("end"):
             self.mlflow.set_terminated(run_id, record["end"])
 
