@@ -231,3 +231,16 @@ def answer_tolerance(
     mean_within = max((f for f in findings if f.verdict != "over"), key=rank, default=None)
     confident = max((f for f in findings if f.verdict == "within"), key=rank, default=None)
     return ToleranceAnswer(tolerance, mean_within, confident, len(findings))
+
+
+def answers_by_configuration(
+    answers: Sequence[ToleranceAnswer],
+) -> dict[tuple[tuple[int, ...], float, int], list[tuple[float, Finding]]]:
+    """Each configuration that answers a tolerance, with (tolerance, finding) for every tolerance it answers,
+    tightest first: one saved model per configuration, whose card names them all. (A finding's verdict
+    depends on its tolerance, so findings of one configuration are equal only in their candidate.)"""
+    found: dict[tuple[tuple[int, ...], float, int], list[tuple[float, Finding]]] = {}
+    for answer in sorted(answers, key=lambda a: a.tolerance):
+        if answer.mean_within is not None:
+            found.setdefault(answer.mean_within.candidate.key, []).append((answer.tolerance, answer.mean_within))
+    return found

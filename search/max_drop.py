@@ -19,9 +19,11 @@ from typing import Any
 from prunetune.search.answer_model import SavedModel, save_answer_model
 from prunetune.search.decide import (
     Candidate,
+    Finding,
     ToleranceAnswer,
     TunedReference,
     answer_tolerance,
+    answers_by_configuration,
     paired_drops,
 )
 from prunetune.search.spec import SearchSpec, decision_seeds
@@ -200,32 +202,40 @@ def _max_drop(
     if not loosest.save_model:
         return answer
     models: dict[tuple[tuple[int, ...], float, int], SavedModel] = {}
-    for item in answers:
-        if item.mean_within is None:
-            continue
-        found = item.mean_within
-        if found.candidate.key not in models:  # one model for a finding that answers several tolerances
-            trial = configs[found.candidate.key].with_overrides({"training.seed": seeds[0]})
-            c = found.candidate  # a folder per configuration: two answers may drop as many layers differently
-            kept = "-".join(map(str, c.kept_layers))
-            folder = loosest.storage / loosest.name / f"model-kept-{kept}-lr{c.learning_rate:.0e}-ep{c.epochs}"
-            facts = _card_facts(answer, found, [i.tolerance for i in answers if i.mean_within == found])
-            models[found.candidate.key] = save_answer_model(
-                loosest, mlflow, experiment, result.parent_run_id, trial, folder, facts, say, result.prepared, register
-            )
+    for key, answered in answers_by_configuration(answers).items():  # one model may answer several tolerances
+        found = answered[0][1]
+        trial = configs[key].with_overrides({"training.seed": seeds[0]})
+        c = found.candidate  # a folder per configuration: two answers may drop as many layers differently
+        kept = "-".join(map(str, c.kept_layers))
+        folder = loosest.storage / loosest.name / f"model-kept-{kept}-lr{c.learning_rate:.0e}-ep{c.epochs}"
+        models[key] = save_answer_model(
+            loosest,
+            mlflow,
+            experiment,
+            result.parent_run_id,
+            trial,
+            folder,
+            _card_facts(answer, answered),
+            say,
+            result.prepared,
+            register,
+        )
     chosen = {i.tolerance: models[i.mean_within.candidate.key] for i in answers if i.mean_within is not None}
     return dataclasses.replace(answer, models=chosen)
 
 
-def _card_facts(answer: MaxDropAnswer, found: Any, tolerances: list[float]) -> list[tuple[str, str]]:
-    """The model card's rows on how a max-drop answer was decided: over which seeds, with what interval."""
+def _card_facts(answer: MaxDropAnswer, answered: list[tuple[float, Finding]]) -> list[tuple[str, str]]:
+    """The model card's rows on how a max-drop answer was decided: over which seeds, with what interval, and
+    its verdict at each tolerance it answers (tightest first)."""
     unit = "of the reference" if answer.relative else "points"
+    found = answered[0][1]
     iv = found.drops_interval
     spread = "no interval (1 seed)" if iv.n == 1 else f"95 % interval [{_pct(iv.low)}, {_pct(iv.high)}]"
     scores = ", ".join(f"{s}: {v:.4f}" for s, v in sorted(found.scores.items()))
+    verdicts = "; ".join(f"{f.verdict} at {100 * t:g}" for t, f in answered)
     return [
-        ("answers", f"max-drop at tolerance(s) {', '.join(f'{100 * t:g}' for t in tolerances)} {unit}"),
-        ("verdict", f"{found.verdict} ({found.candidate.layers_dropped} layers dropped)"),
+        ("answers", f"max-drop at tolerance(s) {', '.join(f'{100 * t:g}' for t, _ in answered)} {unit}"),
+        ("verdict", f"{verdicts} ({found.candidate.layers_dropped} layers dropped)"),
         ("reference", answer.reference.describe()),
         ("re-checked scores (seed: val_score)", scores),
         ("mean drop vs the reference", f"{_pct(iv.mean)} {unit} x 100, {spread}"),

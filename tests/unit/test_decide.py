@@ -9,6 +9,7 @@ from prunetune.search.decide import (
     Candidate,
     TunedReference,
     answer_tolerance,
+    answers_by_configuration,
     best_reference,
     half_width,
     interval,
@@ -148,3 +149,23 @@ def test_at_the_same_depth_the_surer_finding_is_the_answer() -> None:
     assert found.checked == 2
     assert found.mean_within is not None and found.mean_within.candidate == tight
     assert found.mean_within.verdict == "within" and found.confident == found.mean_within
+
+
+def test_a_configuration_answering_several_tolerances_is_grouped_with_each_verdict() -> None:
+    # The CI run that found it: one configuration answered 0 and 50 points, borderline at 0 and within at 50;
+    # its findings differ in their verdict, so the grouping must go by the configuration, not the finding.
+    reference = {1: 0.70, 2: 0.70}
+    deep, shallow = _candidate(3, 0.69), _candidate(1, 0.70)
+
+    def measure(candidate: Candidate):
+        scores = {1: 0.72, 2: 0.69} if candidate is deep else {1: 0.71, 2: 0.71}  # deep: mean drop -0.005
+        return scores, paired_drops(reference, scores)
+
+    loose = answer_tolerance(0.5, [deep, shallow], measure, max_finalists=2)
+    tight = answer_tolerance(0.0, [deep], measure, max_finalists=2)
+    unanswered = answer_tolerance(0.0, [], measure, max_finalists=2)
+    assert tight.mean_within is not None and loose.mean_within is not None
+    assert (tight.mean_within.verdict, loose.mean_within.verdict) == ("borderline", "within")
+    grouped = answers_by_configuration([loose, unanswered, tight])
+    assert list(grouped) == [deep.key]
+    assert [(t, f.verdict) for t, f in grouped[deep.key]] == [(0.0, "borderline"), (0.5, "within")]
