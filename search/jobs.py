@@ -31,7 +31,7 @@ def launch_job(spec: SearchSpec, trial: Any, prepared: Any = None, keep_model: b
     """Start ``trial`` as a Ray task with a trial's resources; the ObjectRef of its result."""
     from prunetune.search.trainable import job_task
 
-    remote = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=spec.resources.gpus_per_trial)(job_task)
+    remote = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=spec.resources.gpus)(job_task)
     return remote.remote(trial, prepared, keep_model)
 
 

@@ -148,6 +148,7 @@ def _max_drop(
     from prunetune.search.store import client, experiment_id, paged_runs
 
     result = run_search(loosest, resume=resume, say=say, save_best=False)  # the answers' models are saved below
+    loosest = result.spec  # as it ran: its jobs take the trials' resolved resources
     mlflow = client(loosest.resolved_tracking_uri(), patience_s=loosest.tracking_patience_s)
     experiment = experiment_id(mlflow, loosest.name)
     children = list(paged_runs(mlflow, [experiment], runs_where(parent=result.parent_run_id)))

@@ -14,6 +14,7 @@ from prunetune.search.answer_model import SavedModel, save_answer_model
 from prunetune.search.decide import TunedReference
 from prunetune.search.disk import DropFinishedCheckpoints, trial_folder_name
 from prunetune.search.jobs import numbers
+from prunetune.search.packing import memory_probe, resolve_resources
 from prunetune.search.reference import tuned_reference
 from prunetune.search.scratch import scratch_baselines
 from prunetune.search.shared import (
@@ -23,6 +24,7 @@ from prunetune.search.shared import (
     layer_scores,
     model_num_layers,
     prepared_data,
+    share,
 )
 from prunetune.search.spec import SearchSpec, ray_address
 from prunetune.search.store import (
@@ -61,6 +63,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SearchResult:
+    spec: SearchSpec  # as it ran: gpus_per_trial "auto" and an unset max_concurrent resolved to numbers
     parent_run_id: str
     reference: TunedReference  # the tuned reference the budget was measured against
     trials: int
@@ -108,10 +111,12 @@ def run_search(
     prepared, inputs = prepared_data(spec)  # read and checked on the driver: bad data ends here, before Ray or MLflow
     with search_lock(spec.storage, spec.name):  # a second driver on this search is refused here
         _init_ray(spec)
-        check_resources(spec, [node["Resources"] for node in ray.nodes() if node["Alive"]])  # type: ignore[no-untyped-call]
+        nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]  # type: ignore[no-untyped-call]
+        spec = resolve_resources(spec, nodes, lambda: memory_probe(spec), say)  # as it runs, and is recorded
+        check_resources(spec, nodes)
         store = _open_store(spec, resume, say)
 
-        shared = ray.put(prepared)  # one copy in the object store, for the baselines and every trial
+        shared = share(prepared)  # one copy in the object store, read once per process
         reference = tuned_reference(spec, store.mlflow, store.experiment, store.parent, say, shared)
         scratch_baselines(spec, store.mlflow, store.experiment, store.parent, num_layers, reference, say, shared)
         scores = layer_scores(spec)
@@ -156,7 +161,7 @@ def run_search(
         if best is not None and best_trial is not None and save_best and spec.save_model:
             model = _save_best(spec, store, reference, best, best_trial, say, shared, register)
         _close_search(store, best, {"trials": len(results), "seconds": time.monotonic() - started})
-        return SearchResult(store.parent, reference, len(results), best, store.experiment_path, shared, model)
+        return SearchResult(spec, store.parent, reference, len(results), best, store.experiment_path, shared, model)
 
 
 def _tracking_stop(err: BaseException | None) -> TrackingUnreachable | None:
@@ -280,8 +285,8 @@ def _tuner(
     from prunetune.search.space import OBJECTIVE
     from prunetune.search.trainable import run_trial
 
-    # An ObjectRef given to with_parameters is passed on as it is (Ray's registry puts only other values):
-    # trials read the same single copy as the baselines.
+    # The data travel as a SharedData (a reference): trials read the same single copy as the baselines,
+    # once per trial process.
     recorded = recorded_results(store.mlflow, store.experiment, store.parent) if store.resuming else {}
     trainable = tune.with_resources(
         tune.with_parameters(
@@ -292,7 +297,7 @@ def _tuner(
             prepared=shared,
             recorded=recorded,
         ),
-        {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial},
+        {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus},
     )
     if store.resuming:
         return tune.Tuner.restore(
@@ -317,7 +322,7 @@ def _tuner(
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=tune.search.ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent),
+            search_alg=tune.search.ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent or 1),
             scheduler=scheduler,
             num_samples=spec.num_trials,
             metric=None if multi else OBJECTIVE,

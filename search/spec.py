@@ -64,10 +64,19 @@ class ReferenceSweep:
 @dataclass(frozen=True)
 class Resources:
     cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0  # 0.5 packs two trials per GPU
+    # A share of a GPU: 0.5 packs two trials per GPU. "auto": as many trials per GPU as a measured trial's
+    # memory peak and the node's CPUs allow (:mod:`prunetune.search.packing`); 0 on a cluster without GPUs.
+    gpus_per_trial: float | Literal["auto"] = 0.0
     # The cluster adds nodes on demand (cluster.yaml's autoscaler): a trial that fits no node yet waits for
     # one. Off, a trial no node can hold is refused at once instead of waiting for ever.
     autoscaling: bool = False
+
+    @property
+    def gpus(self) -> float:
+        """``gpus_per_trial`` as a number: a search resolves "auto" before its first job."""
+        if self.gpus_per_trial == "auto":
+            raise ValueError('gpus_per_trial "auto" is resolved by the search (packing.resolve_resources) first')
+        return float(self.gpus_per_trial)
 
 
 @dataclass(frozen=True)
@@ -88,7 +97,7 @@ class SearchSpec:
     # inference latency each trial measures (ms per batch of 32 validation rows, on its own device).
     multi_axis: MultiAxis = "layers_kept"
     num_trials: int = 8
-    max_concurrent: int = 2
+    max_concurrent: int | None = None  # trials at a time; None: as many as the cluster's resources hold
     resources: Resources = field(default_factory=Resources)
     scheduler: Scheduler = "asha"
     sampler_seed: int = 0
@@ -127,14 +136,18 @@ class SearchSpec:
                 "(it names folders and MLflow runs)",
             ),
             (self.num_trials < 1, f"num_trials={self.num_trials}: must be at least 1"),
-            (self.max_concurrent < 1, f"max_concurrent={self.max_concurrent}: must be at least 1"),
+            (
+                self.max_concurrent is not None and self.max_concurrent < 1,
+                f"max_concurrent={self.max_concurrent}: must be at least 1 (or null: as many as the cluster holds)",
+            ),
             (
                 not 0 <= budget.tolerance < 1,
                 f"budget.tolerance={budget.tolerance}: must lie in [0, 1), e.g. 0.01 for 1 point",
             ),
             (
-                self.resources.cpus_per_trial <= 0 or self.resources.gpus_per_trial < 0,
-                "resources: cpus_per_trial must be > 0 and gpus_per_trial >= 0",
+                self.resources.cpus_per_trial <= 0 or not _gpu_share(self.resources.gpus_per_trial),
+                "resources: cpus_per_trial must be > 0; gpus_per_trial a share in [0, 1], a whole number of GPUs, "
+                "or auto",
             ),
             *(
                 (
@@ -204,6 +217,11 @@ class SearchSpec:
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> SearchSpec:
         return with_overrides(self, overrides)
+
+
+def _gpu_share(gpus: float | str) -> bool:
+    """What Ray accepts as a task's GPUs: a share of one, or whole GPUs."""
+    return gpus == "auto" or (isinstance(gpus, float | int) and gpus >= 0 and (gpus <= 1 or float(gpus).is_integer()))
 
 
 def load_spec(path: str | None, overrides: Mapping[str, Any] | None = None) -> SearchSpec:

@@ -7,6 +7,7 @@ import os
 import tempfile
 from typing import Any
 
+from prunetune.search.shared import read_shared
 from prunetune.search.space import OBJECTIVE, budget_excess, objective
 from prunetune.search.spec import SearchSpec
 from prunetune.trainables.config import TrialConfig
@@ -91,7 +92,7 @@ def run_trial(
     with tempfile.TemporaryDirectory(prefix="prunetune-trial-") as work:
         resume_from = previous.to_directory() if previous is not None else None
         checkpointing = Checkpointing(work, resume_from, every_s=spec.checkpoint_every_s)
-        run_job(trial, report, checkpointing=checkpointing, prepared=prepared)
+        run_job(trial, report, checkpointing=checkpointing, prepared=read_shared(prepared))
 
 
 # The result key of a job asked to keep its model: the saved model's files (relative path -> bytes). They
@@ -107,6 +108,7 @@ def job_task(trial: TrialConfig, prepared: Any = None, keep_model: bool = False)
     from prunetune.trainables.jobs import run_job
 
     _quiet()
+    prepared = read_shared(prepared)
     if not keep_model:
         return dict(run_job(trial, prepared=prepared))
     with tempfile.TemporaryDirectory(prefix="prunetune-model-") as saved:

@@ -217,7 +217,7 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
     """``value`` as type ``hint`` (read from YAML, ``--set`` or an MLflow param), or a ConfigError naming ``path``."""
     origin = typing.get_origin(hint)
     if origin in (Union, types.UnionType):
-        return _coerce_optional(value, typing.get_args(hint), path)
+        return _coerce_union(value, typing.get_args(hint), path)
     if origin is Literal:
         if value not in typing.get_args(hint):
             raise ConfigError(f"{path}={value!r} is not one of {list(typing.get_args(hint))}")
@@ -230,11 +230,21 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
     return value if scalar is None else scalar(value, path)
 
 
-def _coerce_optional(value: Any, args: tuple[Any, ...], path: str) -> Any:
+def _coerce_union(value: Any, args: tuple[Any, ...], path: str) -> Any:
+    """Optional values (None, "none", "null", "~"), and a type with named alternatives (``float | "auto"``)."""
     nothing = value is None or (isinstance(value, str) and value.lower() in ("none", "null", "~"))
     if nothing and type(None) in args:
         return None
-    return _coerce(value, next(a for a in args if a is not type(None)), path)
+    named = [word for a in args if typing.get_origin(a) is Literal for word in typing.get_args(a)]
+    if value in named:
+        return value
+    kind = next(a for a in args if a is not type(None) and typing.get_origin(a) is not Literal)
+    try:
+        return _coerce(value, kind, path)
+    except ConfigError as err:
+        if not named:
+            raise
+        raise ConfigError(f"{err} (or one of {named})") from None
 
 
 def _coerce_tuple(value: Any, item: Any, path: str) -> tuple[Any, ...]:

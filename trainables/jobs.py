@@ -30,7 +30,7 @@ from prunetune.trainables.models import (
 )
 from prunetune.trainables.prepared import (
     PreparedData,
-    pad_batch,
+    padded_splits,
     preparation_key,
     prepare_classification,
 )
@@ -171,13 +171,13 @@ class ClassificationTask:
             prepared = prepare_classification(config, self.tokenizer, name)
             if prepared.task.report.total:  # data a search prepared was reported once, by its driver
                 log.warning("%s: %s", config.data.source, prepared.task.report.summary())
-        self.data, self.features = prepared.task, prepared.features
+        self.data, self.features = prepared.task, padded_splits(prepared, self.tokenizer, device)
         assert self.data.label_names is not None
         self.model = load_classifier(name, self.data.label_names)
         self.train_rows, self.skipped_rows = len(self.data.train), self.data.report.total
 
     def _batch(self, split: str, indices: list[int]) -> dict[str, Any]:
-        return _move(pad_batch(self.tokenizer, self.features[split], indices), self.device)
+        return self.features[split].batch(indices)
 
     def latency_forward(self) -> Callable[[], Any]:
         sample = self._batch("validation", list(range(min(LATENCY_ROWS, len(self.data.validation)))))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import importlib.resources
 import importlib.util
 import os
@@ -59,26 +61,82 @@ def pick_device(requested: str = "auto") -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+class BaseModels:
+    """The pre-trained models a trial process has read from disk, kept in memory for its next trials.
+
+    Ray Tune reuses a trial's process for the next trial, and every trial of a search starts from the same
+    base model; reading it again cost a trial a model load (benchmark 3). A trial gets a deep copy, so its
+    surgery and training never touch the weights kept here. The last ``size`` models are kept: a search
+    needs one (two with a named scratch model)."""
+
+    def __init__(self, size: int = 2) -> None:
+        self.size = size
+        self.loads = 0  # reads from disk: what the cache saves, and what tests count
+        self._held: dict[tuple[Any, ...], Any] = {}
+
+    def copy_of(self, key: tuple[Any, ...], read: Any) -> Any:
+        """A private copy of the model ``read()`` returns, read once per process for each ``key``."""
+        if key not in self._held:
+            self.loads += 1
+            self._held[key] = read()
+            while len(self._held) > self.size:
+                del self._held[next(iter(self._held))]  # the oldest
+        return copy.deepcopy(self._held[key])
+
+    def clear(self) -> None:
+        self._held.clear()
+        self.loads = 0
+
+
+BASE_MODELS = BaseModels()
+
+
+@functools.lru_cache(maxsize=4)
 def load_tokenizer(name: str) -> Any:
+    """The tokenizer of ``name``, read once per process: trials only use it to pad batches, never change it."""
     with loading(name):
         return transformers.AutoTokenizer.from_pretrained(resolve_model(name))
 
 
 def load_classifier(name: str, label_names: tuple[str, ...]) -> Any:
-    """A sequence-classification model with a fresh head for ``label_names`` (saved in its config)."""
-    with loading(name):
-        return transformers.AutoModelForSequenceClassification.from_pretrained(
-            resolve_model(name),
-            num_labels=len(label_names),
-            id2label=dict(enumerate(label_names)),
-            label2id={label: i for i, label in enumerate(label_names)},
-        )
+    """A sequence-classification model with a fresh head for ``label_names`` (saved in its config).
+
+    The head, and whatever else the checkpoint lacks, is initialised on every call from torch's generator,
+    whether the weights came from disk or from memory (:class:`BaseModels`): a trial seeded alike gets the
+    same head either way."""
+
+    def read() -> tuple[Any, list[str]]:
+        with loading(name):
+            model, info = transformers.AutoModelForSequenceClassification.from_pretrained(
+                resolve_model(name),
+                num_labels=len(label_names),
+                id2label=dict(enumerate(label_names)),
+                label2id={label: i for i, label in enumerate(label_names)},
+                output_loading_info=True,
+            )
+        return model, sorted(info["missing_keys"])
+
+    with torch.random.fork_rng(devices=[]):  # a read from disk draws a head too: it must not move the generator
+        model, fresh = BASE_MODELS.copy_of(("classifier", resolve_model(name), label_names), read)
+    initialise(model, fresh)
+    return model
+
+
+def initialise(model: Any, parameter_names: list[str]) -> None:
+    """Initialise the modules holding ``parameter_names`` as BERT does (see :func:`_reinit`), in name order."""
+    reset = _reinit(model)
+    for owner in sorted({name.rpartition(".")[0] for name in parameter_names}):
+        reset(model.get_submodule(owner))
 
 
 def load_sentence_model(name: str, device: str = "cpu") -> Any:
     """A SentenceTransformer; a plain encoder gets mean pooling, as sentence-transformers does by default."""
-    with loading(name):
-        return sentence_transformers.SentenceTransformer(resolve_model(name), device=device)
+
+    def read() -> Any:
+        with loading(name):
+            return sentence_transformers.SentenceTransformer(resolve_model(name), device="cpu")
+
+    return BASE_MODELS.copy_of(("sentence", resolve_model(name)), read).to(device)
 
 
 @dataclass(frozen=True)

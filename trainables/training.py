@@ -71,7 +71,7 @@ def epoch_batches(size: int, batch_size: int, seed: int, epoch: int) -> list[lis
     return [order[i : i + batch_size] for i in range(0, size, batch_size)]
 
 
-def _optimizer(model: Any, config: TrainingConfig, total_steps: int) -> tuple[Any, Any]:
+def make_optimizer(model: Any, config: TrainingConfig, total_steps: int) -> tuple[Any, Any]:
     # Biases and LayerNorm weights are not decayed (the BERT recipe).
     decay: list[Any] = []
     no_decay: list[Any] = []
@@ -105,7 +105,7 @@ def train(
     reported again).
     """
     batches_per_epoch = (train_size + config.batch_size - 1) // config.batch_size
-    optimizer, scheduler = _optimizer(model, config, batches_per_epoch * config.epochs)
+    optimizer, scheduler = make_optimizer(model, config, batches_per_epoch * config.epochs)
     history: list[Metrics] = []
     saved = checkpointing.saved_state() if checkpointing else None
     if saved is not None:

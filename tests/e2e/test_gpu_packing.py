@@ -1,4 +1,5 @@
-"""Fractional GPUs: gpus_per_trial 0.5 packs two trials per GPU; each trial sees the GPU Ray gave it."""
+"""Fractional GPUs: gpus_per_trial auto packs trials per GPU by what the node holds; each trial sees the GPU
+Ray gave it."""
 
 from __future__ import annotations
 
@@ -18,10 +19,10 @@ def test_half_gpu_trials_share_the_two_logical_gpus(gpu_node_cluster, tiny_model
         f"sqlite:///{tmp_path / 'mlflow.db'}",
         gpu_node_cluster,
         num_trials=4,
-        max_concurrent=4,
+        max_concurrent=None,  # as many as the cluster holds
         scheduler="none",
         **{
-            "resources.gpus_per_trial": 0.5,
+            "resources.gpus_per_trial": "auto",
             "resources.cpus_per_trial": 1,
             "trial.training.epochs": 1,
             "space.epochs": [1, 1],
@@ -31,6 +32,8 @@ def test_half_gpu_trials_share_the_two_logical_gpus(gpu_node_cluster, tiny_model
         result = run_search(spec, say=lambda line: None)
     finally:
         ray.shutdown()
+    # Two logical GPUs, no CUDA to measure a peak on: the node's 4 CPUs decide, two trials per GPU, four at once.
+    assert result.spec.resources.gpus_per_trial == 0.5 and result.spec.max_concurrent == 4
     runs = child_runs(spec, result.parent_run_id)
     assert len(runs) == 4
     devices = Counter(r.data.tags["prunetune.cuda_visible_devices"] for r in runs)

@@ -174,6 +174,21 @@ def test_data_prepared_once_gives_the_same_result_and_is_checked_against_the_con
     alone = run_job(config)
     shared = run_job(config, prepared=prepared)  # what every trial of a search gets
     assert shared["val_score"] == alone["val_score"] and shared["train_loss"] == alone["train_loss"]
+    # Padded once per split, a batch is what padding it with the tokenizer gives, on either padding side.
+    import copy
+
+    import torch
+    from prunetune.trainables.prepared import PaddedSplit
+
+    rows = prepared.features["train"]
+    for side in ("right", "left"):
+        sided = copy.deepcopy(tokenizer)  # the process's tokenizer is shared by its trials: left as it is
+        sided.padding_side = side
+        padded = PaddedSplit(sided, rows, "cpu")
+        for indices in ([5, 0, 77, 31], list(range(10, 42)), [95]):
+            expected, got = pad_batch(sided, rows, indices), padded.batch(indices)
+            assert set(got) == set(expected)
+            assert all(torch.equal(got[name], expected[name]) for name in expected), (side, indices)
     # Data prepared for another slice is not used: the job reads its own rows.
     other = config.with_overrides({"data.max_train_rows": 64})
     assert run_job(other, prepared=prepared)["train_rows"] == 64

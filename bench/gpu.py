@@ -1,0 +1,175 @@
+"""Benchmark 5: jobs per hour, a prunetune search against plain worker processes, K at a time on one device.
+
+1. **The search**: a real prunetune search (local Ray, local SQLite MLflow store, Optuna, the reference score
+   given so no sweep runs, no early stopping) runs N trials, K at a time, on whatever device is present
+   (``device: auto``: CUDA if there, sharing one GPU as ``gpus_per_trial: 1/K``; else the CPU).
+2. **The baseline**: the very same trial configs, read back from MLflow, run in K plain worker processes,
+   each calling ``run_job`` on data it read and tokenized once (a competent plain script).
+3. Jobs per hour for each and their ratio; the fixed cost per trial = (search - plain) x K / N.
+4. The parts of a trial's fixed cost, timed in this process, cold (first trial of a process) and warm (a
+   reused trial process): the model read, the prepared data read, the data padded on the device.
+
+    bench/gpu.py --jobs 8 --concurrency 2 --threads 1              # CPU, small jobs
+    bench/gpu.py --jobs 48 --concurrency 12 --threads 1 --set trial.data.max_train_rows=4000  # one H100
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import multiprocessing
+import pickle
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+_WORKER: dict[str, Any] = {}
+
+
+def _start_worker(threads: int, base: Any) -> None:
+    """A plain worker: its threads, and the data read and tokenized once, before the clock starts."""
+    import torch
+    from prunetune.trainables.models import load_tokenizer
+    from prunetune.trainables.prepared import prepare_classification
+
+    torch.set_num_threads(threads)
+    _WORKER["prepared"] = prepare_classification(base, load_tokenizer(base.model), base.model)
+
+
+def _ready() -> bool:
+    return "prepared" in _WORKER
+
+
+def _job(config: Any) -> float:
+    from prunetune.trainables.jobs import run_job
+
+    return float(run_job(config, prepared=_WORKER["prepared"])["val_score"])
+
+
+def plain_workers(configs: list[Any], concurrency: int, threads: int) -> float:
+    """Seconds for K plain processes to run ``configs`` (workers started and data prepared beforehand)."""
+    context = multiprocessing.get_context("spawn")
+    init = (threads, configs[0])
+    with concurrent.futures.ProcessPoolExecutor(
+        concurrency, mp_context=context, initializer=_start_worker, initargs=init
+    ) as pool:
+        list(pool.map(_ready, range(concurrency)))  # every worker started and holding its data
+        began = time.monotonic()
+        list(pool.map(_job, configs))
+        return time.monotonic() - began
+
+
+def fixed_cost_parts(base: Any, device: str) -> list[tuple[str, float, float]]:
+    """(part, cold seconds, warm seconds) of what a trial pays before training, in this process."""
+    import ray
+    from prunetune.search.shared import share
+    from prunetune.trainables import models, prepared
+    from prunetune.trainables.prepared import padded_splits, prepare_classification
+
+    tokenizer = models.load_tokenizer(base.model)
+    data = prepare_classification(base, tokenizer, base.model)
+    labels = data.task.label_names
+    rows: list[tuple[str, float, float]] = []
+
+    def timed(part: str, cold: Any, warm: Any) -> None:
+        began = time.perf_counter()
+        cold()
+        middle = time.perf_counter()
+        warm()
+        rows.append((part, middle - began, time.perf_counter() - middle))
+
+    models.BASE_MODELS.clear()
+    timed(
+        "model: read from disk / copied from memory",
+        lambda: models.load_classifier(base.model, labels),
+        lambda: models.load_classifier(base.model, labels),
+    )
+    ray.init(num_cpus=1, include_dashboard=False, logging_level="ERROR")
+    shared = share(data)
+    timed("data: read from the object store / held", shared.get, shared.get)
+    blob = pickle.dumps(data)
+    rows.append(("data: unpickled (the ObjectRef read before)", 0.0, _seconds(lambda: pickle.loads(blob))))
+    ray.shutdown()
+    prepared._PADDED.clear()
+    timed(
+        "data: padded on the device / held",
+        lambda: padded_splits(data, tokenizer, device),
+        lambda: padded_splits(data, tokenizer, device),
+    )
+    return rows
+
+
+def _seconds(call: Any) -> float:
+    began = time.perf_counter()
+    call()
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=8, help="trials of the search (repeats are not trained)")
+    parser.add_argument("--concurrency", type=int, default=2, help="K: trials at a time, and plain workers")
+    parser.add_argument("--threads", type=int, default=1, help="cores per trial and per worker")
+    parser.add_argument("--storage", default="prunetune-runs/bench-gpu")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="spec overrides")
+    args = parser.parse_args()
+
+    import shutil
+
+    import torch
+    from prunetune.analysis.query import find_search, open_store, search_runs_frame
+    from prunetune.search.runner import run_search
+    from prunetune.search.spec import load_spec
+    from prunetune.trainables.config import TrialConfig, parse_overrides
+    from prunetune.trainables.models import pick_device
+
+    device = pick_device("auto")
+    shutil.rmtree(args.storage, ignore_errors=True)
+    overrides = {
+        "name": "bench-gpu",
+        "trial.data.max_train_rows": 2000,
+        "trial.data.max_eval_rows": 1000,
+        "trial.training.device": "auto",
+        "space.epochs": [1, 1],
+        "space.strategies": ["window"],
+        "budget.reference_score": 0.5,  # given: no reference sweep, the trials alone are measured
+        "scratch_layers": [],
+        "scheduler": "none",
+        "save_model": False,
+        "num_trials": args.jobs,
+        "max_concurrent": args.concurrency,
+        "resources.cpus_per_trial": args.threads,
+        "resources.gpus_per_trial": 1 / args.concurrency if device == "cuda" else 0,
+        "storage_path": args.storage,
+    } | parse_overrides(args.set)
+    spec = load_spec(str(HERE.parent / "examples" / "search-default.yaml"), overrides)
+
+    run_search(spec, say=lambda line: print("  " + line, flush=True))
+    mlflow = open_store(spec.resolved_tracking_uri())
+    search = find_search(mlflow, spec.name)
+    searched = mlflow.get_run(search.run_id).data.metrics["seconds"]  # tuner.fit(), as the runner logs it
+    frame = search_runs_frame(mlflow, search)
+    trained = frame[frame["kind"] == "trial"]
+    configs = [TrialConfig.from_flat(mlflow.get_run(run_id).data.params) for run_id in trained["run_id"]]
+    plain = plain_workers(configs, args.concurrency, args.threads)
+
+    n, k = len(configs), args.concurrency
+    print(f"\n{n} jobs trained, {k} at a time, {args.threads} core(s) each, on {device}; torch {torch.__version__}")
+    print("| way | seconds | jobs per hour |")
+    print("| --- | --- | --- |")
+    print(f"| {k} plain workers calling run_job | {plain:.1f} | {3600 * n / plain:.0f} |")
+    print(f"| prunetune search (`tuner.fit`) | {searched:.1f} | {3600 * n / searched:.0f} |")
+    print(
+        f"\nsearch / plain: {plain / searched:.1%} of the plain workers' jobs per hour; "
+        f"fixed cost per trial {(searched - plain) * k / n:.2f} s"
+    )
+
+    print("\n| part of a trial's fixed cost | cold (s) | warm (s) |")
+    print("| --- | --- | --- |")
+    for part, cold, warm in fixed_cost_parts(spec.trial, device):
+        print(f"| {part} | {cold:.3f} | {warm:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
