@@ -27,7 +27,9 @@ def finished_search(ray_cluster, mlflow_server, tiny_model, shared_data, tmp_pat
         **{"scratch_layers": [2], "space.strategies": ["top", "bottom", "window", "contribution"], "num_trials": 5},
     )
     try:
-        result = run_search(spec, say=lambda line: None)
+        import time as _t
+        t0 = _t.monotonic()
+        result = run_search(spec, say=lambda line: print(f'{_t.monotonic() - t0:6.1f} {line}', flush=True))
     finally:
         ray.shutdown()
     return spec, result
@@ -49,7 +51,7 @@ def test_trials_lists_every_run_typed_and_filters(finished_search, capsys) -> No
     search = find_search(mlflow, spec.name)
     assert search.run_id == result.parent_run_id
     frame = search_runs_frame(mlflow, search)
-    model = ["model"] if result.best is not None else []  # the answer's model, trained once more
+    model = ["model"] if result.model is not None else []  # the answer's model, trained once more
     assert sorted(frame["kind"]) == sorted(["reference", "scratch", *model] + ["trial"] * spec.num_trials)
     assert str(frame["layers_dropped"].dtype) == "Int64" and str(frame["learning_rate"].dtype) == "float64"
     trials = frame[frame["kind"] == "trial"]

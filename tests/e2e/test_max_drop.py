@@ -19,7 +19,7 @@ def test_max_drop_answers_each_tolerance_with_a_verdict_over_decision_seeds(
 ) -> None:
     import yaml
 
-    spec = tiny_spec(tmp_path, tiny_model, mlflow_server, ray_cluster, num_trials=5, scheduler="none")
+    spec = tiny_spec(tmp_path, tiny_model, mlflow_server, ray_cluster, num_trials=5, scheduler="none", save_model=True)
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text(yaml.safe_dump(spec.to_dict()))
     out = tmp_path / "answer.json"

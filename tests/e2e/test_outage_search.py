@@ -87,7 +87,7 @@ def test_a_server_gone_for_good_stops_the_search_in_one_line_and_resume_closes_e
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
     server = start_server(tmp_path, port)
-    spec = tiny_spec(tmp_path, tiny_model, uri, ray_cluster, num_trials=6, tracking_patience_s=5)
+    spec = tiny_spec(tmp_path, tiny_model, uri, ray_cluster, num_trials=4, tracking_patience_s=5)
     mlflow = MlflowClient(uri)
 
     def cut_once_a_trial_is_recorded() -> None:

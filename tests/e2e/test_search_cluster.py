@@ -34,6 +34,8 @@ def tiny_spec(tmp_path, model: str, tracking_uri: str, address: str, **overrides
         "seeds": 1,
         "num_trials": 6,
         "max_concurrent": 3,
+        # The answer's model costs a job and an MLflow model: trained only where a test looks at it.
+        "save_model": False,
         "storage_path": str(tmp_path / "runs"),
         "tracking_uri": tracking_uri,
         "address": address,
@@ -63,7 +65,7 @@ def test_search_spreads_over_nodes_records_every_trial_and_honours_the_budget(
     import ray
     from prunetune.search.runner import run_search
 
-    sweep = {"reference.learning_rates": [3e-4, 1e-3], "seeds": 2}  # 2 learning rates x 2 decision seeds
+    sweep = {"reference.learning_rates": [3e-4, 1e-3], "seeds": 2, "save_model": True}  # 2 lrs x 2 decision seeds
     spec = tiny_spec(tmp_path, tiny_model, mlflow_server, ray_cluster, **sweep)
     lines: list[str] = []
     try:

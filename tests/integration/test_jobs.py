@@ -14,9 +14,9 @@ from tests.conftest import tiny_config
 HEADLINES = {
     "data.source": "indicnews:english:shc",
     "data.on_bad_row": "skip",
-    "data.max_train_rows": 1200,
-    "data.max_eval_rows": 400,
-    "training.epochs": 3,
+    "data.max_train_rows": 800,
+    "data.max_eval_rows": 300,
+    "training.epochs": 2,
     "training.max_length": 32,
     "training.learning_rate": 2e-4,
     "training.batch_size": 32,
@@ -39,9 +39,9 @@ def test_pruned_minilm_really_learns_headline_topics(pruned_run) -> None:
     chance = 1 / 12
     assert result["kept_layers"] == [0, 1, 4, 5] and result["layers_dropped"] == 2
     assert result["val_accuracy"] > 4 * chance and result["val_macro_f1"] > 3 * chance
-    assert [r["epoch"] for r in reports] == [1, 2, 3]
+    assert [r["epoch"] for r in reports] == [1, 2]
     assert reports[-1]["val_accuracy"] > reports[0]["val_accuracy"] - 0.05
-    assert result["train_rows"] == 1200 and result["seed"] == 42
+    assert result["train_rows"] == 800 and result["seed"] == 42
     assert result["val_score"] == result["val_accuracy"]
     assert result["latency_ms"] > 0 and all(r["latency_ms"] == result["latency_ms"] for r in reports)
 

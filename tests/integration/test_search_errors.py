@@ -10,12 +10,28 @@ from pathlib import Path
 import pytest
 
 
-def search(tmp_path, *sets: str, spec: str | None = None) -> subprocess.CompletedProcess:
-    args = [sys.executable, "-m", "prunetune.cli", "search", *([spec] if spec else [])]
-    args += ["--set", f"storage_path={tmp_path / 'runs'}"]
+def _arguments(tmp_path, sets: tuple[str, ...], spec: str | None) -> list[str]:
+    args = ["search", *([spec] if spec else []), "--set", f"storage_path={tmp_path / 'runs'}"]
     for item in sets:
         args += ["--set", item]
-    return subprocess.run(args, capture_output=True, text=True, timeout=300, env={**os.environ})
+    return args
+
+
+def search(tmp_path, *sets: str, spec: str | None = None) -> subprocess.CompletedProcess:
+    """``prunetune search`` in its own process, as a user runs it."""
+    command = [sys.executable, "-m", "prunetune.cli", *_arguments(tmp_path, sets, spec)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ})
+
+
+def search_here(capsys, tmp_path, *sets: str, spec: str | None = None) -> subprocess.CompletedProcess:
+    """The same command through ``prunetune.cli.main`` in this process: the cases refused before Ray or
+    MLflow start need no interpreter of their own (four seconds each of imports)."""
+    from prunetune.cli import main
+
+    capsys.readouterr()
+    code = main(_arguments(tmp_path, sets, spec))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["prunetune"], code, out, err)
 
 
 def test_bad_key_impossible_strategy_and_unreachable_server_fail_before_any_trial(tmp_path) -> None:
@@ -76,10 +92,10 @@ def _file(path: Path) -> Path:
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
-def test_bad_input_ends_in_one_line_before_ray_or_mlflow_start(tmp_path, case: str) -> None:
+def test_bad_input_ends_in_one_line_before_ray_or_mlflow_start(tmp_path, capsys, case: str) -> None:
     make, message = BAD_INPUTS[case]
     sets, spec = make(tmp_path)
-    done = search(tmp_path, *sets, spec=spec)
+    done = search_here(capsys, tmp_path, *sets, spec=spec)
     assert done.returncode == 2 and message in done.stderr, (case, done.stderr[-1500:])
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr[-1500:]
     assert "Ray" not in done.stdout + done.stderr  # refused before Ray started

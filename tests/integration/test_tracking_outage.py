@@ -90,7 +90,7 @@ def test_records_made_while_the_server_is_down_are_delivered_when_it_is_back(tmp
     recorder.on_trial_result(0, [], trial, epoch(trial, 2, 0.66))
     recorder.on_trial_complete(0, [], trial)
     recorder.on_step_begin(0, [])  # nothing raised in Tune's loop while within the patience
-    time.sleep(8)
+    time.sleep(3)
     server = start_server(tmp_path, port)
     try:
         recorder.flush()
@@ -155,7 +155,7 @@ def test_the_drivers_own_calls_wait_out_an_outage(tmp_path) -> None:
     mlflow = client(uri, patience_s=120)
     stop_server(server)
     restarted: list[subprocess.Popen] = []
-    back = threading.Timer(6, lambda: restarted.append(start_server(tmp_path, port)))
+    back = threading.Timer(3, lambda: restarted.append(start_server(tmp_path, port)))
     back.start()
     try:
         run = mlflow.create_run(experiment, tags={TAG_KIND: "reference"})  # sent while the server is away
