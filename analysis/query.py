@@ -79,6 +79,8 @@ COLUMNS: dict[str, str] = {
     "feasible": "boolean",
     "learning_rate": "float64",
     "epochs": "Int64",
+    "distill_alpha": "float64",  # 0: not distilled (trainables/distill.py); empty for runs before distillation
+    "distill_temperature": "float64",
     "epochs_run": "Int64",
     "seed": "Int64",
     "parameters": "Int64",
@@ -231,6 +233,8 @@ def _row(run: Any) -> dict[str, Any]:
         "feasible": None if feasible is None else bool(feasible),
         "learning_rate": _number(params, "training.learning_rate"),
         "epochs": _number(params, "training.epochs"),
+        "distill_alpha": _number(params, "distill.alpha"),
+        "distill_temperature": _number(params, "distill.temperature"),
         "epochs_run": final_value(metrics, "epoch"),
         "seed": _number(params, "training.seed"),
         "parameters": metrics.get("parameters"),

@@ -81,10 +81,15 @@ def _answer(inputs: ReportInputs, tolerance: float, relative: bool) -> str:
         f"Within {tolerance:g} of the reference ({reference:.4f}), <b>{int(row['max_layers_dropped'])} layers</b> "
         f"can be dropped: strategy <b>{html.escape(str(row['strategy']))}</b>, keeping layers "
         f"{html.escape(str(row['kept_layers']))}, score {row['val_score']:.4f} (drop {row['drop']:+.4f}), "
-        f"learning rate {row['learning_rate']:.2e}, {int(row['epochs'])} epochs. "
+        f"learning rate {row['learning_rate']:.2e}, {int(row['epochs'])} epochs{_taught(row)}. "
         "This is the search's own score, one seed, the best of many trials: <code>prunetune max-drop</code> "
         "re-trains such finalists on other seeds and says how sure the answer is."
     )
+
+
+def _taught(row: Any) -> str:
+    alpha = row.get("distill_alpha")
+    return f", distilled from the tuned reference (alpha {alpha:g})" if alpha == alpha and alpha else ""
 
 
 def _spec_text(spec: dict[str, Any]) -> str:
@@ -107,7 +112,7 @@ def render(inputs: ReportInputs) -> str:
     shown_columns = [
         "strategy", "layers_dropped", "kept_layers", "val_score", "drop", "latency_ms", "learning_rate", "epochs",
         "status", "run_id",
-    ]  # fmt: skip
+    ] + (tables.DISTILL_COLUMNS if tables.distilled(frame) else [])  # fmt: skip
     trials = frame[frame["kind"] == "trial"].sort_values(list(RANKED_BY), ascending=False)
     sections = [
         f"<h1>prunetune report: {html.escape(search.experiment_name)}</h1>",

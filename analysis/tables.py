@@ -57,6 +57,14 @@ def strategy_table(frame: pd.DataFrame, score: str = "val_score") -> pd.DataFram
     return table.reset_index()
 
 
+DISTILL_COLUMNS = ["distill_alpha", "distill_temperature"]
+
+
+def distilled(frame: pd.DataFrame) -> bool:
+    """Whether any run of ``frame`` learnt from a teacher (its columns are then worth showing)."""
+    return bool(frame["distill_alpha"].fillna(0).gt(0).any()) if "distill_alpha" in frame else False
+
+
 def max_droppable(
     frame: pd.DataFrame, tolerances: Sequence[float] = (0.01, 0.02, 0.03), relative: bool = False
 ) -> pd.DataFrame:
@@ -88,6 +96,7 @@ def max_droppable(
                     "drop": best["drop"],
                     "learning_rate": best["learning_rate"],
                     "epochs": best["epochs"],
+                    "distill_alpha": best["distill_alpha"],
                     "run_id": best["run_id"],
                 }
             )

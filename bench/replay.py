@@ -68,6 +68,7 @@ from prunetune.search.max_drop import finalists
 from prunetune.search.space import (
     CONSTRAINT,
     DefineSpace,
+    PointKey,
     budget_excess,
     objective,
     point_key,
@@ -87,7 +88,7 @@ SEARCHERS = ("prunetune", "random", "grid")
 MAX_ASKS = 100  # as BudgetSearch.suggest: this many asks without a new point and the search is done
 GOAL_SHARE = 0.8  # the goal: the right answer within a fifth of the grid in >= 80 % of replay seeds
 
-Point = tuple[tuple[int, ...], float, int]  # point_key: (kept layers, learning rate, epochs)
+Point = PointKey  # point_key: (kept layers, learning rate, epochs, distillation)
 
 
 @dataclass(frozen=True)
@@ -103,11 +104,11 @@ class Table:
 
     @property
     def learning_rates(self) -> list[float]:
-        return sorted({lr for _, lr, _ in self.pruned} | {lr for lr, _, _, _ in self.reference_runs})
+        return sorted({point[1] for point in self.pruned} | {lr for lr, _, _, _ in self.reference_runs})
 
     @property
     def epochs(self) -> list[int]:
-        return sorted({e for _, _, e in self.pruned})
+        return sorted({point[2] for point in self.pruned})
 
     @property
     def grid(self) -> list[Point]:
@@ -186,7 +187,7 @@ def true_answers(table: Table, tolerances: Sequence[float]) -> tuple[TunedRefere
         t: max(
             (
                 table.num_layers - len(kept)
-                for (kept, _, _), m in means.items()
+                for (kept, *_), m in means.items()
                 if drop(reference.score, m) <= t + EPSILON
             ),
             default=0,
@@ -300,7 +301,7 @@ def full_table_answer(
     reference = tuned_reference(table, decision)
     answers = Answers(table, reference, search_seed, decision, tolerances, max_finalists)
     for point in table.grid:
-        kept, lr, epochs = point
+        kept, lr, epochs, _ = point
         answers.add(
             Candidate(
                 kept, table.num_layers - len(kept), table.configs[point], lr, epochs, table.score(point, search_seed)

@@ -127,6 +127,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
     # The whole config, drop strategy included, is checked before the job's libraries load or data is read.
     config = load_trial_config(args.config, parse_overrides(args.set or []))
+    if args.teacher_run is not None:
+        config = _with_teacher_run(config, args)
     from prunetune.trainables.jobs import run_job
 
     def report(metrics: dict[str, Any]) -> None:
@@ -146,6 +148,22 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         with open(args.metrics, "w", encoding="utf-8") as handle:
             handle.write(text + "\n")
     return 0
+
+
+def _with_teacher_run(config: Any, args: argparse.Namespace) -> Any:
+    """``--teacher-run``: the teacher is that recorded job's model, re-created here (trials keep no weights)."""
+    import tempfile
+
+    from prunetune.analysis.query import open_store
+    from prunetune.search.answer_model import export_run
+    from prunetune.trainables.config import ConfigError
+
+    if not config.distill.on or config.distill.teacher is not None:
+        raise ConfigError("--teacher-run teaches a distilled job: set distill.alpha > 0 and no distill.teacher")
+    mlflow = open_store(args.tracking_uri)
+    folder = Path(args.output) / "teacher" if args.output else Path(tempfile.mkdtemp(prefix="prunetune-teacher-"))
+    export_run(mlflow, args.teacher_run, folder, say=_progress)
+    return config.with_overrides({"distill.teacher": str(folder)})
 
 
 def _spec(args: argparse.Namespace) -> Any:
@@ -205,7 +223,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_trials(args: argparse.Namespace) -> int:
-    from prunetune.analysis import select
+    from prunetune.analysis import select, tables
     from prunetune.analysis.query import experiment_frame, open_store, search_and_store, search_runs_frame
 
     if args.all_searches:
@@ -216,7 +234,8 @@ def cmd_trials(args: argparse.Namespace) -> int:
         frame = search_runs_frame(mlflow, search)
     frame = select.where(frame, args.where)
     frame = select.sort(frame, args.sort)
-    frame = select.columns(frame, args.columns or (None if args.format in ("csv", "json") else _SHOWN))
+    shown = _SHOWN + (",distill_alpha,distill_temperature" if tables.distilled(frame) else "")
+    frame = select.columns(frame, args.columns or (None if args.format in ("csv", "json") else shown))
     if frame.empty:
         # Said, not shown as pandas' "Empty DataFrame"; CSV and JSON still get their (empty) document for tools.
         print(f"no trials match: {args.where}" if args.where else "no trials recorded yet", file=sys.stderr)
@@ -385,6 +404,12 @@ def _add_finetune(sub: Any) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one value, e.g. training.epochs=3")
     p.add_argument("--output", "-o", help="save the fine-tuned model and prunetune-result.json here")
     p.add_argument("--metrics", help="also write the final metrics as JSON to this file")
+    p.add_argument(
+        "--teacher-run",
+        metavar="RUN_ID",
+        help="distil from this MLflow run's model (e.g. a search's reference), re-created first; with distill.alpha",
+    )
+    p.add_argument("--tracking-uri", help="the MLflow store of --teacher-run; " + _TRACKING)
     p.set_defaults(run=cmd_finetune)
 
 

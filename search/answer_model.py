@@ -25,7 +25,7 @@ from prunetune.trainables.config import TrialConfig
 
 from prunetune.errors import PrunetuneError
 from prunetune.libs import huggingface_hub, mlflow_fluent, sentence_transformers, transformers
-from prunetune.records import JOB_KINDS, KIND_MODEL, PARENT, TAG_KIND, final_value
+from prunetune.records import JOB_KINDS, KIND_MODEL, PARENT, TAG_KIND, TAG_SEARCH, TAG_TEACHER, final_value
 
 
 @dataclass(frozen=True)
@@ -46,14 +46,14 @@ def save_answer_model(
     folder: Path,
     facts: list[tuple[str, str]],
     say: Any,
-    prepared: Any = None,
+    shared: Any = None,
     register: str | None = None,
 ) -> SavedModel:
     """Train ``trial`` once more keeping its weights, save it with its card to ``folder``, and log it to the
     search's run. ``facts``: the card's rows about how it was chosen (scores with intervals, the reference)."""
     say(f"model: training {_describe(trial)} once more to keep its weights")
     jobs = [(trial, KIND_MODEL, {PARENT: parent_run_id})]
-    ((run_id, result),) = run_jobs(spec, mlflow, experiment, jobs, prepared, keep_model=True)
+    ((run_id, result),) = run_jobs(spec, mlflow, experiment, jobs, shared, keep_model=True)
     _unpack(result.pop(MODEL_FILES), folder)
     scores = {k: float(result[k]) for k in ("val_score", "test_score") if isinstance(result.get(k), (int, float))}
     measured = [(f"this model's {k.replace('_', ' ')}", f"{v:.4f}") for k, v in scores.items()]
@@ -70,6 +70,11 @@ def export_run(mlflow: Any, run_id: str, folder: Path, say: Any) -> dict[str, An
 
     run = _recorded_run(mlflow, run_id)
     trial = TrialConfig.from_flat(run.data.params)
+    if trial.distill.on and trial.distill.teacher is None:  # taught by its search's teacher: re-created first
+        teacher = _teacher_of(mlflow, run)
+        say(f"export: run {run_id} learnt from its search's teacher, run {teacher}: re-creating that first")
+        export_run(mlflow, teacher, folder / "teacher", say)
+        trial = trial.with_overrides({"distill.teacher": str(folder / "teacher")})
     recorded = final_value(run.data.metrics, "val_score")
     say(f"export: training {_describe(trial)} again, as run {run_id} did (its weights were not kept)")
     result = run_job(trial, report=lambda metrics: None, output_dir=str(folder))
@@ -79,6 +84,15 @@ def export_run(mlflow: Any, run_id: str, folder: Path, say: Any) -> dict[str, An
     facts.append(("this model's val score", f"{float(result['val_score']):.4f}"))
     (folder / "README.md").write_text(model_card(trial, facts, command()), encoding="utf-8")
     return dict(result)
+
+
+def _teacher_of(mlflow: Any, run: Any) -> str:
+    """The run id of the teacher of ``run``'s search (a reference run tagged as the teacher)."""
+    query = f"tags.`{TAG_TEACHER}` = 'true' and tags.`{TAG_SEARCH}` = '{run.data.tags.get(TAG_SEARCH)}'"
+    found = mlflow.search_runs([run.info.experiment_id], filter_string=query, max_results=1)
+    if not found:
+        raise ExportError(f"run {run.info.run_id} learnt from a teacher, and its search recorded none to re-create")
+    return str(found[0].info.run_id)
 
 
 def _recorded_run(mlflow: Any, run_id: str) -> Any:

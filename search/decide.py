@@ -117,6 +117,10 @@ def best_reference(runs: Sequence[tuple[float, int, int, float]]) -> TunedRefere
     return TunedReference(learning_rate, epochs, dict(sorted(scores.items())))
 
 
+# A configuration: kept layers, learning rate, epochs, distillation (alpha, temperature).
+ConfigKey = tuple[tuple[int, ...], float, int, tuple[float, float]]
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A configuration the search found within a tolerance on its own seed: what a finalist is made of."""
@@ -127,10 +131,11 @@ class Candidate:
     learning_rate: float
     epochs: int
     selection_score: float  # the search's score on its seed: the best of many trials, so biased upward
+    distill: tuple[float, float] = (0.0, 0.0)  # (alpha, temperature); (0, 0): not distilled
 
     @property
-    def key(self) -> tuple[tuple[int, ...], float, int]:
-        return (self.kept_layers, self.learning_rate, self.epochs)
+    def key(self) -> ConfigKey:
+        return (self.kept_layers, self.learning_rate, self.epochs, self.distill)
 
 
 @dataclass(frozen=True)
@@ -173,7 +178,7 @@ def finding(candidate: Candidate, scores: Mapping[int, float], drops: Mapping[in
 
 def ranked(candidates: Sequence[Candidate]) -> list[Candidate]:
     """Deepest drop first, ties by the selection score; a configuration seen twice counts once."""
-    seen: set[tuple[tuple[int, ...], float, int]] = set()
+    seen: set[ConfigKey] = set()
     out = []
     for c in sorted(candidates, key=lambda c: preference(c.layers_dropped, c.selection_score), reverse=True):
         if c.key not in seen:
@@ -235,11 +240,11 @@ def answer_tolerance(
 
 def answers_by_configuration(
     answers: Sequence[ToleranceAnswer],
-) -> dict[tuple[tuple[int, ...], float, int], list[tuple[float, Finding]]]:
+) -> dict[ConfigKey, list[tuple[float, Finding]]]:
     """Each configuration that answers a tolerance, with (tolerance, finding) for every tolerance it answers,
     tightest first: one saved model per configuration, whose card names them all. (A finding's verdict
     depends on its tolerance, so findings of one configuration are equal only in their candidate.)"""
-    found: dict[tuple[tuple[int, ...], float, int], list[tuple[float, Finding]]] = {}
+    found: dict[ConfigKey, list[tuple[float, Finding]]] = {}
     for answer in sorted(answers, key=lambda a: a.tolerance):
         if answer.mean_within is not None:
             found.setdefault(answer.mean_within.candidate.key, []).append((answer.tolerance, answer.mean_within))

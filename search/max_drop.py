@@ -19,6 +19,7 @@ from typing import Any
 from prunetune.search.answer_model import SavedModel, save_answer_model
 from prunetune.search.decide import (
     Candidate,
+    ConfigKey,
     Finding,
     ToleranceAnswer,
     TunedReference,
@@ -26,6 +27,7 @@ from prunetune.search.decide import (
     answers_by_configuration,
     paired_drops,
 )
+from prunetune.search.space import distilled
 from prunetune.search.spec import SearchSpec, decision_seeds
 from prunetune.trainables.config import TrialConfig
 
@@ -95,22 +97,28 @@ def complete_trials(runs: list[Any]) -> list[tuple[Candidate, TrialConfig]]:
             learning_rate=config.training.learning_rate,
             epochs=config.training.epochs,
             selection_score=selection_score,
+            distill=config_key(config)[3],
         )
         found.append((candidate, config))
     return found
 
 
-def finished_rechecks(runs: list[Any]) -> dict[tuple[tuple[int, ...], float, int, int], float]:
-    """(kept layers, learning rate, epochs, seed) -> val_score of the search's finished re-check runs."""
+def config_key(config: TrialConfig) -> ConfigKey:
+    """A job's configuration as :attr:`Candidate.key` names it."""
+    t, d = config.training, config.distill
+    return (tuple(config.kept_layers or ()), t.learning_rate, t.epochs, distilled(d.alpha, d.temperature))
+
+
+def finished_rechecks(runs: list[Any]) -> dict[tuple[ConfigKey, int], float]:
+    """(configuration, seed) -> val_score of the search's finished re-check runs."""
     found = {}
     for run in runs:
         if run.data.tags.get(TAG_KIND) != KIND_RECHECK or run.info.status != "FINISHED":
             continue
         config = TrialConfig.from_flat(run.data.params)
-        key = (tuple(config.kept_layers or ()), config.training.learning_rate, config.training.epochs)
         score = final_value(run.data.metrics, "val_score")
         if score is not None:
-            found[(*key, config.training.seed)] = score
+            found[(config_key(config), config.training.seed)] = score
     return found
 
 
@@ -157,7 +165,7 @@ def _max_drop(
     rechecked = finished_rechecks(children)  # a resumed max-drop re-trains none of these
     seeds = decision_seeds(loosest)
     relative = loosest.budget.relative
-    measured: dict[tuple[tuple[int, ...], float, int], tuple[dict[int, float], dict[int, float]]] = {}
+    measured: dict[ConfigKey, tuple[dict[int, float], dict[int, float]]] = {}
 
     def measure(candidate: Candidate) -> tuple[dict[int, float], dict[int, float]]:
         """Re-train a finalist on every decision seed (once, whatever the tolerance), paired with the reference."""
@@ -167,18 +175,18 @@ def _max_drop(
                 f"(lr {candidate.learning_rate:.1e}, {candidate.epochs} epochs) on seeds {seeds}"
             )
             base = configs[candidate.key]
-            scores = {seed: rechecked[(*candidate.key, seed)] for seed in seeds if (*candidate.key, seed) in rechecked}
+            scores = {seed: rechecked[(candidate.key, seed)] for seed in seeds if (candidate.key, seed) in rechecked}
             todo = [seed for seed in seeds if seed not in scores]
             tags = {PARENT: result.parent_run_id}
             jobs = [(base.with_overrides({"training.seed": seed}), KIND_RECHECK, tags) for seed in todo]
-            ran = run_jobs(loosest, mlflow, experiment, jobs, result.prepared, say)
+            ran = run_jobs(loosest, mlflow, experiment, jobs, result.shared, say)
             scores |= {seed: float(r["val_score"]) for seed, (_, r) in zip(todo, ran, strict=True)}
             scores = dict(sorted(scores.items()))
             measured[candidate.key] = (scores, paired_drops(result.reference.on_seeds(), scores, relative))
         return measured[candidate.key]
 
     on_search_seed = score_on_seed(
-        loosest, mlflow, experiment, result.reference, loosest.trial.training.seed, say, result.prepared
+        loosest, mlflow, experiment, result.reference, loosest.trial.training.seed, say, result.shared
     )
     answers = [
         answer_tolerance(
@@ -202,13 +210,14 @@ def _max_drop(
     )
     if not loosest.save_model:
         return answer
-    models: dict[tuple[tuple[int, ...], float, int], SavedModel] = {}
+    models: dict[ConfigKey, SavedModel] = {}
     for key, answered in answers_by_configuration(answers).items():  # one model may answer several tolerances
         found = answered[0][1]
         trial = configs[key].with_overrides({"training.seed": seeds[0]})
         c = found.candidate  # a folder per configuration: two answers may drop as many layers differently
         kept = "-".join(map(str, c.kept_layers))
-        folder = loosest.storage / loosest.name / f"model-kept-{kept}-lr{c.learning_rate:.0e}-ep{c.epochs}"
+        taught = f"-kd{c.distill[0]:g}-t{c.distill[1]:g}" if c.distill[0] else ""
+        folder = loosest.storage / loosest.name / f"model-kept-{kept}-lr{c.learning_rate:.0e}-ep{c.epochs}{taught}"
         models[key] = save_answer_model(
             loosest,
             mlflow,
@@ -218,7 +227,7 @@ def _max_drop(
             folder,
             _card_facts(answer, answered),
             say,
-            result.prepared,
+            result.shared,
             register,
         )
     chosen = {i.tolerance: models[i.mean_within.candidate.key] for i in answers if i.mean_within is not None}

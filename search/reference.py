@@ -17,7 +17,7 @@ from prunetune.search.jobs import run_jobs
 from prunetune.search.spec import SearchSpec, decision_seeds, reference_epochs, reference_key
 from prunetune.search.store import paged_runs
 from prunetune.search.tracking import log_params_and_metrics
-from prunetune.trainables.config import TrialConfig
+from prunetune.trainables.config import NOT_DISTILLED, TrialConfig
 
 from prunetune.records import (
     KIND_REFERENCE,
@@ -31,7 +31,9 @@ from prunetune.records import (
 
 def reference_trials(spec: SearchSpec) -> list[TrialConfig]:
     """Every run of the sweep: learning rates x epochs x decision seeds, the unpruned model."""
-    base = spec.trial.with_overrides({"drop.strategy": "none", "kept_layers": None, "variant": "pruned"})
+    base = spec.trial.with_overrides(
+        {"drop.strategy": "none", "kept_layers": None, "variant": "pruned"} | NOT_DISTILLED
+    )
     return [
         base.with_overrides({"training.learning_rate": lr, "training.epochs": epochs, "training.seed": seed})
         for lr in spec.reference.learning_rates
@@ -41,7 +43,7 @@ def reference_trials(spec: SearchSpec) -> list[TrialConfig]:
 
 
 def tuned_reference(
-    spec: SearchSpec, mlflow: Any, experiment: str, parent_run_id: str, say: Any, prepared: Any = None
+    spec: SearchSpec, mlflow: Any, experiment: str, parent_run_id: str, say: Any, shared: Any = None
 ) -> TunedReference:
     """Run (or reuse) the sweep, record which configuration won on the search's run, and return it."""
     if spec.budget.reference_score is not None:
@@ -56,7 +58,7 @@ def tuned_reference(
         f"reference: the unpruned {spec.trial.model} at learning rates {list(spec.reference.learning_rates)} x "
         f"epochs {list(reference_epochs(spec))} x seeds {seeds}"
     )
-    done = run_or_reuse(spec, mlflow, experiment, trials, say, prepared)
+    done = run_or_reuse(spec, mlflow, experiment, trials, say, shared)
     runs = {
         (t.training.learning_rate, t.training.epochs, t.training.seed): run for t, run in zip(trials, done, strict=True)
     }
@@ -78,7 +80,7 @@ def tuned_reference(
 
 
 def run_or_reuse(
-    spec: SearchSpec, mlflow: Any, experiment: str, trials: list[TrialConfig], say: Any, prepared: Any = None
+    spec: SearchSpec, mlflow: Any, experiment: str, trials: list[TrialConfig], say: Any, shared: Any = None
 ) -> list[tuple[str, float]]:
     """(run id, val_score) of each reference job: a finished run with the same key is reused, the rest are
     trained, all at once."""
@@ -87,13 +89,13 @@ def run_or_reuse(
     todo = [trial for trial, key in zip(trials, keys, strict=True) if key not in done]
     say(f"reference: {len(trials) - len(todo)} runs reused, {len(todo)} to train")
     jobs = [(trial, "reference", {TAG_REFERENCE_KEY: reference_key(trial)}) for trial in todo]
-    for (run_id, result), trial in zip(run_jobs(spec, mlflow, experiment, jobs, prepared, say), todo, strict=True):
+    for (run_id, result), trial in zip(run_jobs(spec, mlflow, experiment, jobs, shared, say), todo, strict=True):
         done[reference_key(trial)] = (run_id, float(result["val_score"]))
     return [done[key] for key in keys]
 
 
 def score_on_seed(
-    spec: SearchSpec, mlflow: Any, experiment: str, reference: TunedReference, seed: int, say: Any, prepared: Any = None
+    spec: SearchSpec, mlflow: Any, experiment: str, reference: TunedReference, seed: int, say: Any, shared: Any = None
 ) -> float:
     """The tuned reference's configuration trained on one more seed (the search's own, to pair the trials'
     scores with): reused when it exists. A given reference score is that score on every seed."""
@@ -103,7 +105,7 @@ def score_on_seed(
     trial = base.with_overrides(
         {"training.learning_rate": reference.learning_rate, "training.epochs": reference.epochs, "training.seed": seed}
     )
-    ((_, score),) = run_or_reuse(spec, mlflow, experiment, [trial], say, prepared)
+    ((_, score),) = run_or_reuse(spec, mlflow, experiment, [trial], say, shared)
     return float(score)
 
 

@@ -37,6 +37,7 @@ from prunetune.search.store import (
     store_lock,
     ui_link,
 )
+from prunetune.search.teacher import distills, teach
 from prunetune.search.tracking import TrialRecorder, close_interrupted, log_params_and_metrics, recorded_results
 from prunetune.trainables.config import TrialConfig, flat_params
 
@@ -69,9 +70,9 @@ class SearchResult:
     trials: int
     best: dict[str, Any] | None  # the best feasible trial: strategy, kept layers, score, drop, lr, epochs
     experiment_path: str
-    # The data read and tokenized once for this search (a Ray ObjectRef, None for sentence tasks): max-drop's
+    # What the search computed once (the tokenized data, the teacher's logits), in Ray's object store: max-drop's
     # re-checks read it too, instead of preparing it once per job.
-    prepared: Any = None
+    shared: Any = None
     model: SavedModel | None = None  # the best trial's model, trained once more with its weights kept
 
     @property
@@ -119,6 +120,8 @@ def run_search(
         shared = share(prepared)  # one copy in the object store, read once per process
         reference = tuned_reference(spec, store.mlflow, store.experiment, store.parent, say, shared)
         scratch_baselines(spec, store.mlflow, store.experiment, store.parent, num_layers, reference, say, shared)
+        if distills(spec):
+            shared = teach(spec, store.mlflow, store.experiment, reference, shared, prepared.key, say)
         scores = layer_scores(spec)
         _log_text(store.mlflow, store.parent, spec.storage / spec.name / LAYER_SCORES_ARTIFACT, scores.to_json())
 
@@ -294,7 +297,7 @@ def _tuner(
             spec=spec,
             reference_score=reference.score,
             num_layers=num_layers,
-            prepared=shared,
+            shared=shared,
             recorded=recorded,
         ),
         {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus},

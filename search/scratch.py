@@ -9,6 +9,7 @@ from typing import Any
 from prunetune.search.decide import TunedReference
 from prunetune.search.jobs import run_jobs
 from prunetune.search.spec import SearchSpec
+from prunetune.trainables.config import NOT_DISTILLED
 
 from prunetune.records import (
     KIND_SCRATCH,
@@ -26,7 +27,7 @@ def scratch_baselines(
     num_layers: int,
     reference: TunedReference,
     say: Any,
-    prepared: Any,
+    shared: Any,
 ) -> None:
     """Train the depths this search has not trained yet (a resumed search trains none twice), at the tuned
     reference's learning rate and epochs: a baseline at an untuned rate would flatter pruning (random init
@@ -45,9 +46,9 @@ def scratch_baselines(
     tuned = {"training.learning_rate": reference.learning_rate, "training.epochs": reference.epochs}
     trials = [
         spec.trial.with_overrides(
-            {"drop.strategy": "none", "kept_layers": list(range(depth)), "variant": "scratch"} | tuned
+            {"drop.strategy": "none", "kept_layers": list(range(depth)), "variant": "scratch"} | tuned | NOT_DISTILLED
         )
         for depth in depths
     ]
     jobs = [(trial, KIND_SCRATCH, {PARENT: parent_run_id}) for trial in trials]
-    run_jobs(spec, mlflow, experiment, jobs, prepared, say)  # a line per finished baseline, with an ETA
+    run_jobs(spec, mlflow, experiment, jobs, shared, say)  # a line per finished baseline, with an ETA

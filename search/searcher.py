@@ -26,6 +26,8 @@ from prunetune.search.space import (
     OBJECTIVE,
     OBJECTIVE_NAME,
     DefineSpace,
+    PointKey,
+    distill_params,
     point_key,
     strategy_params,
     tell_repeat,
@@ -101,9 +103,7 @@ class BudgetSearch(OptunaSearch):
         self.layer_scores = scores
         self.planned_epochs: dict[str, int] = {}
         self.reported: set[tuple[str, int]] = set()  # (trial, epoch) scores Optuna has as intermediate values
-        self.points: dict[
-            tuple[tuple[int, ...], float, int], int
-        ] = {}  # point -> storage id of the Optuna trial that ran it
+        self.points: dict[PointKey, int] = {}  # point -> storage id of the Optuna trial that ran it
 
     @property
     def study(self) -> Any:
@@ -126,7 +126,9 @@ class BudgetSearch(OptunaSearch):
                 self.study.tell(self._ot_trials.pop(trial_id), state=optuna.trial.TrialState.FAIL)
                 continue
             learning_rate = self.space.learning_rate(params)
-            point = point_key(kept, learning_rate, params["epochs"])
+            base = self.spec.trial.distill
+            distill = distill_params(params, (base.alpha, base.temperature))
+            point = point_key(kept, learning_rate, params["epochs"], distill)
             if point in self.points:
                 tell_repeat(
                     self.study, self._ot_trials.pop(trial_id), self.study._storage.get_trial(self.points[point])
@@ -140,7 +142,7 @@ class BudgetSearch(OptunaSearch):
             for key, value in {"kept_layers": list(kept), "ray_trial_id": trial_id, **self.links}.items():
                 ot_trial.set_user_attr(key, value)
             return {
-                "trial": trial_config(self.spec, params, drop_params, kept, learning_rate),
+                "trial": trial_config(self.spec, params, drop_params, kept, learning_rate, distill),
                 "optuna_trial": ot_trial.number,
             }
         if repeats:

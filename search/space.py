@@ -27,6 +27,9 @@ OBJECTIVE = "objective"
 OBJECTIVE_NAME = "layers_dropped+val_score (over budget: -excess)"
 CONSTRAINT = "acc_drop_excess"  # the budget's name in Optuna (> 0 = over budget)
 LR_STEPS_PER_OCTAVE = 2  # half-octaves: the seed table's optimum is broad (2e-4 vs 4e-4 within 0.4 points)
+DISTILL_ALPHA = (0.0, 1.0)  # the soft term's weight, when a trial distils
+DISTILL_TEMPERATURE = (1.0, 8.0)  # sampled log-uniformly
+NO_DISTILL = (0.0, 0.0)  # (alpha, temperature) of a trial that does not distil: the temperature plays no part
 
 
 def on_grid(learning_rate: float, anchor: float, low: float, high: float) -> float:
@@ -48,6 +51,7 @@ class DefineSpace:
         self.min_count = spec.space.min_count
         self.max_count = min(spec.space.max_count or num_layers - 1, num_layers - 1)
         self.epochs = tuple(int(e) for e in spec.space.epochs)
+        self.distill = spec.space.distill
         absolute = spec.space.learning_rate
         # Optuna samples lr_name in lr_range; times lr_unit it is the learning rate, put on a grid from lr_anchor.
         if absolute is not None:  # an absolute range: the grid starts at its low end
@@ -76,6 +80,10 @@ class DefineSpace:
             trial.suggest_float("start_fraction", 0.0, 1.0)
         trial.suggest_float(self.lr_name, *self.lr_range, log=True)
         trial.suggest_int("epochs", *self.epochs)
+        # Conditional: alpha and the temperature exist only for a trial that distils.
+        if self.distill and trial.suggest_categorical("distill", [False, True]):
+            trial.suggest_float("distill_alpha", *DISTILL_ALPHA)
+            trial.suggest_float("distill_temperature", *DISTILL_TEMPERATURE, log=True)
 
     def learning_rate(self, params: dict[str, Any]) -> float:
         """The learning rate a sampled point trains with: on the half-octave grid, inside the range."""
@@ -97,23 +105,50 @@ def strategy_params(params: dict[str, Any], num_layers: int) -> dict[str, Any]:
     return taken
 
 
+def distill_params(params: dict[str, Any], base: tuple[float, float] = NO_DISTILL) -> tuple[float, float]:
+    """(alpha, temperature) of a sampled point, rounded (two points this close teach the same); ``base``, the
+    spec's own, when the search samples no distillation."""
+    if "distill" not in params:
+        return distilled(*base)
+    if not params["distill"]:
+        return NO_DISTILL
+    return distilled(round(params["distill_alpha"], 2), round(params["distill_temperature"], 1))
+
+
+def distilled(alpha: float, temperature: float) -> tuple[float, float]:
+    """The (alpha, temperature) that names a trial's distillation: :data:`NO_DISTILL` when alpha is 0."""
+    return NO_DISTILL if alpha == 0 else (float(alpha), float(temperature))
+
+
 def trial_config(
-    spec: SearchSpec, params: dict[str, Any], drop_params: dict[str, Any], kept: tuple[int, ...], learning_rate: float
+    spec: SearchSpec,
+    params: dict[str, Any],
+    drop_params: dict[str, Any],
+    kept: tuple[int, ...],
+    learning_rate: float,
+    distill: tuple[float, float] = NO_DISTILL,
 ) -> dict[str, Any]:
     """The TrialConfig (as a dict) of one sampled point: the spec's base with its values replaced."""
     drop: dict[str, Any] = {"drop.strategy": params["strategy"]}
     drop |= {f"drop.{k}": v for k, v in drop_params.items()}
-    overrides = {
+    overrides: dict[str, Any] = {
         "kept_layers": list(kept),
         "training.learning_rate": learning_rate,
         "training.epochs": params["epochs"],
     }
+    if distill != NO_DISTILL or "distill" in params:
+        overrides |= {"distill.alpha": distill[0], "distill.temperature": distill[1] or spec.trial.distill.temperature}
     return dict(spec.trial.with_overrides(drop | overrides).to_dict())
 
 
-def point_key(kept: tuple[int, ...], learning_rate: float, epochs: int) -> tuple[tuple[int, ...], float, int]:
+PointKey = tuple[tuple[int, ...], float, int, tuple[float, float]]
+
+
+def point_key(
+    kept: tuple[int, ...], learning_rate: float, epochs: int, distill: tuple[float, float] = NO_DISTILL
+) -> PointKey:
     """What makes two trials the same experiment on one seed: a repeat would teach nothing."""
-    return (tuple(kept), learning_rate, int(epochs))
+    return (tuple(kept), learning_rate, int(epochs), distill)
 
 
 def tell_repeat(study: Any, trial: Any, earlier: Any) -> None:

@@ -39,6 +39,10 @@ class SearchSpace:
     # An absolute [low, high] instead (log-uniform, half-octave steps from low); set, it replaces the scale.
     learning_rate: tuple[float, ...] | None = None
     epochs: tuple[int, ...] = (1, 2)
+    # Distillation from the tuned reference (trainables/distill.py): Optuna decides per trial whether to
+    # distil, and then samples alpha in [0, 1] and the temperature in [1, 8]. The teacher's logits are
+    # computed once per search.
+    distill: bool = False
 
 
 @dataclass(frozen=True)
@@ -180,6 +184,10 @@ class SearchSpec:
             ),
             (not space.strategies, "space.strategies is empty: name at least one (see `prunetune strategies`)"),
             (
+                space.distill and self.trial.task != "classification",
+                f"space.distill: distillation is built for classification only, not {self.trial.task}",
+            ),
+            (
                 space.min_count < 1,
                 f"space.min_count={space.min_count}: must be at least 1 (the reference runs anyway)",
             ),
@@ -241,7 +249,7 @@ def reference_epochs(spec: SearchSpec) -> tuple[int, ...]:
 def reference_key(trial: TrialConfig) -> str:
     """What makes two reference runs identical: the model, the task, the data and the training."""
     raw = trial.to_dict()
-    for key in ("drop", "kept_layers", "variant", "scratch_model", "scores_sample_rows"):
+    for key in ("drop", "kept_layers", "variant", "scratch_model", "scores_sample_rows", "distill"):
         raw.pop(key)
     return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -7,7 +7,7 @@ import os
 import tempfile
 from typing import Any
 
-from prunetune.search.shared import read_shared
+from prunetune.search.shared import SharedWork
 from prunetune.search.space import OBJECTIVE, budget_excess, objective
 from prunetune.search.spec import SearchSpec
 from prunetune.trainables.config import TrialConfig
@@ -42,12 +42,12 @@ def run_trial(
     spec: SearchSpec,
     reference_score: float,
     num_layers: int,
-    prepared: Any = None,
+    shared: SharedWork | None = None,
     recorded: dict[str, dict[str, float]] | None = None,
 ) -> None:
-    """Tune function trainable; ``spec``, ``reference_score`` and the data ``prepared`` once for the whole
-    search come through ``tune.with_parameters`` (Ray's object store). ``recorded``: on resume, the final
-    results of trials MLflow holds as finished, which Tune's last snapshot still showed running."""
+    """Tune function trainable; ``spec``, ``reference_score`` and the work ``shared`` by the whole search (the
+    data, the teacher's logits) come through ``tune.with_parameters`` (Ray's object store). ``recorded``: on
+    resume, the final results of trials MLflow holds as finished, which Tune's last snapshot showed running."""
     from prunetune.trainables.jobs import run_job
     from prunetune.trainables.models import pick_device
     from prunetune.trainables.training import Checkpointing
@@ -92,7 +92,7 @@ def run_trial(
     with tempfile.TemporaryDirectory(prefix="prunetune-trial-") as work:
         resume_from = previous.to_directory() if previous is not None else None
         checkpointing = Checkpointing(work, resume_from, every_s=spec.checkpoint_every_s)
-        run_job(trial, report, checkpointing=checkpointing, prepared=read_shared(prepared))
+        run_job(trial, report, checkpointing=checkpointing, **_shared_inputs(trial, shared))
 
 
 # The result key of a job asked to keep its model: the saved model's files (relative path -> bytes). They
@@ -100,21 +100,32 @@ def run_trial(
 MODEL_FILES = "model_files"
 
 
-def job_task(trial: TrialConfig, prepared: Any = None, keep_model: bool = False) -> dict[str, Any]:
-    """A whole job as a Ray task (the reference, seed re-checks, the answer's model): it runs where trials run,
-    with their resources. ``keep_model``: the trained model comes back too (:data:`MODEL_FILES`)."""
+def job_task(
+    trial: TrialConfig, shared: SharedWork | None = None, keep_model: bool = False, train_logits: bool = False
+) -> dict[str, Any]:
+    """A whole job as a Ray task (the reference, the teacher, seed re-checks, the answer's model): it runs where
+    trials run, with their resources. ``keep_model``: the trained model comes back too (:data:`MODEL_FILES`);
+    ``train_logits``: its logits on the training rows (:data:`TRAIN_LOGITS`), to teach the trials."""
     from pathlib import Path
 
     from prunetune.trainables.jobs import run_job
 
     _quiet()
-    prepared = read_shared(prepared)
+    inputs = _shared_inputs(trial, shared)
     if not keep_model:
-        return dict(run_job(trial, prepared=prepared))
+        return dict(run_job(trial, train_logits=train_logits, **inputs))
     with tempfile.TemporaryDirectory(prefix="prunetune-model-") as saved:
-        result = dict(run_job(trial, prepared=prepared, output_dir=saved))
+        result = dict(run_job(trial, output_dir=saved, train_logits=train_logits, **inputs))
         files = {str(p.relative_to(saved)): p.read_bytes() for p in sorted(Path(saved).rglob("*")) if p.is_file()}
     return result | {MODEL_FILES: files}
+
+
+def _shared_inputs(trial: TrialConfig, shared: SharedWork | None) -> dict[str, Any]:
+    """run_job's inputs from the search's shared work: the prepared data, and the teacher's logits for a
+    distilled job (read from the object store only then)."""
+    if shared is None:
+        return {}
+    return {"prepared": shared.prepared(), "teacher": shared.teacher_logits() if trial.distill.on else None}
 
 
 def _quiet() -> None:

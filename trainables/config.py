@@ -108,6 +108,31 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    """Knowledge distillation from a teacher (the unpruned model, fine-tuned on the task): the loss is
+    ``(1 - alpha) * cross-entropy + alpha * temperature**2 * KL(teacher / T || student / T)``. alpha 0: none."""
+
+    alpha: float = 0.0
+    temperature: float = 2.0
+    # A fine-tuned model's folder with the student's tokenizer and labels; a search sets it to its teacher.
+    teacher: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.alpha <= 1:
+            raise ConfigError(f"distill.alpha={self.alpha}: must lie in [0, 1] (0: no distillation)")
+        if self.temperature <= 0:
+            raise ConfigError(f"distill.temperature={self.temperature}: must be > 0 (1: the logits as they are)")
+
+    @property
+    def on(self) -> bool:
+        return self.alpha > 0
+
+
+# Overrides of a job that learns from labels alone: the reference (itself the teacher), the scratch baselines.
+NOT_DISTILLED: dict[str, Any] = {"distill.alpha": 0.0, "distill.teacher": None}
+
+
+@dataclass(frozen=True)
 class SentenceConfig:
     """The two phases of sentence-embedding training (SBERT layer-pruning study): NLI, then STS."""
 
@@ -130,12 +155,20 @@ class TrialConfig:
     kept_layers: tuple[int, ...] | None = None
     training: TrainingConfig = field(default_factory=TrainingConfig)
     sentence: SentenceConfig = field(default_factory=SentenceConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     # "scratch": same depth as the pruned model, but random init (or `scratch_model`, a small
     # model pre-trained from scratch such as MahaBERT-Small) — the "pruned beats scratch" baseline.
     variant: Variant = "pruned"
     scratch_model: str | None = None
     # Rows of the training data used to compute contribution / angular scores.
     scores_sample_rows: int = 256
+
+    def __post_init__(self) -> None:
+        if self.distill.on and self.task != "classification":
+            raise ConfigError(
+                f"distill.alpha={self.distill.alpha}: distillation is built for classification only; "
+                f"a {self.task} job takes distill.alpha: 0"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return to_plain(self)

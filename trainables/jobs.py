@@ -18,15 +18,18 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from prunetune.trainables import data as datasets
-from prunetune.trainables.config import TrainingConfig, TrialConfig
+from prunetune.trainables.config import ConfigError, TrainingConfig, TrialConfig
+from prunetune.trainables.distill import TRAIN_LOGITS, distill_loss, teacher_logits
 from prunetune.trainables.models import (
     Baseline,
     load_classifier,
     load_sentence_model,
     load_tokenizer,
+    loading,
     model_name_for,
     pick_device,
     prepare,
+    resolve_model,
 )
 from prunetune.trainables.prepared import (
     PreparedData,
@@ -39,7 +42,7 @@ from prunetune.trainables.strategies import check_kept, get_strategy, kept_layer
 from prunetune.trainables.surgery import num_layers, parameter_count
 from prunetune.trainables.training import Checkpointing, Metrics, Report, seed_everything, train
 
-from prunetune.libs import np, sk_metrics, st_losses, stats, torch
+from prunetune.libs import np, sk_metrics, st_losses, stats, torch, transformers
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +166,7 @@ class ClassificationTask:
     from this config's data, tokenizer and length, else the job prepares its own.
     """
 
-    def __init__(self, config: TrialConfig, device: str, prepared: PreparedData | None) -> None:
+    def __init__(self, config: TrialConfig, device: str, prepared: PreparedData | None, teacher: Any = None) -> None:
         name = model_name_for(config)
         self.config, self.device = config, device
         self.tokenizer = load_tokenizer(name)
@@ -175,6 +178,41 @@ class ClassificationTask:
         assert self.data.label_names is not None
         self.model = load_classifier(name, self.data.label_names)
         self.train_rows, self.skipped_rows = len(self.data.train), self.data.report.total
+        self.teacher: Any = None  # the teacher's logits on the training rows, on the device
+        if teacher is not None:
+            if len(teacher) != self.train_rows:  # logits of other rows would teach the wrong answers
+                raise ConfigError(
+                    f"the teacher's logits cover {len(teacher)} rows, the training data {self.train_rows}"
+                )
+            self.teacher = torch.as_tensor(teacher, device=device)
+        elif config.distill.on:
+            self.teacher = self._teacher_logits()
+
+    def logits_on_train(self) -> Any:
+        """This model's logits on the training rows, in row order (a CPU float32 tensor)."""
+        return teacher_logits(
+            self.model, lambda rows: self._batch("train", rows), self.train_rows, self.config.training.eval_batch_size
+        )
+
+    def _teacher_logits(self) -> Any:
+        """The teacher's logits on the training rows, computed here once (a search computes them once for all
+        its trials and passes them in): the teacher is loaded, run over the rows, and let go."""
+        folder = self.config.distill.teacher
+        if folder is None:
+            raise ConfigError("distill.alpha > 0 needs distill.teacher: a fine-tuned model's folder")
+        with loading(folder):
+            teacher = transformers.AutoModelForSequenceClassification.from_pretrained(resolve_model(folder))
+        labels = tuple(teacher.config.id2label[i] for i in range(teacher.config.num_labels))
+        if labels != self.data.label_names:
+            raise ConfigError(
+                f"distill.teacher {folder} predicts labels {list(labels)}, the data has "
+                f"{list(self.data.label_names or ())}: "
+                "give a teacher fine-tuned on this task"
+            )
+        teacher.to(self.device)
+        return teacher_logits(
+            teacher, lambda rows: self._batch("train", rows), self.train_rows, self.config.training.eval_batch_size
+        ).to(self.device)
 
     def _batch(self, split: str, indices: list[int]) -> dict[str, Any]:
         return self.features[split].batch(indices)
@@ -198,9 +236,15 @@ class ClassificationTask:
         }
 
     def phases(self, checkpointing: Checkpointing | None) -> list[Phase]:
+        distill = self.config.distill
+
         def loss_of_batch(indices: list[int]) -> Any:
             labels = torch.tensor([self.data.train.targets[i] for i in indices], device=self.device)
-            return self.model(**self._batch("train", indices), labels=labels).loss
+            if not distill.on:
+                return self.model(**self._batch("train", indices), labels=labels).loss
+            logits = self.model(**self._batch("train", indices)).logits
+            taught = self.teacher[torch.tensor(indices, device=self.teacher.device)]
+            return distill_loss(logits, labels, taught, distill.alpha, distill.temperature)
 
         def evaluate() -> Metrics:
             scores: Metrics = {}
@@ -226,7 +270,7 @@ class SentenceSimilarityTask:
     search prepares data for classification tasks only.
     """
 
-    def __init__(self, config: TrialConfig, device: str, prepared: PreparedData | None) -> None:
+    def __init__(self, config: TrialConfig, device: str, prepared: PreparedData | None, teacher: Any = None) -> None:
         self.config, self.device = config, device
         self.sts = datasets.load_scored_pairs(config.data)
         self.nli = None
@@ -309,7 +353,7 @@ class SentenceSimilarityTask:
         self.model.save(output_dir)
 
 
-TASKS: dict[str, Callable[[TrialConfig, str, PreparedData | None], Task]] = {
+TASKS: dict[str, Callable[..., Task]] = {
     "classification": ClassificationTask,
     "sentence-similarity": SentenceSimilarityTask,
 }
@@ -321,13 +365,17 @@ def run_job(
     output_dir: str | None = None,
     checkpointing: Checkpointing | None = None,
     prepared: PreparedData | None = None,
+    teacher: Any = None,
+    train_logits: bool = False,
 ) -> Metrics:
     """Load, prune, time and train the task of ``config.task``, phase by phase; ``prepared`` is data a
-    search read and tokenized once."""
+    search read and tokenized once; ``teacher``: the teacher's logits on the training rows, computed once
+    by a search (else a distilled job computes them from ``distill.teacher``). ``train_logits``: the trained
+    model's logits on the training rows come back too (:data:`TRAIN_LOGITS`): a search's teacher."""
     started = time.monotonic()
     seed_everything(config.training.seed)
     device = pick_device(config.training.device)
-    task = TASKS[config.task](config, device, prepared)
+    task = TASKS[config.task](config, device, prepared, teacher)
     kept, original, baseline = _shape(config, task.model, task.tokenizer, device)
     latency = latency_ms(task.model, task.latency_forward())
     report = _with_model_facts(report, task.model, latency)
@@ -345,6 +393,10 @@ def run_job(
         "seconds": time.monotonic() - started,
         "device": device,  # where it trained: cuda or cpu (``device: auto`` picks)
     }
+    if train_logits:
+        if not isinstance(task, ClassificationTask):
+            raise ConfigError("a teacher's logits are for classification tasks")
+        result[TRAIN_LOGITS] = task.logits_on_train().numpy()
     if output_dir is not None:
         task.save(output_dir)
         _write_result(output_dir, result, history, config)

@@ -24,12 +24,17 @@ def finished_search(ray_cluster, mlflow_server, tiny_model, shared_data, tmp_pat
         tiny_model,
         mlflow_server,
         ray_cluster,
-        **{"scratch_layers": [2], "space.strategies": ["top", "bottom", "window", "contribution"], "num_trials": 5},
+        **{
+            "scratch_layers": [2],
+            "space.strategies": ["top", "bottom", "window", "contribution"],
+            "num_trials": 5,
+            # Every trial distils from the search's teacher (the space's sampling of it: tests/unit/test_distill)
+            "trial.distill.alpha": 0.5,
+            "trial.distill.temperature": 2.0,
+        },
     )
     try:
-        import time as _t
-        t0 = _t.monotonic()
-        result = run_search(spec, say=lambda line: print(f'{_t.monotonic() - t0:6.1f} {line}', flush=True))
+        result = run_search(spec, say=lambda line: None)
     finally:
         ray.shutdown()
     return spec, result
@@ -65,6 +70,13 @@ def test_trials_lists_every_run_typed_and_filters(finished_search, capsys) -> No
     assert scratch["learning_rate"] == result.reference.learning_rate
     assert scratch["epochs"] == result.reference.epochs
     assert frame[frame["kind"] == "reference"].iloc[0]["val_score"] == pytest.approx(result.reference_score)
+    # Distilled: every trial records alpha and T as typed params, and learnt from the logits of one teacher
+    # job (a trial never loads a teacher: its config names none, so it would have failed had it had to).
+    assert set(trials["distill_alpha"]) == {0.5} and set(trials["distill_temperature"]) == {2.0}
+    assert set(trials["status"]) <= {"complete", "early-stopped"} and trials["val_score"].notna().all()
+    teachers = mlflow.search_runs([search.experiment_id], filter_string="tags.`prunetune.teacher` = 'true'")
+    assert len(teachers) == 1 and teachers[0].data.params["training.seed"] == str(spec.trial.training.seed)
+    assert teachers[0].data.params["distill.alpha"] == "0.0"  # the teacher itself learnt from labels alone
 
     code, out, _ = _cli(
         capsys, "trials", spec.name, "--tracking-uri", spec.tracking_uri,
@@ -81,6 +93,8 @@ def test_trials_lists_every_run_typed_and_filters(finished_search, capsys) -> No
     )  # fmt: skip
     assert code == 0 and out.splitlines()[0].startswith("run_id,kind,status")
     assert len(out.splitlines()) == len(frame) + 1
+    code, out, _ = _cli(capsys, "trials", spec.name, "--tracking-uri", spec.tracking_uri)
+    assert code == 0 and "distill_alpha" in out.splitlines()[0]  # shown in the terminal once a run distils
     assert scores == sorted(scores, reverse=True) or len({r["layers_dropped"] for r in rows}) > 1
 
 
@@ -164,5 +178,24 @@ def test_the_mlflow_ui_serves_the_search(finished_search) -> None:
     )
     with urllib.request.urlopen(request, timeout=10) as answer:
         runs = json.load(answer)["runs"]
-    # The trials, the scratch baseline and the answer's model (when a trial was within budget), as the UI lists them.
-    assert len(runs) == spec.num_trials + 1 + (result.best is not None)
+    # The trials, the scratch baseline and the answer's model (when one was saved), as the UI lists them.
+    assert len(runs) == spec.num_trials + 1 + (result.model is not None)
+
+
+def test_a_distilled_trial_is_exported_with_its_teacher_re_created(finished_search, tmp_path, capsys) -> None:
+    """Trials keep no weights: `prunetune export` trains a distilled trial again, its search's teacher first."""
+    from prunetune.analysis.query import find_search, open_store, search_runs_frame
+
+    spec, result = finished_search
+    mlflow = open_store(spec.tracking_uri)
+    frame = search_runs_frame(mlflow, find_search(mlflow, spec.name))
+    trial = frame[(frame["kind"] == "trial") & (frame["status"] == "complete")].iloc[0]
+    folder = tmp_path / "exported"
+    code, out, err = _cli(capsys, "export", trial["run_id"], "-o", str(folder), "--tracking-uri", spec.tracking_uri)
+    assert code == 0, err
+    assert (folder / "teacher" / "config.json").exists() and (folder / "config.json").exists()
+    assert "re-creating that first" in err
+    saved = json.loads((folder / "prunetune-result.json").read_text())
+    assert saved["config"]["distill"]["alpha"] == 0.5 and saved["config"]["distill"]["teacher"] == str(
+        folder / "teacher"
+    )

@@ -75,6 +75,7 @@ def test_a_search_through_a_minute_long_outage_loses_no_metric_and_leaves_nothin
         stop_server(server[0])
 
 
+@pytest.mark.slow  # 1.5-2 minutes on 2 cores; its parts are tested apart (tests/integration/test_tracking_outage.py)
 def test_a_server_gone_for_good_stops_the_search_in_one_line_and_resume_closes_everything(
     ray_cluster, tiny_model, data_env, tmp_path, monkeypatch
 ) -> None:

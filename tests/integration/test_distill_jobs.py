@@ -1,0 +1,69 @@
+"""A distilled job: the fine-tuned full MiniLM teaches a pruned one on real headlines (issue 13)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from prunetune.trainables.config import ConfigError, TrialConfig
+from prunetune.trainables.jobs import run_job
+
+SLICE = {
+    "data.source": "indicnews:english:shc",
+    "data.on_bad_row": "skip",
+    "data.max_train_rows": 400,
+    "data.max_eval_rows": 100,
+    "training.epochs": 2,
+    "training.batch_size": 16,  # 50 steps: enough to leave chance behind
+    "training.max_length": 32,
+    "training.learning_rate": 4e-4,
+}
+
+
+def test_finetune_distils_from_a_recorded_run_whose_model_is_re_created(data_env, tmp_path, monkeypatch) -> None:
+    """`prunetune finetune --teacher-run`: the run's model (a reference's, say) is trained again from its
+    recorded config, then teaches the pruned job; the teacher runs over the training rows once."""
+    from mlflow.tracking import MlflowClient
+    from prunetune.trainables import distill
+
+    from prunetune.cli import main
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    teacher_config = TrialConfig().with_overrides(SLICE | {"training.learning_rate": 2e-4})
+    run = client.create_run(client.create_experiment("recorded"), tags={"prunetune.kind": "reference"})
+    for key, value in teacher_config.to_flat().items():
+        client.log_param(run.info.run_id, key, value)
+    calls: list[int] = []
+    original = distill.teacher_logits
+    monkeypatch.setattr("prunetune.trainables.jobs.teacher_logits", lambda *a: calls.append(1) or original(*a))
+    losses: list[int] = []  # counted, not replaced
+    loss = distill.distill_loss
+    monkeypatch.setattr("prunetune.trainables.jobs.distill_loss", lambda *a: losses.append(1) or loss(*a))
+
+    sets = [f"{k}={v}" for k, v in SLICE.items()] + ["kept_layers=[0, 5]", "distill.alpha=0.5", "distill.temperature=2"]
+    out, metrics = tmp_path / "student", tmp_path / "metrics.json"
+    arguments = ["finetune", *[a for s in sets for a in ("--set", s)], "--teacher-run", run.info.run_id]
+    code = main([*arguments, "--tracking-uri", uri, "-o", str(out), "--metrics", str(metrics)])
+    assert code == 0
+    assert (out / "teacher" / "config.json").exists()  # the re-created teacher, kept beside the student
+    assert calls == [1]  # the teacher ran over the training rows once, not per batch or epoch
+    assert len(losses) == 2 * 400 // 16  # every batch of both epochs learnt from it
+    result = json.loads(metrics.read_text())
+    assert result["layers_kept"] == 2 and result["val_accuracy"] > 2 / 12  # above chance (12 topics)
+
+    student = TrialConfig.from_dict(json.loads((out / "prunetune-result.json").read_text())["config"])
+    assert student.distill.alpha == 0.5 and student.distill.teacher == str(out / "teacher")
+
+    # A teacher of another task is refused, naming both label sets; a distilled job needs a teacher.
+    from transformers import AutoModelForSequenceClassification
+
+    other = tmp_path / "other"
+    AutoModelForSequenceClassification.from_pretrained(
+        out / "teacher", num_labels=2, id2label={0: "x", 1: "y"}, label2id={"x": 0, "y": 1},
+        ignore_mismatched_sizes=True,
+    ).save_pretrained(other)  # fmt: skip
+    with pytest.raises(ConfigError, match=r"predicts labels \['x', 'y'\]"):
+        run_job(student.with_overrides({"distill.teacher": str(other)}))
+    with pytest.raises(ConfigError, match="needs distill.teacher"):
+        run_job(student.with_overrides({"distill.teacher": None}))

@@ -1,0 +1,52 @@
+"""Knowledge distillation: the unpruned model, fine-tuned, teaches its pruned student.
+
+Classification follows Hinton et al.: the student's loss is
+``(1 - alpha) * CE(student, labels) + alpha * T**2 * KL(softmax(teacher / T) || softmax(student / T))``;
+the ``T**2`` keeps the soft term's gradients on the scale of the hard one's as T grows. The teacher's
+logits on the training rows are computed once (:func:`teacher_logits`), never per batch: a trial never runs
+the teacher itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prunetune.trainables.config import DistillConfig
+
+from prunetune.libs import torch
+
+# A job's result key for its trained model's logits on the training rows: a search's teacher job returns them.
+TRAIN_LOGITS = "train_logits"
+
+
+def distill_loss(student: Any, labels: Any, teacher: Any, alpha: float, temperature: float) -> Any:
+    """The distillation loss of one batch: ``student`` and ``teacher`` logits (rows x classes), ``labels``."""
+    functional = torch.nn.functional
+    hard = functional.cross_entropy(student, labels)
+    if alpha == 0:
+        return hard
+    soft = functional.kl_div(
+        functional.log_softmax(student / temperature, dim=-1),
+        functional.log_softmax(teacher / temperature, dim=-1),
+        log_target=True,
+        reduction="batchmean",
+    )
+    return (1 - alpha) * hard + alpha * temperature**2 * soft
+
+
+def teacher_logits(teacher: Any, batches: Any, rows: int, batch_size: int) -> Any:
+    """The ``teacher`` model's logits on every training row, in row order, as one float32 CPU tensor.
+    ``batches(indices)`` gives the padded batch of those rows (on the teacher's device)."""
+    was_training = teacher.training
+    teacher.eval()
+    found = []
+    with torch.inference_mode():
+        for first in range(0, rows, batch_size):
+            indices = list(range(first, min(first + batch_size, rows)))
+            found.append(teacher(**batches(indices)).logits.float().cpu())
+    teacher.train(was_training)
+    return torch.cat(found)
+
+
+def describe(config: DistillConfig) -> str:
+    return f"alpha {config.alpha:g}, T {config.temperature:g}" if config.on else "none"
