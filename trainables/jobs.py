@@ -163,7 +163,9 @@ class ClassificationTask:
     """Fine-tune a (pruned) encoder for text classification: accuracy and macro-F1 per epoch.
 
     ``prepared``: the data read and tokenized once for a whole search; used when it was prepared
-    from this config's data, tokenizer and length, else the job prepares its own.
+    from this config's data, tokenizer and length, else the job prepares its own. ``teacher``: the teacher's
+    logits on the training rows (a search computes them once); a distilled job without them computes them
+    from ``distill.teacher``.
     """
 
     def __init__(self, config: TrialConfig, device: str, prepared: PreparedData | None, teacher: Any = None) -> None:
