@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[43, 44, 45])
     parser.add_argument("--settings", nargs="+", default=["0.5:2"], help="alpha:temperature pairs to try")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--teacher-lr", type=float, default=2e-4, help="the full model's rate (a search tunes it)")
     args = parser.parse_args()
 
     import torch
@@ -40,7 +41,9 @@ def main() -> None:
     data = prepare_classification(base, load_tokenizer(base.model), base.model)
     with tempfile.TemporaryDirectory() as teacher_dir:
         began = time.monotonic()
-        teacher = run_job(base.with_overrides({"training.learning_rate": 2e-4}), output_dir=teacher_dir, prepared=data)
+        teacher = run_job(
+            base.with_overrides({"training.learning_rate": args.teacher_lr}), output_dir=teacher_dir, prepared=data
+        )
         trained = time.monotonic() - began
         began = time.monotonic()
         distilled = base.with_overrides({"distill.alpha": 0.5, "distill.teacher": teacher_dir})

@@ -95,4 +95,5 @@ def test_a_resumed_max_drop_finds_the_finished_rechecks_again(tmp_path) -> None:
         log_params_and_metrics(mlflow, run, config.to_flat(), {"val_score": 0.66 + seed / 1000})
         mlflow.set_terminated(run, status)
     children = mlflow.search_runs([experiment], filter_string=f"tags.`mlflow.parentRunId` = '{parent}'")
-    assert finished_rechecks(children) == {((0, 5), 8e-4, 2, 43): pytest.approx(0.703)}
+    not_distilled = (0.0, 0.0)
+    assert finished_rechecks(children) == {(((0, 5), 8e-4, 2, not_distilled), 43): pytest.approx(0.703)}
