@@ -34,6 +34,27 @@ def data_env(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return shared_data
 
 
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """A 4-layer tiny BERT with MiniLM's tokenizer: real surgery and training in seconds."""
+    from prunetune.trainables.models import resolve_model
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    path = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("sentence-transformers/all-MiniLM-L6-v2"))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
 def tiny_config(family: str, layers: int = 4):
     """A tiny random config of ``family`` (transformers' test recipe: vocab 99, hidden 32)."""
     import transformers

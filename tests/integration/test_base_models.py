@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 from prunetune.trainables.config import TrialConfig
 from prunetune.trainables.jobs import run_job
-from prunetune.trainables.models import BASE_MODELS, load_classifier, resolve_model
-
-from tests.conftest import MINILM
+from prunetune.trainables.models import BASE_MODELS, load_classifier
 
 SMALL = {
     "data.source": "indicnews:english:shc",
@@ -20,35 +17,15 @@ SMALL = {
 }
 
 
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory) -> str:
-    """A 4-layer tiny BERT with MiniLM's tokenizer."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    path = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model(MINILM))
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        intermediate_size=37,
-        max_position_embeddings=64,
-    )
-    BertModel(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
-
-
 def _weights(model):
     return {name: tensor.clone() for name, tensor in model.state_dict().items()}
 
 
-def test_trials_of_one_process_read_the_model_once_and_match_cold_trials(tiny_bert, data_env) -> None:
+def test_trials_of_one_process_read_the_model_once_and_match_cold_trials(tiny_model, data_env) -> None:
     import torch
 
     BASE_MODELS.clear()
-    base = TrialConfig().with_overrides(SMALL | {"model": tiny_bert, "training.seed": 7})
+    base = TrialConfig().with_overrides(SMALL | {"model": tiny_model, "training.seed": 7})
     configs = [
         base.with_overrides({"kept_layers": [0, 3]}),
         base.with_overrides({"kept_layers": [1, 2, 3], "training.learning_rate": 1e-3}),
@@ -57,7 +34,7 @@ def test_trials_of_one_process_read_the_model_once_and_match_cold_trials(tiny_be
     from prunetune.trainables.models import load_tokenizer
     from prunetune.trainables.prepared import prepare_classification
 
-    data = prepare_classification(base, load_tokenizer(tiny_bert), tiny_bert)  # read once, as a search does
+    data = prepare_classification(base, load_tokenizer(tiny_model), tiny_model)  # read once, as a search does
     warm = [run_job(config, prepared=data) for config in configs]
     assert BASE_MODELS.loads == 1  # three trials, one read from disk
 
@@ -66,7 +43,7 @@ def test_trials_of_one_process_read_the_model_once_and_match_cold_trials(tiny_be
     assert fresh == ["classifier.bias", "classifier.weight"]
     from transformers import AutoModelForSequenceClassification
 
-    on_disk = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=held.config.num_labels)
+    on_disk = AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=held.config.num_labels)
     stored = _weights(on_disk)
     for name, tensor in held.state_dict().items():
         if name not in fresh:
@@ -81,20 +58,20 @@ def test_trials_of_one_process_read_the_model_once_and_match_cold_trials(tiny_be
         assert cold["train_loss"] == result["train_loss"] and cold["val_score"] == result["val_score"]
 
 
-def test_a_classifier_head_is_drawn_from_the_seed_whether_read_or_copied(tiny_bert) -> None:
+def test_a_classifier_head_is_drawn_from_the_seed_whether_read_or_copied(tiny_model) -> None:
     import torch
     from prunetune.trainables.training import seed_everything
 
     BASE_MODELS.clear()
     seed_everything(3)
-    read = _weights(load_classifier(tiny_bert, ("a", "b")))
+    read = _weights(load_classifier(tiny_model, ("a", "b")))
     seed_everything(3)
-    copied = _weights(load_classifier(tiny_bert, ("a", "b")))
-    other = _weights(load_classifier(tiny_bert, ("a", "b")))  # not seeded again: a different head
+    copied = _weights(load_classifier(tiny_model, ("a", "b")))
+    other = _weights(load_classifier(tiny_model, ("a", "b")))  # not seeded again: a different head
     assert BASE_MODELS.loads == 1
     assert all(torch.equal(read[name], copied[name]) for name in read)
     assert not torch.equal(copied["classifier.weight"], other["classifier.weight"])
     embeddings = "bert.embeddings.word_embeddings.weight"
     assert torch.equal(copied[embeddings], other[embeddings])
-    load_classifier(tiny_bert, ("a", "b", "c"))  # other labels: another head shape, read apart
+    load_classifier(tiny_model, ("a", "b", "c"))  # other labels: another head shape, read apart
     assert BASE_MODELS.loads == 2
