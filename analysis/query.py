@@ -98,6 +98,7 @@ COLUMNS: dict[str, str] = {
     "search": "string",
     "ray_trial_id": "string",
     "node_id": "string",
+    "torch_threads": "Int64",
     "retries": "Int64",  # times the trial was retried after its process died
     "run_name": "string",
     "start_time": "datetime64[ns, UTC]",
@@ -252,6 +253,7 @@ def _row(run: Any) -> dict[str, Any]:
         "search": tags.get(TAG_SEARCH),
         "ray_trial_id": tags.get(TAG_TRIAL),
         "node_id": tags.get(PLACEMENT_TAGS["node_id"]),
+        "torch_threads": _number(tags, PLACEMENT_TAGS["torch_threads"]),
         "retries": int(tags.get(TAG_RETRIES, 0)) if kind == KIND_TRIAL else None,
         "run_name": run.info.run_name,
         "start_time": pd.Timestamp(run.info.start_time, unit="ms", tz="UTC"),

@@ -135,6 +135,8 @@ def main() -> None:
     from prunetune.trainables.config import TrialConfig, parse_overrides
     from prunetune.trainables.models import pick_device
 
+    from prunetune.records import TRIAL_PHASE_SECONDS
+
     device = pick_device("auto")
     shutil.rmtree(args.storage, ignore_errors=True)
     overrides = {
@@ -162,7 +164,7 @@ def main() -> None:
     run_search(spec, say=lambda line: print("  " + line, flush=True))
     mlflow = open_store(spec.resolved_tracking_uri())
     search = find_search(mlflow, spec.name)
-    searched = mlflow.get_run(search.run_id).data.metrics["seconds"]  # tuner.fit(), as the runner logs it
+    searched = mlflow.get_run(search.run_id).data.metrics[TRIAL_PHASE_SECONDS]  # Tune's trials alone
     frame = search_runs_frame(mlflow, search)
     trained = frame[frame["kind"] == "trial"]
     configs = [TrialConfig.from_flat(mlflow.get_run(run_id).data.params) for run_id in trained["run_id"]]

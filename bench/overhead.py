@@ -41,6 +41,8 @@ def main() -> None:
     from prunetune.trainables.config import TrialConfig, parse_overrides
     from prunetune.trainables.jobs import run_job
 
+    from prunetune.records import TRIAL_PHASE_SECONDS
+
     shutil.rmtree(args.storage, ignore_errors=True)
     overrides = {
         "name": "bench-overhead",
@@ -52,6 +54,7 @@ def main() -> None:
         "num_trials": args.trials,
         "max_concurrent": 1,
         "resources.cpus_per_trial": args.threads,
+        "save_model": False,  # the answer's model is trained after the trials: not what this measures
         "storage_path": args.storage,
         "tracking_uri": args.tracking_uri,
         "address": args.address,
@@ -63,14 +66,14 @@ def main() -> None:
     search_total = time.monotonic() - started
     mlflow = open_store(spec.resolved_tracking_uri())
     search = find_search(mlflow, spec.name)
-    trial_phase = mlflow.get_run(search.run_id).data.metrics["seconds"]  # tuner.fit(), as the runner logs it
+    trial_phase = mlflow.get_run(search.run_id).data.metrics[TRIAL_PHASE_SECONDS]  # Tune's trials alone
     frame = search_runs_frame(mlflow, search)
-    trial_runs = frame[frame["kind"] == "trial"]
+    trial_runs = frame[frame["kind"] == "trial"].sort_values("start_time")
     configs = [TrialConfig.from_flat(mlflow.get_run(run_id).data.params) for run_id in trial_runs["run_id"]]
 
     torch.set_num_threads(args.threads)
     loop_times = []
-    for config in configs:
+    for config in configs:  # in the search's order, so each job pairs with its trial
         began = time.monotonic()
         run_job(config)
         loop_times.append(time.monotonic() - began)
@@ -85,10 +88,15 @@ def main() -> None:
     print("| --- | --- |")
     print(f"| whole search (Ray start, reference, scores, trials, MLflow) | {search_total:.1f} |")
     print(f"| one-off set-up (everything before the first trial) | {search_total - trial_phase:.1f} |")
-    print(f"| trial phase (`tuner.fit`) | {trial_phase:.1f} |")
+    print(f"| trial phase (Tune's trials) | {trial_phase:.1f} |")
     print(f"| the same {len(configs)} jobs in a plain loop | {loop:.1f} |")
     print(f"| mean job in the loop | {mean_trial:.1f} |")
     print(f"| overhead per trial | {per_trial:.2f} ({per_trial / mean_trial:.1%} of a trial) |")
+    print("\n| trial | layers kept | MLflow run seconds (search) | loop seconds | torch threads (search) |")
+    print("| --- | --- | --- | --- | --- |")
+    for n, ((_, run), seconds) in enumerate(zip(trial_runs.iterrows(), loop_times, strict=True)):
+        kept = len(configs[n].kept_layers or [])
+        print(f"| {n} | {kept} | {run['seconds']:.1f} | {seconds:.1f} | {run.get('torch_threads', '?')} |")
 
 
 if __name__ == "__main__":

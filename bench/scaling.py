@@ -56,6 +56,8 @@ def run_on(workers: int, trials: int, storage: str, overrides: dict) -> float:
     from prunetune.search.runner import run_search
     from prunetune.search.spec import load_spec
 
+    from prunetune.records import TRIAL_PHASE_SECONDS
+
     temp = tempfile.mkdtemp(prefix="ptscale")
     port = _free_port()
     address = f"127.0.0.1:{port}"
@@ -76,7 +78,7 @@ def run_on(workers: int, trials: int, storage: str, overrides: dict) -> float:
         )
         run_search(spec, say=lambda line: print(f"  [{workers} nodes] {line}", flush=True))
         mlflow = open_store(spec.resolved_tracking_uri())
-        seconds = mlflow.get_run(find_search(mlflow, spec.name).run_id).data.metrics["seconds"]
+        seconds = mlflow.get_run(find_search(mlflow, spec.name).run_id).data.metrics[TRIAL_PHASE_SECONDS]
         return trials / seconds * 3600
     finally:
         ray.shutdown()

@@ -27,8 +27,12 @@ TAG_BEST = "prunetune.best"
 TAG_TEACHER = "prunetune.teacher"  # on a reference run: it is the search's teacher (its logits taught trials)
 TAG_KEPT = "prunetune.kept_layers"  # on every finished run: the layers it kept, JSON
 TAG_OPTUNA_TRIAL = "prunetune.optuna_trial"  # on a trial's run: its Optuna trial number
-PLACEMENT_TAGS = {key: f"prunetune.{key}" for key in ("node_id", "cuda_visible_devices", "device")}  # where it ran
+# Where a trial ran, and on how many CPU threads (torch's intra-op pool).
+PLACEMENT_TAGS = {key: f"prunetune.{key}" for key in ("node_id", "cuda_visible_devices", "device", "torch_threads")}
 PARENT = "mlflow.parentRunId"
+# A search run's metric: the seconds its trials took (Tune's run), without the set-up before them (reference,
+# baselines, scores) or the answer's model after them.
+TRIAL_PHASE_SECONDS = "trial_phase_seconds"
 FILTER_TAGS = {"kind": TAG_KIND, "parent": PARENT, "search": TAG_SEARCH, "trial": TAG_TRIAL}  # runs_where's keys
 # On every experiment: MLflow 3's UI opens an experiment in its model-training view (runs, metrics) for this
 # kind, not in its GenAI view (traces), which showed a search as empty.

@@ -12,7 +12,7 @@ from prunetune.search.space import OBJECTIVE, budget_excess, objective
 from prunetune.search.spec import SearchSpec
 from prunetune.trainables.config import TrialConfig
 
-from prunetune.libs import ray, transformers, tune
+from prunetune.libs import ray, torch, transformers, tune
 from prunetune.records import within
 
 # What a trial reports to Tune each epoch: numbers only (Tune and MLflow want scalars).
@@ -67,6 +67,7 @@ def run_trial(
         "node_id": ray.get_runtime_context().get_node_id(),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
         "device": pick_device(trial.training.device),
+        "torch_threads": torch.get_num_threads(),
     }
 
     def report(metrics: dict[str, Any]) -> None:

@@ -82,6 +82,12 @@ def test_search_spreads_over_nodes_records_every_trial_and_honours_the_budget(
     assert {r.data.tags["prunetune.status"] for r in runs} <= {"complete", "early-stopped"}
     assert len({r.data.tags["prunetune.ray_trial_id"] for r in runs}) == spec.num_trials
     assert len({r.data.tags["prunetune.node_id"] for r in runs}) > 1  # trials ran on more than one node
+    # Each trial trains on as many threads as the CPUs it holds (Ray's OMP_NUM_THREADS reaches torch).
+    assert {r.data.tags["prunetune.torch_threads"] for r in runs} == {str(int(spec.resources.cpus_per_trial))}
+    # The search records how long its trials took apart from its set-up and the answer's model.
+    search_run = MlflowClient(spec.tracking_uri).get_run(result.parent_run_id)
+    trial_phase = search_run.data.metrics["trial_phase_seconds"]
+    assert 0 < trial_phase < (search_run.info.end_time - search_run.info.start_time) / 1000
     for run in runs:  # typed params: the full TrialConfig, kept layers as a list
         assert run.data.params["drop.strategy"] in spec.space.strategies
         assert run.data.params["kept_layers"].startswith("[")
