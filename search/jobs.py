@@ -28,13 +28,13 @@ from prunetune.records import (
 
 
 def launch_job(
-    spec: SearchSpec, trial: Any, shared: Any = None, keep_model: bool = False, train_logits: bool = False
+    spec: SearchSpec, trial: Any, shared: Any = None, keep_model: bool = False, train_outputs: bool = False
 ) -> Any:
     """Start ``trial`` as a Ray task with a trial's resources; the ObjectRef of its result."""
     from prunetune.search.trainable import job_task
 
     remote = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=spec.resources.gpus)(job_task)
-    return remote.remote(trial, shared, keep_model, train_logits)
+    return remote.remote(trial, shared, keep_model, train_outputs)
 
 
 def open_job_run(spec: SearchSpec, mlflow: Any, experiment: str, trial: Any, kind: str, tags: dict[str, str]) -> str:
@@ -78,16 +78,16 @@ def run_jobs(
     shared: Any = None,
     say: Callable[[str], None] | None = None,
     keep_model: bool = False,
-    train_logits: bool = False,
+    train_outputs: bool = False,
 ) -> list[tuple[str, dict[str, Any]]]:
     """Run ``(trial, kind, tags)`` jobs all at once (in parallel where the cluster has room); each job's
     (run id, result), in order. Every run is opened before any job starts, and every one is closed.
     ``say`` gets a line per finished job, so minutes of baselines show progress. ``keep_model``: each result
-    carries its trained model's files too; ``train_logits``: its logits on the training rows."""
+    carries its trained model's files too; ``train_outputs``: its outputs on the training rows (logits or embeddings)."""
     launched, started = [], time.monotonic()
     for trial, kind, tags in jobs:
         run_id = open_job_run(spec, mlflow, experiment, trial, kind, tags)
-        launched.append((run_id, trial, launch_job(spec, trial, shared, keep_model, train_logits)))
+        launched.append((run_id, trial, launch_job(spec, trial, shared, keep_model, train_outputs)))
     results, failure = [], None
     for number, (run_id, trial, ref) in enumerate(launched, 1):
         try:

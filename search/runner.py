@@ -71,7 +71,7 @@ class SearchResult:
     trials: int
     best: dict[str, Any] | None  # the best feasible trial: strategy, kept layers, score, drop, lr, epochs
     experiment_path: str
-    # What the search computed once (the tokenized data, the teacher's logits), in Ray's object store: max-drop's
+    # What the search computed once (the tokenized data, the teacher's outputs), in Ray's object store: max-drop's
     # re-checks read it too, instead of preparing it once per job.
     shared: Any = None
     model: SavedModel | None = None  # the best trial's model, trained once more with its weights kept
@@ -122,7 +122,8 @@ def run_search(
         reference = tuned_reference(spec, store.mlflow, store.experiment, store.parent, say, shared)
         scratch_baselines(spec, store.mlflow, store.experiment, store.parent, num_layers, reference, say, shared)
         if distills(spec):
-            shared = teach(spec, store.mlflow, store.experiment, reference, shared, prepared.key, say)
+            digests = [split["digest"] for split in inputs]
+            shared = teach(spec, store.mlflow, store.experiment, reference, shared, digests, say)
         scores = layer_scores(spec)
         _log_text(store.mlflow, store.parent, spec.storage / spec.name / LAYER_SCORES_ARTIFACT, scores.to_json())
 

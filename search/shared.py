@@ -90,19 +90,21 @@ def prepared_data(spec: SearchSpec) -> tuple[Any, list[dict[str, Any]]]:
 @dataclass(frozen=True)
 class SharedWork:
     """What a search computes once for all its jobs, in Ray's object store, each part read once per process:
-    the data read and tokenized, and (distilling) the teacher's logits on the training rows.
+    the data read and tokenized, and (distilling) the teacher's outputs on the training rows.
 
     Tune's ``with_parameters`` and a task's arguments would read an ObjectRef anew for every trial: 0.16 s to
     unpickle 6,000 tokenized headlines, most of what a reused trial process pays per trial. This object
     travels instead (a few bytes), and a process keeps what it read for its next trials."""
 
     data: Any = None  # ray.ObjectRef of a PreparedData; None for a sentence task
-    teacher: Any = None  # ray.ObjectRef of the teacher's logits (rows x labels, float32); None: no distillation
+    # ray.ObjectRef of the teacher's outputs on the training rows (float32 logits, or sentence embeddings);
+    # None: no distillation
+    teacher: Any = None
 
     def prepared(self) -> Any:
         return _read_once(self.data)
 
-    def teacher_logits(self) -> Any:
+    def teacher_outputs(self) -> Any:
         return _read_once(self.teacher)
 
 

@@ -52,6 +52,7 @@ class DefineSpace:
         self.max_count = min(spec.space.max_count or num_layers - 1, num_layers - 1)
         self.epochs = tuple(int(e) for e in spec.space.epochs)
         self.distill = spec.space.distill
+        self.temperature = spec.trial.task == "classification"  # embeddings are matched without one
         absolute = spec.space.learning_rate
         # Optuna samples lr_name in lr_range; times lr_unit it is the learning rate, put on a grid from lr_anchor.
         if absolute is not None:  # an absolute range: the grid starts at its low end
@@ -83,7 +84,8 @@ class DefineSpace:
         # Conditional: alpha and the temperature exist only for a trial that distils.
         if self.distill and trial.suggest_categorical("distill", [False, True]):
             trial.suggest_float("distill_alpha", *DISTILL_ALPHA)
-            trial.suggest_float("distill_temperature", *DISTILL_TEMPERATURE, log=True)
+            if self.temperature:
+                trial.suggest_float("distill_temperature", *DISTILL_TEMPERATURE, log=True)
 
     def learning_rate(self, params: dict[str, Any]) -> float:
         """The learning rate a sampled point trains with: on the half-octave grid, inside the range."""
@@ -112,7 +114,7 @@ def distill_params(params: dict[str, Any], base: tuple[float, float] = NO_DISTIL
         return distilled(*base)
     if not params["distill"]:
         return NO_DISTILL
-    return distilled(round(params["distill_alpha"], 2), round(params["distill_temperature"], 1))
+    return distilled(round(params["distill_alpha"], 2), round(params.get("distill_temperature", 1.0), 1))
 
 
 def distilled(alpha: float, temperature: float) -> tuple[float, float]:

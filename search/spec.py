@@ -40,8 +40,8 @@ class SearchSpace:
     learning_rate: tuple[float, ...] | None = None
     epochs: tuple[int, ...] = (1, 2)
     # Distillation from the tuned reference (trainables/distill.py): Optuna decides per trial whether to
-    # distil, and then samples alpha in [0, 1] and the temperature in [1, 8]. The teacher's logits are
-    # computed once per search.
+    # distil, and then samples alpha in [0, 1] and (classification) the temperature in [1, 8]. The teacher's
+    # outputs on the training rows (logits, or sentence embeddings) are computed once per search.
     distill: bool = False
 
 
@@ -183,10 +183,6 @@ class SearchSpec:
                 f"budget.reference_score={budget.reference_score}: must be > 0",
             ),
             (not space.strategies, "space.strategies is empty: name at least one (see `prunetune strategies`)"),
-            (
-                space.distill and self.trial.task != "classification",
-                f"space.distill: distillation is built for classification only, not {self.trial.task}",
-            ),
             (
                 space.min_count < 1,
                 f"space.min_count={space.min_count}: must be at least 1 (the reference runs anyway)",

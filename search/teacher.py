@@ -2,9 +2,10 @@
 
 The teacher is the tuned reference's configuration trained on the search's own seed: the best the full model
 does, as the trials are tuned. It is trained once, as a reference run (so max-drop's pairing on the search seed
-reuses it), and its logits on the training rows are computed in the same job, cached by content (the config
-and the prepared data), and put once in Ray's object store: every distilled trial, re-check and answer model
-reads them from there (:class:`~prunetune.search.shared.SharedWork`); none loads or runs the teacher.
+reuses it), and its outputs on the training rows (a classifier's logits, a sentence model's embeddings of the
+STS training sentences) are computed in the same job, cached by content (the config and the digests of the
+data's rows), and put once in Ray's object store: every distilled trial, re-check and answer model reads them
+from there (:class:`~prunetune.search.shared.SharedWork`); none loads or runs the teacher.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ from prunetune.search.reference import reference_trials
 from prunetune.search.shared import SharedWork
 from prunetune.search.spec import SearchSpec, reference_key
 from prunetune.trainables.config import TrialConfig
-from prunetune.trainables.distill import TRAIN_LOGITS
+from prunetune.trainables.distill import TRAIN_OUTPUTS
 
 from prunetune.libs import np, ray
 from prunetune.records import KIND_REFERENCE, TAG_REFERENCE_KEY, TAG_TEACHER
 
-TEACHER_VERSION = 1  # bump when the logits' computation changes, so old cache entries are not reused
+TEACHER_VERSION = 2  # bump when the outputs' computation changes, so old cache entries are not reused
 
 
 def distills(spec: SearchSpec) -> bool:
@@ -46,11 +47,12 @@ def teacher_config(spec: SearchSpec, reference: TunedReference) -> TrialConfig:
     )
 
 
-def cache_file(config: TrialConfig, preparation_key: str) -> Path:
+def cache_file(config: TrialConfig, data_digests: list[str]) -> Path:
+    """Where the teacher's outputs of ``config`` on data whose rows have ``data_digests`` are cached."""
     from prunetune.trainables.sources import cache_root
 
-    raw = json.dumps({"config": config.to_dict(), "data": preparation_key, "version": TEACHER_VERSION}, sort_keys=True)
-    return cache_root() / "teacher-logits" / f"{hashlib.sha256(raw.encode()).hexdigest()[:24]}.npy"
+    raw = json.dumps({"config": config.to_dict(), "data": data_digests, "version": TEACHER_VERSION}, sort_keys=True)
+    return cache_root() / "teacher-outputs" / f"{hashlib.sha256(raw.encode()).hexdigest()[:24]}.npy"
 
 
 def teach(
@@ -59,26 +61,28 @@ def teach(
     experiment: str,
     reference: TunedReference,
     shared: SharedWork,
-    preparation_key: str,
+    data_digests: list[str],
     say: Any,
 ) -> SharedWork:
-    """``shared`` with the teacher's logits on the training rows: read from the cache, else trained once."""
+    """``shared`` with the teacher's outputs on the training rows: read from the cache, else trained once.
+    ``data_digests``: the digests of the search's data (:func:`~prunetune.search.shared.dataset_inputs`)."""
     config = teacher_config(spec, reference)
-    path = cache_file(config, preparation_key)
+    path = cache_file(config, data_digests)
+    outputs = "logits" if config.task == "classification" else "embeddings of the training sentences"
     what = f"the tuned reference (lr {reference.learning_rate:.1e}, {reference.epochs} epochs) on seed "
     what += str(config.training.seed)
     if path.exists():
-        logits = np.load(path)
-        say(f"teacher: {what}; its logits on {len(logits)} training rows read from the cache ({path})")
+        found = np.load(path)
+        say(f"teacher: {what}; its {outputs} ({len(found)} rows) read from the cache ({path})")
     else:
-        say(f"teacher: {what}, trained once; its logits on the training rows teach every distilled trial")
+        say(f"teacher: {what}, trained once; its {outputs} teach every distilled trial")
         tags = {TAG_REFERENCE_KEY: reference_key(config), TAG_TEACHER: "true"}
         ((_, result),) = run_jobs(
-            spec, mlflow, experiment, [(config, KIND_REFERENCE, tags)], shared, say, train_logits=True
+            spec, mlflow, experiment, [(config, KIND_REFERENCE, tags)], shared, say, train_outputs=True
         )
-        logits = np.asarray(result[TRAIN_LOGITS], dtype=np.float32)
+        found = np.asarray(result[TRAIN_OUTPUTS], dtype=np.float32)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(f".{os.getpid()}.npy")
-        np.save(partial, logits)
+        np.save(partial, found)
         os.replace(partial, path)  # whole or absent: a concurrent search never reads half a file
-    return dataclasses.replace(shared, teacher=ray.put(logits))
+    return dataclasses.replace(shared, teacher=ray.put(found))

@@ -46,7 +46,7 @@ def run_trial(
     recorded: dict[str, dict[str, float]] | None = None,
 ) -> None:
     """Tune function trainable; ``spec``, ``reference_score`` and the work ``shared`` by the whole search (the
-    data, the teacher's logits) come through ``tune.with_parameters`` (Ray's object store). ``recorded``: on
+    data, the teacher's outputs) come through ``tune.with_parameters`` (Ray's object store). ``recorded``: on
     resume, the final results of trials MLflow holds as finished, which Tune's last snapshot showed running."""
     from prunetune.trainables.jobs import run_job
     from prunetune.trainables.models import pick_device
@@ -102,11 +102,11 @@ MODEL_FILES = "model_files"
 
 
 def job_task(
-    trial: TrialConfig, shared: SharedWork | None = None, keep_model: bool = False, train_logits: bool = False
+    trial: TrialConfig, shared: SharedWork | None = None, keep_model: bool = False, train_outputs: bool = False
 ) -> dict[str, Any]:
     """A whole job as a Ray task (the reference, the teacher, seed re-checks, the answer's model): it runs where
     trials run, with their resources. ``keep_model``: the trained model comes back too (:data:`MODEL_FILES`);
-    ``train_logits``: its logits on the training rows (:data:`TRAIN_LOGITS`), to teach the trials."""
+    ``train_outputs``: its outputs on the training rows (:data:`TRAIN_OUTPUTS`), to teach the trials."""
     from pathlib import Path
 
     from prunetune.trainables.jobs import run_job
@@ -114,19 +114,19 @@ def job_task(
     _quiet()
     inputs = _shared_inputs(trial, shared)
     if not keep_model:
-        return dict(run_job(trial, train_logits=train_logits, **inputs))
+        return dict(run_job(trial, train_outputs=train_outputs, **inputs))
     with tempfile.TemporaryDirectory(prefix="prunetune-model-") as saved:
-        result = dict(run_job(trial, output_dir=saved, train_logits=train_logits, **inputs))
+        result = dict(run_job(trial, output_dir=saved, train_outputs=train_outputs, **inputs))
         files = {str(p.relative_to(saved)): p.read_bytes() for p in sorted(Path(saved).rglob("*")) if p.is_file()}
     return result | {MODEL_FILES: files}
 
 
 def _shared_inputs(trial: TrialConfig, shared: SharedWork | None) -> dict[str, Any]:
-    """run_job's inputs from the search's shared work: the prepared data, and the teacher's logits for a
+    """run_job's inputs from the search's shared work: the prepared data, and the teacher's outputs for a
     distilled job (read from the object store only then)."""
     if shared is None:
         return {}
-    return {"prepared": shared.prepared(), "teacher": shared.teacher_logits() if trial.distill.on else None}
+    return {"prepared": shared.prepared(), "teacher": shared.teacher_outputs() if trial.distill.on else None}
 
 
 def _quiet() -> None:

@@ -13,7 +13,7 @@ import json
 import types
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar, Union
 
 from prunetune.trainables.strategies import StrategyError, check_params
@@ -109,8 +109,9 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class DistillConfig:
-    """Knowledge distillation from a teacher (the unpruned model, fine-tuned on the task): the loss is
-    ``(1 - alpha) * cross-entropy + alpha * temperature**2 * KL(teacher / T || student / T)``. alpha 0: none."""
+    """Knowledge distillation from a teacher (the unpruned model, fine-tuned on the task), weighted ``alpha``
+    (0: none) against the task's own loss. Classification: the teacher's logits softened by ``temperature``;
+    sentence embeddings: the teacher's embeddings, no temperature (:mod:`prunetune.trainables.distill`)."""
 
     alpha: float = 0.0
     temperature: float = 2.0
@@ -164,11 +165,9 @@ class TrialConfig:
     scores_sample_rows: int = 256
 
     def __post_init__(self) -> None:
-        if self.distill.on and self.task != "classification":
-            raise ConfigError(
-                f"distill.alpha={self.distill.alpha}: distillation is built for classification only; "
-                f"a {self.task} job takes distill.alpha: 0"
-            )
+        if self.task != "classification" and self.distill.temperature != 1:
+            # Embeddings are matched as they are: recorded as temperature 1, so no record claims a softening.
+            object.__setattr__(self, "distill", replace(self.distill, temperature=1.0))
 
     def to_dict(self) -> dict[str, Any]:
         return to_plain(self)

@@ -19,7 +19,13 @@ from typing import Any, Protocol
 
 from prunetune.trainables import data as datasets
 from prunetune.trainables.config import ConfigError, TrainingConfig, TrialConfig
-from prunetune.trainables.distill import TRAIN_LOGITS, distill_loss, teacher_logits
+from prunetune.trainables.distill import (
+    TRAIN_OUTPUTS,
+    distill_loss,
+    embedding_distill_loss,
+    teacher_embeddings,
+    teacher_logits,
+)
 from prunetune.trainables.models import (
     Baseline,
     load_classifier,
@@ -42,7 +48,7 @@ from prunetune.trainables.strategies import check_kept, get_strategy, kept_layer
 from prunetune.trainables.surgery import num_layers, parameter_count
 from prunetune.trainables.training import Checkpointing, Metrics, Report, seed_everything, train
 
-from prunetune.libs import np, sk_metrics, st_losses, stats, torch, transformers
+from prunetune.libs import np, sentence_transformers, sk_metrics, st_losses, stats, torch, transformers
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +164,8 @@ class Task(Protocol):
 
     def save(self, output_dir: str) -> None: ...
 
+    def outputs_on_train(self) -> Any: ...  # what the trained model teaches: its outputs on the training rows
+
 
 class ClassificationTask:
     """Fine-tune a (pruned) encoder for text classification: accuracy and macro-F1 per epoch.
@@ -182,21 +190,17 @@ class ClassificationTask:
         self.train_rows, self.skipped_rows = len(self.data.train), self.data.report.total
         self.teacher: Any = None  # the teacher's logits on the training rows, on the device
         if teacher is not None:
-            if len(teacher) != self.train_rows:  # logits of other rows would teach the wrong answers
-                raise ConfigError(
-                    f"the teacher's logits cover {len(teacher)} rows, the training data {self.train_rows}"
-                )
-            self.teacher = torch.as_tensor(teacher, device=device)
+            self.teacher = _teacher_on(device, teacher, self.train_rows, "logits")
         elif config.distill.on:
-            self.teacher = self._teacher_logits()
+            self.teacher = self._teacher_outputs()
 
-    def logits_on_train(self) -> Any:
-        """This model's logits on the training rows, in row order (a CPU float32 tensor)."""
+    def outputs_on_train(self) -> Any:
+        """This model's logits on the training rows, in row order (a CPU float32 tensor): what it teaches."""
         return teacher_logits(
             self.model, lambda rows: self._batch("train", rows), self.train_rows, self.config.training.eval_batch_size
         )
 
-    def _teacher_logits(self) -> Any:
+    def _teacher_outputs(self) -> Any:
         """The teacher's logits on the training rows, computed here once (a search computes them once for all
         its trials and passes them in): the teacher is loaded, run over the rows, and let go."""
         folder = self.config.distill.teacher
@@ -283,6 +287,39 @@ class SentenceSimilarityTask:
         self.tokenizer = self.model.tokenizer
         self.train_rows = len(self.sts.train)
         self.skipped_rows = self.sts.report.total + (self.nli.report.total if self.nli is not None else 0)
+        # The teacher's embeddings of the STS training sentences (:meth:`_train_sentences`), on the device.
+        self.teacher: Any = None
+        if teacher is not None:
+            self.teacher = _teacher_on(device, teacher, 2 * self.train_rows, "embeddings")
+        elif config.distill.on:
+            self.teacher = self._teacher_outputs()
+
+    def _train_sentences(self) -> list[str]:
+        """Every STS training sentence, in the order a teacher's embeddings are kept: each pair's first
+        sentences, then their second ones (so row i's pair is at i and train_rows + i)."""
+        assert self.sts.train.pairs is not None
+        return list(self.sts.train.texts) + list(self.sts.train.pairs)
+
+    def outputs_on_train(self) -> Any:
+        """This model's embeddings of the STS training sentences (a CPU float32 tensor): what it teaches."""
+        return teacher_embeddings(self.model, self._train_sentences(), self.config.training.eval_batch_size)
+
+    def _teacher_outputs(self) -> Any:
+        """The teacher's embeddings of the training sentences, computed here once (a search computes them once
+        for all its trials and passes them in)."""
+        folder = self.config.distill.teacher
+        if folder is None:
+            raise ConfigError("distill.alpha > 0 needs distill.teacher: a fine-tuned sentence model's folder")
+        with loading(folder):
+            teacher = sentence_transformers.SentenceTransformer(resolve_model(folder), device=self.device)
+        found = teacher_embeddings(teacher, self._train_sentences(), self.config.training.eval_batch_size)
+        student = self.model.encode(["dimension check"], convert_to_tensor=True, show_progress_bar=False)
+        if found.shape[-1] != student.shape[-1]:
+            raise ConfigError(
+                f"distill.teacher {folder} embeds in {found.shape[-1]} dimensions, the student in "
+                f"{student.shape[-1]}: give a teacher of the student's own family (its unpruned model, fine-tuned)"
+            )
+        return found.to(self.device)
 
     def _features(self, texts: list[str]) -> dict[str, Any]:
         tokenize = getattr(self.model, "preprocess", None) or self.model.tokenize
@@ -311,6 +348,24 @@ class SentenceSimilarityTask:
             a = self._features([split.texts[i] for i in indices])
             b = self._features([pairs[i] for i in indices])
             return loss([a, b], torch.tensor([target(split.targets[i]) for i in indices], device=self.device))
+
+        return loss_of_batch
+
+    def _distilled_sts_loss(self, loss: Any) -> Callable[..., Any]:
+        """The STS phase's loss with the teacher's pull on both sentences of each pair (one forward pass each:
+        the STS loss is computed from the same embeddings)."""
+        split, alpha = self.sts.train, self.config.distill.alpha
+        assert split.pairs is not None
+        pairs = split.pairs
+
+        def loss_of_batch(indices: list[int]) -> Any:
+            a = self.model(self._features([split.texts[i] for i in indices]))["sentence_embedding"]
+            b = self.model(self._features([pairs[i] for i in indices]))["sentence_embedding"]
+            labels = torch.tensor([float(split.targets[i]) for i in indices], device=self.device)
+            hard = loss.compute_loss_from_embeddings([a, b], labels)
+            rows = torch.tensor(indices, device=self.device)
+            taught = torch.cat([self.teacher[rows], self.teacher[rows + self.train_rows]])
+            return embedding_distill_loss(hard, torch.cat([a, b]), taught, alpha)
 
         return loss_of_batch
 
@@ -346,13 +401,24 @@ class SentenceSimilarityTask:
             st_losses.CoSENTLoss if self.config.sentence.sts_loss == "cosent" else st_losses.CosineSimilarityLoss
         )
         sts_loss = loss_type(self.model).to(self.device)
-        phases.append(
-            Phase(sts_loss, self.config.training, len(sts.train), self._pair_loss(sts_loss, sts.train, float), evaluate)
+        sts_batches = (
+            self._distilled_sts_loss(sts_loss)
+            if self.config.distill.on
+            else self._pair_loss(sts_loss, sts.train, float)
         )
+        phases.append(Phase(sts_loss, self.config.training, len(sts.train), sts_batches, evaluate))
         return phases
 
     def save(self, output_dir: str) -> None:
         self.model.save(output_dir)
+
+
+def _teacher_on(device: str, outputs: Any, rows: int, what: str) -> Any:
+    """A teacher's outputs (one per training row) on the device, refused when they cover other rows: they
+    would teach the wrong answers."""
+    if len(outputs) != rows:
+        raise ConfigError(f"the teacher's {what} cover {len(outputs)} rows, the training data {rows}")
+    return torch.as_tensor(outputs, device=device)
 
 
 TASKS: dict[str, Callable[..., Task]] = {
@@ -368,12 +434,12 @@ def run_job(
     checkpointing: Checkpointing | None = None,
     prepared: PreparedData | None = None,
     teacher: Any = None,
-    train_logits: bool = False,
+    train_outputs: bool = False,
 ) -> Metrics:
     """Load, prune, time and train the task of ``config.task``, phase by phase; ``prepared`` is data a
-    search read and tokenized once; ``teacher``: the teacher's logits on the training rows, computed once
-    by a search (else a distilled job computes them from ``distill.teacher``). ``train_logits``: the trained
-    model's logits on the training rows come back too (:data:`TRAIN_LOGITS`): a search's teacher."""
+    search read and tokenized once; ``teacher``: the teacher's outputs on the training rows, computed once
+    by a search (else a distilled job computes them from ``distill.teacher``). ``train_outputs``: the trained
+    model's outputs on the training rows come back too (:data:`TRAIN_OUTPUTS`): a search's teacher."""
     started = time.monotonic()
     seed_everything(config.training.seed)
     device = pick_device(config.training.device)
@@ -395,10 +461,8 @@ def run_job(
         "seconds": time.monotonic() - started,
         "device": device,  # where it trained: cuda or cpu (``device: auto`` picks)
     }
-    if train_logits:
-        if not isinstance(task, ClassificationTask):
-            raise ConfigError("a teacher's logits are for classification tasks")
-        result[TRAIN_LOGITS] = task.logits_on_train().numpy()
+    if train_outputs:
+        result[TRAIN_OUTPUTS] = task.outputs_on_train().numpy()
     if output_dir is not None:
         task.save(output_dir)
         _write_result(output_dir, result, history, config)

@@ -67,3 +67,47 @@ def test_finetune_distils_from_a_recorded_run_whose_model_is_re_created(data_env
         run_job(student.with_overrides({"distill.teacher": str(other)}))
     with pytest.raises(ConfigError, match="needs distill.teacher"):
         run_job(student.with_overrides({"distill.teacher": None}))
+
+
+def test_a_sentence_job_learns_from_its_teachers_embeddings(data_env, monkeypatch) -> None:
+    """A pruned MiniLM learns STS with the full MiniLM's embeddings pulling on every training sentence: the
+    teacher embeds the training sentences once, every batch of the STS phase is pulled, and the student scores
+    well above chance."""
+    from prunetune.trainables import distill
+    from prunetune.trainables.models import resolve_model
+
+    embedded: list[int] = []
+    original = distill.teacher_embeddings
+    monkeypatch.setattr("prunetune.trainables.jobs.teacher_embeddings", lambda *a: embedded.append(1) or original(*a))
+    pulls: list[float] = []
+    pull = distill.embedding_distill_loss
+
+    def counted(hard, student, teacher, alpha):
+        pulls.append(float((student - teacher).pow(2).sum(dim=-1).mean()))
+        return pull(hard, student, teacher, alpha)
+
+    monkeypatch.setattr("prunetune.trainables.jobs.embedding_distill_loss", counted)
+    config = TrialConfig().with_overrides(
+        {
+            "task": "sentence-similarity",
+            "data.source": "stsb:en",
+            "data.max_train_rows": 320,
+            "data.max_eval_rows": 300,
+            "kept_layers": [0, 5],
+            "training.epochs": 1,
+            "training.batch_size": 16,
+            "training.max_length": 48,
+            "training.learning_rate": 1e-4,
+            "distill.alpha": 0.9,
+            "distill.teacher": str(resolve_model("sentence-transformers/all-MiniLM-L6-v2")),
+        }
+    )
+    result = run_job(config)
+    assert embedded == [1]  # once, for every sentence, not per batch
+    assert len(pulls) == 320 // 16  # every batch of the STS phase was pulled
+    assert sum(pulls[-5:]) < sum(pulls[:5])  # the student's embeddings came closer to the teacher's
+    assert result["layers_kept"] == 2 and result["val_spearman"] > 0.5
+
+    # The teacher's embeddings must cover the training sentences and share the student's dimensions.
+    with pytest.raises(ConfigError, match="the teacher's embeddings cover 3 rows, the training data 640"):
+        run_job(config, teacher=[[0.0] * 384] * 3)

@@ -1,10 +1,10 @@
-"""The distillation loss on hand-made logits (issue 13)."""
+"""The distillation losses on hand-made logits and embeddings (issue 13)."""
 
 from __future__ import annotations
 
 import pytest
 from prunetune.trainables.config import ConfigError, TrialConfig
-from prunetune.trainables.distill import distill_loss
+from prunetune.trainables.distill import distill_loss, embedding_distill_loss
 
 torch = pytest.importorskip("torch")
 
@@ -41,8 +41,20 @@ def test_distill_settings_are_checked_and_round_trip_as_params() -> None:
         TrialConfig().with_overrides({"distill.alpha": 1.5})
     with pytest.raises(ConfigError, match="distill.temperature=0"):
         TrialConfig().with_overrides({"distill.temperature": 0})
-    with pytest.raises(ConfigError, match="classification only"):
-        TrialConfig().with_overrides({"task": "sentence-similarity", "distill.alpha": 0.5})
+    # Embeddings are matched without a temperature: a sentence job records none (1), whatever it was given.
+    sentence = TrialConfig().with_overrides({"task": "sentence-similarity", "distill.alpha": 0.5})
+    assert sentence.distill.on and sentence.distill.temperature == 1.0
+    assert TrialConfig.from_flat(sentence.to_flat()) == sentence
+
+
+def test_the_embedding_pull_is_the_squared_distance_mixed_by_alpha() -> None:
+    student = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0]]), dim=-1)
+    teacher = torch.nn.functional.normalize(torch.tensor([[0.0, 1.0, 0.0], [0.6, 0.8, 0.0]]), dim=-1)
+    hard = torch.tensor(0.3)
+    assert torch.equal(embedding_distill_loss(hard, student, teacher, 0.0), hard)
+    # Row 0 is orthogonal to its teacher (2 - 2 cos = 2), row 1 equal to it (0): the pull is their mean, 1.
+    assert float(embedding_distill_loss(hard, student, teacher, 1.0)) == pytest.approx(1.0)
+    assert float(embedding_distill_loss(hard, student, teacher, 0.25)) == pytest.approx(0.75 * 0.3 + 0.25 * 1.0)
 
 
 def test_the_space_samples_alpha_and_temperature_only_for_a_trial_that_distils() -> None:
@@ -71,3 +83,11 @@ def test_the_space_samples_alpha_and_temperature_only_for_a_trial_that_distils()
     assert not any(name.startswith("distill") for t in undistilled.trials for name in t.params)
     assert distill_params({"strategy": "top"}) == NO_DISTILL and distill_params({}, (0.5, 2.0)) == (0.5, 2.0)
     assert point_key((0, 5), 4e-4, 2, (0.5, 2.0)) != point_key((0, 5), 4e-4, 2)  # a distilled run is another point
+
+    # A sentence task samples alpha alone: its embeddings are matched without a temperature.
+    sentence = DefineSpace(load_spec(None, {"space.distill": True, "trial.task": "sentence-similarity"}), 6, 2e-5, None)
+    embedded = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    embedded.optimize(lambda trial: sentence(trial) or 0.0, n_trials=20)
+    taught = [t.params for t in embedded.trials if t.params["distill"]]
+    assert taught and all("distill_temperature" not in params for params in taught)
+    assert all(distill_params(params)[1] == 1.0 for params in taught)
