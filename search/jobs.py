@@ -83,7 +83,7 @@ def run_jobs(
     """Run ``(trial, kind, tags)`` jobs all at once (in parallel where the cluster has room); each job's
     (run id, result), in order. Every run is opened before any job starts, and every one is closed.
     ``say`` gets a line per finished job, so minutes of baselines show progress. ``keep_model``: each result
-    carries its trained model's files too; ``train_outputs``: its outputs on the training rows (logits or embeddings)."""
+    carries its trained model's files too; ``train_outputs``: its outputs on the training rows (logits, embeddings)."""
     launched, started = [], time.monotonic()
     for trial, kind, tags in jobs:
         run_id = open_job_run(spec, mlflow, experiment, trial, kind, tags)

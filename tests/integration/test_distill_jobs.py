@@ -83,7 +83,7 @@ def test_a_sentence_job_learns_from_its_teachers_embeddings(data_env, monkeypatc
     pull = distill.embedding_distill_loss
 
     def counted(hard, student, teacher, alpha):
-        pulls.append(float((student - teacher).pow(2).sum(dim=-1).mean()))
+        pulls.append(float((student - teacher).detach().pow(2).sum(dim=-1).mean()))
         return pull(hard, student, teacher, alpha)
 
     monkeypatch.setattr("prunetune.trainables.jobs.embedding_distill_loss", counted)
