@@ -24,6 +24,7 @@ TAG_REFERENCE_RUN = "prunetune.reference_run_id"  # on a search's run: the refer
 # On a search's run: the runs (one per decision seed) of the tuned reference's best configuration, JSON.
 TAG_REFERENCE_RUNS = "prunetune.reference_run_ids"
 TAG_BEST = "prunetune.best"
+TAG_STORAGE = "prunetune.storage"  # on a search run: where its driver keeps its state (host:storage_path)
 TAG_TEACHER = "prunetune.teacher"  # on a reference run: it is the search's teacher (its logits taught trials)
 TAG_KEPT = "prunetune.kept_layers"  # on every finished run: the layers it kept, JSON
 TAG_OPTUNA_TRIAL = "prunetune.optuna_trial"  # on a trial's run: its Optuna trial number

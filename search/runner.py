@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from prunetune.search.answer_model import SavedModel, save_answer_model
@@ -28,6 +30,7 @@ from prunetune.search.shared import (
 )
 from prunetune.search.spec import SearchSpec, ray_address
 from prunetune.search.store import (
+    TrackingError,
     TrackingUnreachable,
     check_answers,
     experiment_id,
@@ -54,6 +57,7 @@ from prunetune.records import (
     TAG_BEST,
     TAG_KIND,
     TAG_SEARCH,
+    TAG_STORAGE,
     TRIAL_PHASE_SECONDS,
     preference,
     runs_where,
@@ -112,6 +116,7 @@ def run_search(
     check_answers(spec.resolved_tracking_uri())  # an MLflow server that does not answer ends here
     prepared, inputs = prepared_data(spec)  # read and checked on the driver: bad data ends here, before Ray or MLflow
     with search_lock(spec.storage, spec.name):  # a second driver on this search is refused here
+        refuse_another_driver(spec, resume)  # and one on the same tracking server from another folder
         _init_ray(spec)
         nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]  # type: ignore[no-untyped-call]
         spec = resolve_resources(spec, nodes, lambda: memory_probe(spec), say)  # as it runs, and is recorded
@@ -365,11 +370,45 @@ def _log_text(mlflow: Any, run_id: str, path: Any, text: str) -> None:
     mlflow.log_artifact(run_id, str(path))
 
 
+def storage_id(spec: SearchSpec) -> str:
+    """Where a driver keeps a search's state: its host and its storage folder (:data:`TAG_STORAGE`)."""
+    return f"{socket.gethostname()}:{spec.storage.resolve()}"
+
+
+def refuse_another_driver(spec: SearchSpec, resume: bool) -> None:
+    """A search of this name running from another storage folder on this tracking server is refused in one line,
+    before Ray starts: the two drivers' locks do not meet (:func:`search_lock` guards one folder), and they would
+    train the reference twice and mix their trials in one experiment. A running search run from this very
+    folder has a dead driver (this one holds the folder's lock): it is no reason to refuse."""
+    uri = spec.resolved_tracking_uri()
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return  # a store not made yet holds no search
+    mlflow = open_store(uri, spec.tracking_patience_s)
+    experiment = mlflow.get_experiment_by_name(spec.name)
+    if experiment is None:
+        return
+    marker = spec.storage / spec.name / "parent_run_id"
+    own = marker.read_text().strip() if resume and marker.exists() else None
+    here = storage_id(spec)
+    running = runs_where("RUNNING", kind=KIND_SEARCH, search=spec.name)
+    for run in paged_runs(mlflow, [experiment.experiment_id], running):
+        theirs = run.data.tags.get(TAG_STORAGE)
+        if run.info.run_id == own or theirs in (None, here):
+            continue
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.info.start_time / 1000))
+        raise TrackingError(
+            f"search {spec.name} is already running on this tracking server from {theirs} (run {run.info.run_id}, "
+            f"started {started}): give this one another name (--set name=...), or wait for it; if its driver "
+            "died, `--resume` it from that storage_path, which closes its run"
+        )
+
+
 def _parent_run(spec: SearchSpec, mlflow: Any, experiment: str, resume: bool) -> str:
     marker = spec.storage / spec.name / "parent_run_id"
     if resume and marker.exists():
         return marker.read_text().strip()
-    run = mlflow.create_run(experiment, run_name=spec.name, tags={TAG_KIND: KIND_SEARCH, TAG_SEARCH: spec.name})
+    tags = {TAG_KIND: KIND_SEARCH, TAG_SEARCH: spec.name, TAG_STORAGE: storage_id(spec)}
+    run = mlflow.create_run(experiment, run_name=spec.name, tags=tags)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(run.info.run_id)
     _log_text(mlflow, run.info.run_id, spec.storage / spec.name / SPEC_ARTIFACT, json.dumps(spec.to_dict(), indent=2))

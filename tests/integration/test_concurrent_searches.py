@@ -63,6 +63,41 @@ def test_a_second_driver_on_the_same_search_is_refused_naming_the_first(tmp_path
         pass
 
 
+def test_a_search_running_from_another_folder_on_the_same_server_is_refused_before_ray(
+    tmp_path, data_env, capsys
+) -> None:
+    """Two drivers of one search name with different storage_paths share a tracking store: their folder locks
+    do not meet, so the second is refused by the first's running search run, in one line, before Ray starts."""
+    from prunetune.search.runner import _open_store
+    from prunetune.search.spec import load_spec
+
+    from prunetune.cli import main
+
+    shared = f"sqlite:///{tmp_path / 'shared.db'}"
+    first = load_spec(None, {"name": "busy", "storage_path": str(tmp_path / "a"), "tracking_uri": shared})
+    running = _open_store(first, False, lambda line: None).parent  # the first driver's search run, RUNNING
+
+    capsys.readouterr()
+    code = main(["search", "--set", "name=busy", "--set", f"storage_path={tmp_path / 'b'}",
+                 "--set", f"tracking_uri={shared}"])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "search busy is already running on this tracking server from " in err and running in err
+    assert str((tmp_path / "a").resolve()) in err and "--set name=" in err
+    assert not (tmp_path / "b" / "busy").exists()  # nothing made: refused before Ray and before its run
+    client = MlflowClient(shared)
+    experiment = client.get_experiment_by_name("busy").experiment_id
+    assert [r.info.run_id for r in client.search_runs([experiment])] == [running]
+
+    # From the first's own folder, its running run is a dead driver's (this one holds the lock): no refusal.
+    from prunetune.search.runner import refuse_another_driver
+
+    refuse_another_driver(first, resume=False)
+    client.set_terminated(running)  # once it ends, the other folder may run the name too
+    second = load_spec(None, {"name": "busy", "storage_path": str(tmp_path / "b"), "tracking_uri": shared})
+    refuse_another_driver(second, resume=False)
+
+
 def test_a_half_created_store_without_runs_is_moved_aside_and_made_anew(tmp_path) -> None:
     """What two unlocked starts left behind (MLflow's table creation died half-way): repaired, not fatal."""
     import sqlite3
