@@ -37,6 +37,7 @@ from prunetune.search.store import (
     open_store,
     paged_runs,
     search_lock,
+    shared_view_state,
     store_lock,
     ui_link,
 )
@@ -57,6 +58,7 @@ from prunetune.records import (
     TAG_BEST,
     TAG_KIND,
     TAG_SEARCH,
+    TAG_STATUS,
     TAG_STORAGE,
     TRIAL_PHASE_SECONDS,
     preference,
@@ -65,6 +67,8 @@ from prunetune.records import (
 )
 
 log = logging.getLogger(__name__)
+# The metrics the link to MLflow opens its runs table on, beside the trial status (a trial run logs them per epoch).
+VIEW_METRICS = ("val_score", "drop", "layers_kept")
 
 
 @dataclass(frozen=True)
@@ -252,7 +256,10 @@ def _open_store(spec: SearchSpec, resume: bool, say: Any) -> Store:
         say(f"nothing to resume at {spec.storage / spec.name}: starting a new search")
     parent = _parent_run(spec, mlflow, experiment, continuing)
     say(f"search {spec.name}: MLflow {tracking_uri} (experiment {experiment}, parent run {parent})")
-    say(f"search {spec.name}: watch it in {ui_link(tracking_uri, experiment)}")
+    # The link opens the runs table on the columns that read a search (MLflow keeps columns per browser).
+    view_key, view = shared_view_state(list(VIEW_METRICS), [TAG_STATUS])
+    mlflow.set_experiment_tag(experiment, view_key, view)  # the same tag on every start
+    say(f"search {spec.name}: watch it in {ui_link(tracking_uri, experiment, view_key)}")
     if continuing:
         _close_interrupted_jobs(spec, mlflow, experiment, say)
     return Store(tracking_uri, mlflow, experiment, parent, experiment_path, restoring)

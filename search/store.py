@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import json
 import logging
 import os
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -220,10 +223,35 @@ def experiment_id(mlflow: Any, name: str, local_artifacts: str | None = None) ->
     return experiment
 
 
-def ui_link(tracking_uri: str, experiment: str) -> str:
+# MLflow's UI (3.x) loads a runs view (columns shown, sort, filter) from the experiment tag
+# ``mlflow.sharedViewState.<key>`` when the page's URL carries ``viewStateShareKey=<key>`` (its "Share" links).
+SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
+SHARED_VIEW_PARAM = "viewStateShareKey"
+
+
+def shared_view_state(
+    metrics: list[str], tags: list[str], attributes: tuple[str, ...] = ("Dataset",)
+) -> tuple[str, str]:
+    """(experiment tag key, value) of an MLflow UI view whose runs table shows these columns: set the tag
+    (``set_experiment_tag``) and open :func:`ui_link` with the key (the key's part after the prefix). The value is
+    the UI state as plain JSON, which the UI accepts; what it leaves out (sort, filter, charts) takes the UI's
+    defaults. ``attributes``: MLflow's own columns to keep (its default view shows Source, Models and Dataset).
+    The key is a hash of the value: the same columns, the same tag, set again on every start."""
+    selected = [f"attributes.`{name}`" for name in attributes]
+    selected += [f"metrics.`{name}`" for name in metrics] + [f"tags.`{name}`" for name in tags]
+    value = json.dumps({"selectedColumns": selected}, separators=(",", ":"))
+    share_key = "prunetune-" + hashlib.sha256(value.encode()).hexdigest()[:12]
+    return SHARED_VIEW_PREFIX + share_key, value
+
+
+def ui_link(tracking_uri: str, experiment: str, share_key: str | None = None) -> str:
     """Where the search's runs are in MLflow's UI. MLflow 3 opens an experiment in whichever view the browser
-    last used (GenAI by default: traces, no runs) unless the link names one."""
+    last used (GenAI by default: traces, no runs) unless the link names one. ``share_key``: the view of
+    :func:`shared_view_state` to open it in (its tag key, or the part after ``mlflow.sharedViewState.``)."""
     path = f"/#/experiments/{experiment}/runs?workflowType=machine_learning"
+    if share_key:
+        share_key = share_key.removeprefix(SHARED_VIEW_PREFIX)
+        path += f"&{SHARED_VIEW_PARAM}={urllib.parse.quote(share_key, safe='')}"
     if tracking_uri.startswith(("http://", "https://")):
         return tracking_uri.rstrip("/") + path
     return f"`mlflow ui --backend-store-uri {tracking_uri}`, then http://127.0.0.1:5000{path}"

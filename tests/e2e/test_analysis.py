@@ -180,6 +180,15 @@ def test_the_mlflow_ui_serves_the_search(finished_search) -> None:
         runs = json.load(answer)["runs"]
     # The trials, the scratch baseline and the answer's model (when one was saved), as the UI lists them.
     assert len(runs) == spec.num_trials + 1 + (result.model is not None)
+    # The view the printed link opens: a column of each named metric and the status, on metrics every trial has.
+    from prunetune.search.runner import VIEW_METRICS
+    from prunetune.search.store import shared_view_state
+
+    key, value = shared_view_state(list(VIEW_METRICS), ["prunetune.status"])
+    assert open_store(spec.tracking_uri).get_experiment(search.experiment_id).tags[key] == value
+    for run in runs:
+        if {"key": "prunetune.kind", "value": "trial"} in run["data"]["tags"]:
+            assert set(VIEW_METRICS) <= {metric["key"] for metric in run["data"]["metrics"]}
 
 
 def test_a_distilled_trial_is_exported_with_its_teacher_re_created(finished_search, tmp_path, capsys) -> None:

@@ -1,0 +1,28 @@
+"""The link to a search in MLflow's UI and the view it opens (MLflow 3's shared view state)."""
+
+from __future__ import annotations
+
+import json
+
+from prunetune.search.store import shared_view_state, ui_link
+
+
+def test_the_shared_view_names_each_column_as_the_ui_does_and_its_key_follows_its_columns() -> None:
+    key, value = shared_view_state(["val_score", "drop"], ["prunetune.status"])
+    # MLflow's UI names a column `<group>.` + backquoted name, and reads the view from this experiment tag.
+    assert json.loads(value) == {
+        "selectedColumns": ["attributes.`Dataset`", "metrics.`val_score`", "metrics.`drop`", "tags.`prunetune.status`"]
+    }
+    assert key.startswith("mlflow.sharedViewState.prunetune-")
+    assert shared_view_state(["val_score", "drop"], ["prunetune.status"]) == (key, value)  # set again: the same
+    assert shared_view_state(["val_score"], [])[0] != key
+
+
+def test_the_link_opens_the_model_training_view_and_the_shared_view() -> None:
+    key, _ = shared_view_state(["val_score"], [])
+    plain = ui_link("http://127.0.0.1:5000", "3")
+    assert plain == "http://127.0.0.1:5000/#/experiments/3/runs?workflowType=machine_learning"
+    shared = ui_link("http://127.0.0.1:5000", "3", key)
+    # Only the part after the tag prefix travels; the UI ignores a share key beside search facets (searchFilter…).
+    assert shared == plain + "&viewStateShareKey=" + key.removeprefix("mlflow.sharedViewState.")
+    assert "searchFilter" not in shared and "orderByKey" not in shared
