@@ -362,9 +362,12 @@ def _tuner(
 
 
 def _close_search(store: Store, best: dict[str, Any] | None, summary: dict[str, Any]) -> None:
-    """The search's run: its summary metrics, the best result as a tag, FINISHED."""
+    """The search's run: its summary metrics, the best result as a tag, FINISHED. The best result's
+    :data:`VIEW_METRICS` also go under their own names, so the search's row in MLflow's runs table (its trials
+    folded under it) reads as its answer."""
     if best is not None:
         summary |= {f"best_{k}": v for k, v in best.items() if isinstance(v, (int, float))}
+        summary |= {k: best[k] for k in VIEW_METRICS if k in best}
     log_params_and_metrics(store.mlflow, store.parent, {}, numbers(summary))
     if best is not None:
         store.mlflow.set_tag(store.parent, TAG_BEST, json.dumps(best))
@@ -477,6 +480,7 @@ def _best_feasible(results: Any) -> tuple[dict[str, Any] | None, TrialConfig | N
             "strategy": trial["drop"]["strategy"],
             "kept_layers": trial["kept_layers"],
             "layers_dropped": int(metrics["layers_dropped"]),
+            "layers_kept": len(trial["kept_layers"]),
             "val_score": metrics["val_score"],
             "drop": metrics["drop"],
             "learning_rate": trial["training"]["learning_rate"],

@@ -230,12 +230,13 @@ SHARED_VIEW_PARAM = "viewStateShareKey"
 
 
 def shared_view_state(
-    metrics: list[str], tags: list[str], attributes: tuple[str, ...] = ("Dataset",)
+    metrics: list[str], tags: list[str], attributes: tuple[str, ...] = ()
 ) -> tuple[str, str]:
     """(experiment tag key, value) of an MLflow UI view whose runs table shows these columns: set the tag
     (``set_experiment_tag``) and open :func:`ui_link` with the key (the key's part after the prefix). The value is
     the UI state as plain JSON, which the UI accepts; what it leaves out (sort, filter, charts) takes the UI's
-    defaults. ``attributes``: MLflow's own columns to keep (its default view shows Source, Models and Dataset).
+    defaults. ``attributes``: MLflow's own columns to keep (its default view shows Source, Models and Dataset; none
+    here, so that the metrics fit beside MLflow's assistant panel).
     The key is a hash of the value: the same columns, the same tag, set again on every start."""
     selected = [f"attributes.`{name}`" for name in attributes]
     selected += [f"metrics.`{name}`" for name in metrics] + [f"tags.`{name}`" for name in tags]

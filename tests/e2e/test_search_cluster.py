@@ -88,6 +88,9 @@ def test_search_spreads_over_nodes_records_every_trial_and_honours_the_budget(
     search_run = MlflowClient(spec.tracking_uri).get_run(result.parent_run_id)
     trial_phase = search_run.data.metrics["trial_phase_seconds"]
     assert 0 < trial_phase < (search_run.info.end_time - search_run.info.start_time) / 1000
+    if result.best is not None:  # the search's row in MLflow's runs table reads as its answer
+        assert search_run.data.metrics["val_score"] == pytest.approx(result.best["val_score"])
+        assert search_run.data.metrics["layers_kept"] == len(result.best["kept_layers"])
     for run in runs:  # typed params: the full TrialConfig, kept layers as a list
         assert run.data.params["drop.strategy"] in spec.space.strategies
         assert run.data.params["kept_layers"].startswith("[")

@@ -11,11 +11,13 @@ def test_the_shared_view_names_each_column_as_the_ui_does_and_its_key_follows_it
     key, value = shared_view_state(["val_score", "drop"], ["prunetune.status"])
     # MLflow's UI names a column `<group>.` + backquoted name, and reads the view from this experiment tag.
     assert json.loads(value) == {
-        "selectedColumns": ["attributes.`Dataset`", "metrics.`val_score`", "metrics.`drop`", "tags.`prunetune.status`"]
+        "selectedColumns": ["metrics.`val_score`", "metrics.`drop`", "tags.`prunetune.status`"]
     }
     assert key.startswith("mlflow.sharedViewState.prunetune-")
     assert shared_view_state(["val_score", "drop"], ["prunetune.status"]) == (key, value)  # set again: the same
     assert shared_view_state(["val_score"], [])[0] != key
+    dataset = json.loads(shared_view_state(["val_score"], [], ("Dataset",))[1])["selectedColumns"]
+    assert dataset == ["attributes.`Dataset`", "metrics.`val_score`"]  # MLflow's own columns, when asked for
 
 
 def test_the_link_opens_the_model_training_view_and_the_shared_view() -> None:
