@@ -382,7 +382,7 @@ def _log_text(mlflow: Any, run_id: str, path: Any, text: str) -> None:
 
 def storage_id(spec: SearchSpec) -> str:
     """Where a driver keeps a search's state: its host and its storage folder (:data:`TAG_STORAGE`)."""
-    return f"{socket.gethostname()}:{spec.storage.resolve()}"
+    return f"{socket.gethostname()}:{spec.storage}"  # spec.storage is already absolute
 
 
 def refuse_another_driver(spec: SearchSpec, resume: bool) -> None:

@@ -312,13 +312,13 @@ class SentenceSimilarityTask:
             raise ConfigError("distill.alpha > 0 needs distill.teacher: a fine-tuned sentence model's folder")
         with loading(folder):
             teacher = sentence_transformers.SentenceTransformer(resolve_model(folder), device=self.device)
-        found = teacher_embeddings(teacher, self._train_sentences(), self.config.training.eval_batch_size)
-        student = self.model.encode(["dimension check"], convert_to_tensor=True, show_progress_bar=False)
-        if found.shape[-1] != student.shape[-1]:
+        taught, learning = _embedding_dimension(teacher), _embedding_dimension(self.model)
+        if taught != learning:  # refused before the teacher embeds anything
             raise ConfigError(
-                f"distill.teacher {folder} embeds in {found.shape[-1]} dimensions, the student in "
-                f"{student.shape[-1]}: give a teacher of the student's own family (its unpruned model, fine-tuned)"
+                f"distill.teacher {folder} embeds in {taught} dimensions, the student in {learning}: "
+                "give a teacher of the student's own family (its unpruned model, fine-tuned)"
             )
+        found = teacher_embeddings(teacher, self._train_sentences(), self.config.training.eval_batch_size)
         return found.to(self.device)
 
     def _features(self, texts: list[str]) -> dict[str, Any]:
@@ -382,11 +382,8 @@ class SentenceSimilarityTask:
         resuming = checkpointing is not None and checkpointing.saved_state() is not None
         if self.nli is not None and not resuming:
             assert self.nli.label_names is not None
-            # sentence-transformers 5 renamed get_sentence_embedding_dimension
-            dimension = getattr(self.model, "get_embedding_dimension", None) or (
-                self.model.get_sentence_embedding_dimension
-            )
-            nli_loss = st_losses.SoftmaxLoss(self.model, dimension(), len(self.nli.label_names)).to(self.device)
+            dimension = _embedding_dimension(self.model)
+            nli_loss = st_losses.SoftmaxLoss(self.model, dimension, len(self.nli.label_names)).to(self.device)
             phases.append(
                 Phase(
                     nli_loss,
@@ -411,6 +408,12 @@ class SentenceSimilarityTask:
 
     def save(self, output_dir: str) -> None:
         self.model.save(output_dir)
+
+
+def _embedding_dimension(model: Any) -> int:
+    """A sentence model's embedding size (sentence-transformers 5 renamed get_sentence_embedding_dimension)."""
+    dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(dimension())
 
 
 def _teacher_on(device: str, outputs: Any, rows: int, what: str) -> Any:
