@@ -10,7 +10,7 @@
    reused trial process): the model read, the prepared data read, the data padded on the device.
 
     bench/gpu.py --jobs 8 --concurrency 2 --threads 1              # CPU, small jobs
-    bench/gpu.py --jobs 48 --concurrency 12 --threads 1 --set trial.data.max_train_rows=4000  # one H100
+    bench/gpu-device     # on the lent H100, from the kit bench/gpu-kit packs: 48 jobs, 12 at a time
 """
 
 from __future__ import annotations
@@ -167,6 +167,11 @@ def main() -> None:
     searched = mlflow.get_run(search.run_id).data.metrics[TRIAL_PHASE_SECONDS]  # Tune's trials alone
     frame = search_runs_frame(mlflow, search)
     trained = frame[frame["kind"] == "trial"]
+    unfinished = trained[trained["status"] != "complete"]
+    if len(trained) < args.jobs or len(unfinished):
+        raise SystemExit(
+            f"bench: {len(trained)} of {args.jobs} trials recorded, {len(unfinished)} not complete: see the log above"
+        )
     configs = [TrialConfig.from_flat(mlflow.get_run(run_id).data.params) for run_id in trained["run_id"]]
     plain = plain_workers(configs, args.concurrency, args.threads)
 
@@ -182,6 +187,27 @@ def main() -> None:
     )
 
     _print_parts(spec.trial, device)
+    if device == "cuda":
+        _print_packing(spec)
+
+
+def _print_packing(spec: Any) -> None:
+    """What ``gpus_per_trial: auto`` makes of this GPU: the probe's measured peak, and trials per GPU."""
+    import os
+
+    from prunetune.search.packing import trials_per_gpu
+    from prunetune.trainables.memory import training_peak
+
+    found = training_peak(spec.trial)
+    assert found is not None
+    peak, total = found
+    cpus = os.cpu_count() or 1
+    per_gpu = trials_per_gpu(cpus, 1, spec.resources.cpus_per_trial, total, peak)
+    by_memory = trials_per_gpu(10**6, 1, 1, total, peak)
+    print(
+        f"\ngpus_per_trial auto: a trial's measured peak {peak / 2**30:.2f} GiB of {total / 2**30:.1f} GiB "
+        f"-> {by_memory} trials by memory; with {cpus} CPUs at {spec.resources.cpus_per_trial} each: {per_gpu} per GPU"
+    )
 
 
 def _print_parts(base: Any, device: str) -> None:
