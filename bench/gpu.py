@@ -12,7 +12,7 @@
    reused trial process): the model read, the prepared data read, the data padded on the device.
 
     bench/gpu.py --jobs 8 --concurrency 2 --threads 1              # CPU, small jobs
-    bench/gpu-device     # on the lent H100, from the kit bench/gpu-kit packs: 48 jobs, 12 at a time
+    bench/gpu-device     # on the lent H100, from the kit bench/gpu-kit packs: 96 jobs, 12 at a time
 """
 
 from __future__ import annotations
