@@ -193,9 +193,9 @@ def main() -> None:
     )
     print(f"search / plain with their start: {plain_started / searched:.1%}")
 
-    _print_parts(spec.trial, device)
-    if device == "cuda":
+    if device == "cuda":  # first: the probe reads the whole GPU's memory in use, before this process holds any
         _print_packing(spec)
+    _print_parts(spec.trial, device)
 
 
 def _print_packing(spec: Any) -> None:
