@@ -15,7 +15,14 @@ before it is built into prunetune: each kept layer's output is pulled (MSE over 
 towards the teacher's layer at the top of the block it stands for (TinyBERT's layer mapping; the teacher runs
 alongside the student on each batch, a cost this benchmark reports).
 
+``--task sentence`` measures sentence-embedding distillation the same way: all-MiniLM-L6-v2 on the English STS
+Benchmark (``examples/search-sbert.yaml``'s training, without its NLI phase: the pull acts on the STS phase
+alone), Spearman on the dev split, the teacher's embeddings of the training sentences computed once, top
+blocks dropped (the SBERT study's best strategy) at 4x the reference's rate. A setting is ``alpha`` there:
+no temperature.
+
     python bench/distill.py --seeds 43 44 45 --settings 0.5:2 0.5:2:1
+    python bench/distill.py --task sentence --settings 0.5 0.8
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 # layers dropped -> (kept, learning rate): each depth's best in the measured table (seed means)
 STUDENTS = {3: ([0, 4, 5], 4e-4), 4: ([0, 5], 4e-4), 5: ([5], 8e-4)}
+# Sentence embeddings: the top blocks dropped, at 4x the reference's rate (pruned models want 2-4x)
+SENTENCE_STUDENTS = {3: ([0, 1, 2], 8e-5), 4: ([0, 1], 8e-5), 5: ([0], 8e-5)}
 TOLERANCES = (0.01, 0.02, 0.03)
 
 
@@ -78,11 +87,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[43, 44, 45])
     parser.add_argument("--settings", nargs="+", default=["0.5:2"], help="alpha:T or alpha:T:beta to try")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--teacher-lr", type=float, default=4e-4, help="the full model's rate (a search tunes it)")
+    parser.add_argument("--task", choices=["classification", "sentence"], default="classification")
+    parser.add_argument("--teacher-lr", type=float, help="the full model's rate (default 4e-4, sentence 2e-5)")
     parser.add_argument("--train-rows", type=int, help="training rows (default: the demo's 2,000)")
     parser.add_argument("--eval-rows", type=int, help="validation rows (default: the demo's 1,000)")
     parser.add_argument("--depths", type=int, nargs="+", default=sorted(STUDENTS))
     args = parser.parse_args()
+    sentence = args.task == "sentence"
+    students = SENTENCE_STUDENTS if sentence else STUDENTS
+    args.teacher_lr = args.teacher_lr or (2e-5 if sentence else 4e-4)
+    if sentence and any(len(setting.split(":")) > 2 for setting in args.settings):
+        parser.error("--task sentence: hidden-state distillation (alpha:T:beta) is measured for classification only")
 
     import torch
     from prunetune.search.decide import Candidate, answer_tolerance, interval, paired_drops
@@ -94,10 +109,15 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     overrides = {"trial.data.max_train_rows": args.train_rows, "trial.data.max_eval_rows": args.eval_rows}
-    base = load_spec(
-        str(HERE.parent / "examples" / "search-default.yaml"), {k: v for k, v in overrides.items() if v}
-    ).trial
-    data = prepare_classification(base, load_tokenizer(base.model), base.model)
+    overrides = {k: v for k, v in overrides.items() if v}
+    if sentence:
+        overrides = {
+            "trial.data.source": "stsb:en", "trial.data.test_split": None, "trial.sentence.nli_data": None,
+            "trial.data.max_train_rows": 2000,
+        } | overrides  # fmt: skip
+    spec_file = "search-sbert.yaml" if sentence else "search-default.yaml"
+    base = load_spec(str(HERE.parent / "examples" / spec_file), overrides).trial
+    data = None if sentence else prepare_classification(base, load_tokenizer(base.model), base.model)
     reference: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as teacher_dir:
         began = time.monotonic()
@@ -109,21 +129,22 @@ def main() -> None:
         trained = (time.monotonic() - began) / len(args.seeds)
         began = time.monotonic()
         distilled = base.with_overrides({"distill.alpha": 0.5, "distill.teacher": teacher_dir})
-        logits = jobs.ClassificationTask(distilled, pick_device("auto"), data).teacher  # what a search does once
+        logits = jobs.TASKS[base.task](distilled, pick_device("auto"), data).teacher  # what a search does once
         once = time.monotonic() - began
-        teacher_model = AutoModelForSequenceClassification.from_pretrained(teacher_dir).eval()
+        teacher_model = None if sentence else AutoModelForSequenceClassification.from_pretrained(teacher_dir).eval()
         print(
             f"teacher: the reference on seed {args.seeds[0]}, val_score {reference[args.seeds[0]]:.4f}; "
-            f"{trained:.0f} s per reference job; its logits on {len(logits)} training rows in {once:.1f} s "
-            "(with a model load)"
+            f"{trained:.0f} s per reference job; its outputs on the training rows ({tuple(logits.shape)}) in "
+            f"{once:.1f} s (with a model load)"
         )
 
-        settings = [(0.0, 1.0, 0.0)] + [(*(float(x) for x in s.split(":")), 0.0)[:3] for s in args.settings]
+        given = [[float(x) for x in setting.split(":")] for setting in args.settings]  # alpha[:T[:beta]]
+        settings = [(0.0, 1.0, 0.0)] + [tuple(parts + [1.0, 0.0][len(parts) - 1 :]) for parts in given]
         scores: dict[tuple[int, tuple[float, ...]], dict[int, float]] = {}
         seconds: dict[tuple[float, ...], list[float]] = {s: [] for s in settings}
         plain_task = jobs.TASKS["classification"]
         for dropped in args.depths:
-            kept, learning_rate = STUDENTS[dropped]
+            kept, learning_rate = students[dropped]
             for setting in settings:
                 alpha, temperature, beta = setting
                 jobs.TASKS["classification"] = (
@@ -148,7 +169,7 @@ def main() -> None:
                     )
         jobs.TASKS["classification"] = plain_task
 
-    rows = len(data.task.train)
+    rows = base.data.max_train_rows if data is None else len(data.task.train)
     print(f"\n{rows} training rows; reference mean {100 * sum(reference.values()) / len(reference):.2f}")
     print(
         f"\n| layers dropped | distillation | mean val_score ({len(args.seeds)} seeds) | "
@@ -176,7 +197,7 @@ def main() -> None:
     for setting in settings:
         candidates = [
             Candidate(
-                tuple(STUDENTS[d][0]), d, "table", STUDENTS[d][1], base.training.epochs,
+                tuple(students[d][0]), d, "table", students[d][1], base.training.epochs,
                 sum(scores[(d, setting)].values()) / len(args.seeds), setting[:2],
             )
             for d in args.depths
