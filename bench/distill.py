@@ -82,6 +82,22 @@ def with_hidden_states(task_class: Any, teacher: Any, beta: float) -> Any:
     return HiddenStateTask
 
 
+def similarity_distill_loss(hard: Any, student: Any, teacher: Any, alpha: float) -> Any:
+    """The alternative measured for sentence embeddings: the teacher's cosine of each training pair as a soft
+    label for the student's, ``(1 - alpha) * STS loss + alpha * (cos_student - cos_teacher)**2`` (Hinton's
+    soft targets, for a similarity). It has the cosine STS loss's own scale; the embedding pull does not.
+    ``student`` and ``teacher`` hold the batch's first sentences, then its second ones (as the job passes them)."""
+    import torch
+
+    if alpha == 0:
+        return hard
+    rows = len(student) // 2
+    cosine = torch.nn.functional.cosine_similarity
+    taught = cosine(teacher[:rows], teacher[rows:], dim=-1)
+    soft = (cosine(student[:rows], student[rows:], dim=-1) - taught).pow(2).mean()
+    return (1 - alpha) * hard + alpha * soft
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[43, 44, 45])
@@ -92,6 +108,12 @@ def main() -> None:
     parser.add_argument("--train-rows", type=int, help="training rows (default: the demo's 2,000)")
     parser.add_argument("--eval-rows", type=int, help="validation rows (default: the demo's 1,000)")
     parser.add_argument("--depths", type=int, nargs="+", default=sorted(STUDENTS))
+    parser.add_argument(
+        "--sentence-target",
+        choices=["embedding", "similarity"],
+        default="embedding",
+        help="--task sentence: pull each embedding to the teacher's (prunetune's), or each pair's cosine",
+    )
     args = parser.parse_args()
     sentence = args.task == "sentence"
     students = SENTENCE_STUDENTS if sentence else STUDENTS
@@ -108,6 +130,8 @@ def main() -> None:
     from transformers import AutoModelForSequenceClassification
 
     torch.set_num_threads(args.threads)
+    if args.sentence_target == "similarity":
+        jobs.embedding_distill_loss = similarity_distill_loss  # what the STS phase's distilled batches call
     overrides = {"trial.data.max_train_rows": args.train_rows, "trial.data.max_eval_rows": args.eval_rows}
     overrides = {k: v for k, v in overrides.items() if v}
     if sentence:
@@ -170,7 +194,8 @@ def main() -> None:
         jobs.TASKS["classification"] = plain_task
 
     rows = base.data.max_train_rows if data is None else len(data.task.train)
-    print(f"\n{rows} training rows; reference mean {100 * sum(reference.values()) / len(reference):.2f}")
+    target = f"; distillation pulls each {args.sentence_target}" if sentence else ""
+    print(f"\n{rows} training rows; reference mean {100 * sum(reference.values()) / len(reference):.2f}{target}")
     print(
         f"\n| layers dropped | distillation | mean val_score ({len(args.seeds)} seeds) | "
         "paired difference vs plain, 95 % interval | mean seconds per job |"
