@@ -22,7 +22,7 @@ blocks dropped (the SBERT study's best strategy) at 4x the reference's rate. A s
 no temperature.
 
     python bench/distill.py --seeds 43 44 45 --settings 0.5:2 0.5:2:1
-    python bench/distill.py --task sentence --settings 0.5 0.8
+    python bench/distill.py --task sentence --settings 0.5 --sentence-target embedding
 """
 
 from __future__ import annotations
@@ -82,20 +82,17 @@ def with_hidden_states(task_class: Any, teacher: Any, beta: float) -> Any:
     return HiddenStateTask
 
 
-def similarity_distill_loss(hard: Any, student: Any, teacher: Any, alpha: float) -> Any:
-    """The alternative measured for sentence embeddings: the teacher's cosine of each training pair as a soft
-    label for the student's, ``(1 - alpha) * STS loss + alpha * (cos_student - cos_teacher)**2`` (Hinton's
-    soft targets, for a similarity). It has the cosine STS loss's own scale; the embedding pull does not.
-    ``student`` and ``teacher`` hold the batch's first sentences, then its second ones (as the job passes them)."""
+def embedding_pull_loss(hard: Any, student: tuple[Any, Any], teacher: tuple[Any, Any], alpha: float) -> Any:
+    """The alternative measured for sentence embeddings (prunetune's first design, as in sentence-transformers'
+    distillation examples): each sentence's embedding pulled towards the teacher's,
+    ``(1 - alpha) * STS loss + alpha * |s - t|**2`` summed over the dimensions, averaged over the sentences.
+    ``student`` and ``teacher``: the batch's first sentences' embeddings and its second ones'."""
     import torch
 
     if alpha == 0:
         return hard
-    rows = len(student) // 2
-    cosine = torch.nn.functional.cosine_similarity
-    taught = cosine(teacher[:rows], teacher[rows:], dim=-1)
-    soft = (cosine(student[:rows], student[rows:], dim=-1) - taught).pow(2).mean()
-    return (1 - alpha) * hard + alpha * soft
+    pull = (torch.cat(student) - torch.cat(teacher)).pow(2).sum(dim=-1).mean()
+    return (1 - alpha) * hard + alpha * pull
 
 
 def main() -> None:
@@ -110,9 +107,9 @@ def main() -> None:
     parser.add_argument("--depths", type=int, nargs="+", default=sorted(STUDENTS))
     parser.add_argument(
         "--sentence-target",
-        choices=["embedding", "similarity"],
-        default="embedding",
-        help="--task sentence: pull each embedding to the teacher's (prunetune's), or each pair's cosine",
+        choices=["similarity", "embedding"],
+        default="similarity",
+        help="--task sentence: pull each pair's cosine to the teacher's (prunetune's), or each embedding",
     )
     args = parser.parse_args()
     sentence = args.task == "sentence"
@@ -130,8 +127,8 @@ def main() -> None:
     from transformers import AutoModelForSequenceClassification
 
     torch.set_num_threads(args.threads)
-    if args.sentence_target == "similarity":
-        jobs.embedding_distill_loss = similarity_distill_loss  # what the STS phase's distilled batches call
+    if args.sentence_target == "embedding":
+        jobs.similarity_distill_loss = embedding_pull_loss  # what the STS phase's distilled batches call
     overrides = {"trial.data.max_train_rows": args.train_rows, "trial.data.max_eval_rows": args.eval_rows}
     overrides = {k: v for k, v in overrides.items() if v}
     if sentence:

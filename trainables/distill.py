@@ -4,12 +4,13 @@ Classification follows Hinton et al.: the student's loss is
 ``(1 - alpha) * CE(student, labels) + alpha * T**2 * KL(softmax(teacher / T) || softmax(student / T))``;
 the ``T**2`` keeps the soft term's gradients on the scale of the hard one's as T grows.
 
-Sentence embeddings follow sentence-transformers' distillation examples (``MSELoss``): the student's
-embedding of each training sentence is pulled towards the teacher's. The pull joins the STS phase:
-``(1 - alpha) * STS loss + alpha * |student - teacher|**2``, the squared distance summed over the dimensions
-and averaged over the sentences (sentence-transformers' ``MSELoss`` averages over the dimensions too, which
-on 384 dimensions would make the pull ~400 times weaker than the STS loss it is mixed with). On normalised
-embeddings it is ``2 - 2 cos(student, teacher)``, on the scale of the cosine STS loss. No temperature.
+Sentence embeddings use the teacher's similarities as soft labels, Hinton's soft targets for a similarity: the
+STS phase's loss becomes ``(1 - alpha) * STS loss + alpha * mean (cos(s_a, s_b) - cos(t_a, t_b))**2`` over the
+batch's pairs, the student's cosine of each training pair pulled towards the tuned teacher's. It is the cosine
+STS loss's own kind and scale (a squared error between cosines). Pulling each *embedding* towards the
+teacher's instead, as sentence-transformers' distillation examples do (``MSELoss``), cost 1 to 4 points of
+Spearman at every depth measured (``docs/benchmarks.md`` §7): the pull (``2 - 2 cos``, about 1.5 for a pruned
+student) outweighed the STS loss (0.03 to 0.17) many times over. No temperature.
 
 The teacher's outputs on the training rows are computed once (:func:`teacher_logits`,
 :func:`teacher_embeddings`), never per batch: a trial never runs the teacher itself.
@@ -43,13 +44,14 @@ def distill_loss(student: Any, labels: Any, teacher: Any, alpha: float, temperat
     return (1 - alpha) * hard + alpha * temperature**2 * soft
 
 
-def embedding_distill_loss(hard: Any, student: Any, teacher: Any, alpha: float) -> Any:
-    """The STS phase's loss of one batch with distillation: ``hard`` is the STS loss, ``student`` and
-    ``teacher`` the embeddings of the batch's sentences (rows x dimensions)."""
+def similarity_distill_loss(hard: Any, student: tuple[Any, Any], teacher: tuple[Any, Any], alpha: float) -> Any:
+    """The STS phase's loss of one batch with distillation: ``hard`` is the STS loss; ``student`` and
+    ``teacher`` are the embeddings of the batch's first sentences and of its second ones (rows x dimensions)."""
     if alpha == 0:
         return hard
-    pull = (student - teacher).pow(2).sum(dim=-1).mean()
-    return (1 - alpha) * hard + alpha * pull
+    cosine = torch.nn.functional.cosine_similarity
+    soft = (cosine(*student, dim=-1) - cosine(*teacher, dim=-1)).pow(2).mean()
+    return (1 - alpha) * hard + alpha * soft
 
 
 def teacher_logits(teacher: Any, batches: Any, rows: int, batch_size: int) -> Any:

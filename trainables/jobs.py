@@ -22,7 +22,7 @@ from prunetune.trainables.config import ConfigError, TrainingConfig, TrialConfig
 from prunetune.trainables.distill import (
     TRAIN_OUTPUTS,
     distill_loss,
-    embedding_distill_loss,
+    similarity_distill_loss,
     teacher_embeddings,
     teacher_logits,
 )
@@ -352,8 +352,8 @@ class SentenceSimilarityTask:
         return loss_of_batch
 
     def _distilled_sts_loss(self, loss: Any) -> Callable[..., Any]:
-        """The STS phase's loss with the teacher's pull on both sentences of each pair (one forward pass each:
-        the STS loss is computed from the same embeddings)."""
+        """The STS phase's loss with the teacher's cosine of each pair as a soft label (one forward pass per
+        sentence: the STS loss is computed from the same embeddings)."""
         split, alpha = self.sts.train, self.config.distill.alpha
         assert split.pairs is not None
         pairs = split.pairs
@@ -364,8 +364,8 @@ class SentenceSimilarityTask:
             labels = torch.tensor([float(split.targets[i]) for i in indices], device=self.device)
             hard = loss.compute_loss_from_embeddings([a, b], labels)
             rows = torch.tensor(indices, device=self.device)
-            taught = torch.cat([self.teacher[rows], self.teacher[rows + self.train_rows]])
-            return embedding_distill_loss(hard, torch.cat([a, b]), taught, alpha)
+            taught = (self.teacher[rows], self.teacher[rows + self.train_rows])
+            return similarity_distill_loss(hard, (a, b), taught, alpha)
 
         return loss_of_batch
 

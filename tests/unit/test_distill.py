@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from prunetune.trainables.config import ConfigError, TrialConfig
-from prunetune.trainables.distill import distill_loss, embedding_distill_loss
+from prunetune.trainables.distill import distill_loss, similarity_distill_loss
 
 torch = pytest.importorskip("torch")
 
@@ -47,14 +47,20 @@ def test_distill_settings_are_checked_and_round_trip_as_params() -> None:
     assert TrialConfig.from_flat(sentence.to_flat()) == sentence
 
 
-def test_the_embedding_pull_is_the_squared_distance_mixed_by_alpha() -> None:
-    student = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0]]), dim=-1)
-    teacher = torch.nn.functional.normalize(torch.tensor([[0.0, 1.0, 0.0], [0.6, 0.8, 0.0]]), dim=-1)
+def test_the_pull_is_the_squared_gap_between_pair_cosines_mixed_by_alpha() -> None:
+    """Each pair's cosine is pulled towards the teacher's cosine of the same pair, not each embedding towards
+    the teacher's: a student whose geometry differs from the teacher's but whose similarities match pays
+    nothing."""
+    x, y = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]), torch.tensor([[0.0, 1.0, 0.0], [0.6, 0.8, 0.0]])
+    student = (x, y)  # pair cosines 0.0 and 0.6
+    teacher = (torch.tensor([[0.0, 0.0, 2.0], [0.0, 1.0, 0.0]]), torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0]]))
     hard = torch.tensor(0.3)
-    assert torch.equal(embedding_distill_loss(hard, student, teacher, 0.0), hard)
-    # Row 0 is orthogonal to its teacher (2 - 2 cos = 2), row 1 equal to it (0): the pull is their mean, 1.
-    assert float(embedding_distill_loss(hard, student, teacher, 1.0)) == pytest.approx(1.0)
-    assert float(embedding_distill_loss(hard, student, teacher, 0.25)) == pytest.approx(0.75 * 0.3 + 0.25 * 1.0)
+    assert torch.equal(similarity_distill_loss(hard, student, teacher, 0.0), hard)
+    # The teacher's cosines are 1.0 and 1.0: gaps 1.0 and 0.4, mean square (1 + 0.16) / 2 = 0.58.
+    assert float(similarity_distill_loss(hard, student, teacher, 1.0)) == pytest.approx(0.58)
+    assert float(similarity_distill_loss(hard, student, teacher, 0.25)) == pytest.approx(0.75 * 0.3 + 0.25 * 0.58)
+    rotated = (torch.tensor([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]]), torch.tensor([[1.0, 0.0, 0.0], [0.8, 0.6, 0.0]]))
+    assert float(similarity_distill_loss(hard, student, rotated, 1.0)) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_the_space_samples_alpha_and_temperature_only_for_a_trial_that_distils() -> None:
