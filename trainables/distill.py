@@ -10,7 +10,8 @@ batch's pairs, the student's cosine of each training pair pulled towards the tun
 STS loss's own kind and scale (a squared error between cosines). Pulling each *embedding* towards the
 teacher's instead, as sentence-transformers' distillation examples do (``MSELoss``), cost 1 to 4 points of
 Spearman at every depth measured (``docs/benchmarks.md`` §7): the pull (``2 - 2 cos``, about 1.5 for a pruned
-student) outweighed the STS loss (0.03 to 0.17) many times over. No temperature.
+student) outweighed the STS loss (0.03 to 0.17) many times over. No temperature. Measured with the cosine STS
+loss, the default; CoSENT's values are larger, so with ``sts_loss: cosent`` the same alpha pulls less.
 
 The teacher's outputs on the training rows are computed once (:func:`teacher_logits`,
 :func:`teacher_embeddings`), never per batch: a trial never runs the teacher itself.
