@@ -210,7 +210,7 @@ def _print_packing(spec: Any) -> None:
     peak, total = found
     cpus = os.cpu_count() or 1
     per_gpu = trials_per_gpu(cpus, 1, spec.resources.cpus_per_trial, total, peak)
-    by_memory = trials_per_gpu(10**6, 1, 1, total, peak)
+    by_memory = trials_per_gpu(10**6, 1, 1, total, peak)  # the packing's own rule, CPUs no limit: memory alone
     print(
         f"\ngpus_per_trial auto: a trial's measured peak {peak / 2**30:.2f} GiB of {total / 2**30:.1f} GiB "
         f"-> {by_memory} trials by memory; with {cpus} CPUs at {spec.resources.cpus_per_trial} each: {per_gpu} per GPU"
