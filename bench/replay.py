@@ -387,7 +387,7 @@ def replay(
     space = DefineSpace(spec, n, reference.learning_rate, layer_scores)
     reachable = reachable_points(space, table, layer_scores)
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    outcomes: dict[Point, int] = {}  # point -> storage id of the Optuna trial that ran it
+    outcomes: dict[Point, int] = {}  # point -> number of the Optuna trial that ran it
     while True:
         if reachable <= outcomes.keys():
             result.stopped = "space exhausted"
@@ -408,7 +408,7 @@ def replay(
                 continue
             point = point_key(kept, snap(space.learning_rate(params), table.learning_rates), params["epochs"])
             if point in outcomes:  # as BudgetSearch: the earlier trial's outcome, no training
-                tell_repeat(study, trial, study._storage.get_trial(outcomes[point]))
+                tell_repeat(study, trial, study.get_trials(deepcopy=False)[outcomes[point]])  # numbered 0, 1, …
                 repeats += 1
                 result.repeats += 1
                 continue
@@ -417,7 +417,7 @@ def replay(
             trial.set_constraint(CONSTRAINT, excess)
             value = objective(n - len(kept), score, excess)
             study.tell(trial, value)
-            outcomes[point] = trial._trial_id
+            outcomes[point] = trial.number
             break
         else:
             # BudgetSearch returns FINISHED after a repeat among them, else raises RuntimeError ("the search

@@ -35,6 +35,8 @@ from prunetune.search.space import (
 )
 from prunetune.search.spec import SearchSpec
 from prunetune.trainables.strategies import StrategyError, get_strategy, kept_layers
+from prunetune.search import upstream
+from prunetune.search.upstream import check_private_state, completed_trials, make_sampler, optuna_trials
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
@@ -83,15 +85,15 @@ class BudgetSearch(OptunaSearch):
         metric: Any = ["val_score", spec.multi_axis] if multi else OBJECTIVE
         mode: Any = ["max", "min"] if multi else "max"
         if sampler is None:
-            sampler = (
-                optuna.samplers.NSGAIISampler(seed=spec.sampler_seed)
-                if multi
-                else optuna.samplers.TPESampler(seed=spec.sampler_seed, n_startup_trials=4)
-            )
+            sampler = make_sampler(multi, spec.sampler_seed)
+        # The storage is kept for reading trials back by number (Optuna's public storage API); without one
+        # the study lives in memory, as Ray's default.
+        self.storage = storage if storage is not None else optuna.storages.InMemoryStorage()
         self.space = DefineSpace(spec, num_layers, anchor_lr or spec.trial.training.learning_rate, scores)
         super().__init__(
-            space=self.space, metric=metric, mode=mode, sampler=sampler, storage=storage, study_name=study_name
+            space=self.space, metric=metric, mode=mode, sampler=sampler, storage=self.storage, study_name=study_name
         )
+        check_private_state(self)
         self.spec = spec
         self.links = links or {}
         # optuna-dashboard names the objectives by these, not "Objective 0" (experimental in Optuna since 3.2,
@@ -103,13 +105,17 @@ class BudgetSearch(OptunaSearch):
         self.layer_scores = scores
         self.planned_epochs: dict[str, int] = {}
         self.reported: set[tuple[str, int]] = set()  # (trial, epoch) scores Optuna has as intermediate values
-        self.points: dict[PointKey, int] = {}  # point -> storage id of the Optuna trial that ran it
+        self.points: dict[PointKey, int] = {}  # point -> number of the Optuna trial that ran it
 
     @property
     def study(self) -> Any:
         """The Optuna study (OptunaSearch creates it in its constructor when given a space)."""
-        assert self._ot_study is not None
-        return self._ot_study
+        return upstream.study(self)
+
+    def recorded(self, number: int) -> Any:
+        """The Optuna trial ``number`` as its storage holds it (a FrozenTrial)."""
+        study_id = self.storage.get_study_id_from_name(self.study.study_name)
+        return self.storage.get_trial(self.storage.get_trial_id_from_study_id_trial_number(study_id, number))
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]  # or FINISHED
 
@@ -123,20 +129,18 @@ class BudgetSearch(OptunaSearch):
                 kept = kept_layers(params["strategy"], self.num_layers, drop_params, self.layer_scores)
             except StrategyError as err:
                 log.info("sampled point not realisable (%s); asking again", err)
-                self.study.tell(self._ot_trials.pop(trial_id), state=optuna.trial.TrialState.FAIL)
+                self.study.tell(optuna_trials(self).pop(trial_id), state=optuna.trial.TrialState.FAIL)
                 continue
             learning_rate = self.space.learning_rate(params)
             base = self.spec.trial.distill
             distill = distill_params(params, (base.alpha, base.temperature))
             point = point_key(kept, learning_rate, params["epochs"], distill)
             if point in self.points:
-                tell_repeat(
-                    self.study, self._ot_trials.pop(trial_id), self.study._storage.get_trial(self.points[point])
-                )
+                tell_repeat(self.study, optuna_trials(self).pop(trial_id), self.recorded(self.points[point]))
                 repeats += 1
                 continue
-            ot_trial = self._ot_trials[trial_id]
-            self.points[point] = ot_trial._trial_id
+            ot_trial = optuna_trials(self)[trial_id]
+            self.points[point] = ot_trial.number
             self.planned_epochs[trial_id] = params["epochs"]
             # What a dashboard user looks for first, and where the trial's MLflow run is (tagged by this id).
             for key, value in {"kept_layers": list(kept), "ray_trial_id": trial_id, **self.links}.items():
@@ -153,16 +157,16 @@ class BudgetSearch(OptunaSearch):
     def _told(self, trial_id: str) -> bool:
         """Whether Optuna already has this trial's outcome. After a resume, Tune may re-run trials
         its last checkpoint saw running although the study (in its database) recorded them since."""
-        ot_trial = self._ot_trials.get(trial_id)
+        ot_trial = optuna_trials(self).get(trial_id)
         if ot_trial is None:
             return True
-        return bool(self.study._storage.get_trial(ot_trial._trial_id).state.is_finished())
+        return bool(self.recorded(ot_trial.number).state.is_finished())
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         """Each epoch's validation score as the trial's intermediate value, at its epoch: learning curves,
         and where ASHA stopped a trial, in optuna-dashboard. (Ray's own reports the objective per Tune
         iteration; for a multi-objective study Optuna takes no intermediate values.)"""
-        if not self._told(trial_id) and trial_id not in self._completed_trials:
+        if not self._told(trial_id) and trial_id not in completed_trials(self):
             self._report(trial_id, result)
 
     def _report(self, trial_id: str, result: dict[str, Any]) -> None:
@@ -170,13 +174,13 @@ class BudgetSearch(OptunaSearch):
         if isinstance(self.metric, list) or "val_score" not in result or (trial_id, step) in self.reported:
             return
         self.reported.add((trial_id, step))
-        self._ot_trials[trial_id].report(float(result["val_score"]), step)
+        optuna_trials(self)[trial_id].report(float(result["val_score"]), step)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
-        if trial_id in self._completed_trials or self._told(trial_id):
-            self._completed_trials.add(trial_id)
+        if trial_id in completed_trials(self) or self._told(trial_id):
+            completed_trials(self).add(trial_id)
             return
-        ot_trial = self._ot_trials[trial_id]
+        ot_trial = optuna_trials(self)[trial_id]
         if result and not error:  # Tune hands a trial's last result to this call only
             self._report(trial_id, result)
         if result and not error and "budget_excess" in result:
@@ -186,6 +190,6 @@ class BudgetSearch(OptunaSearch):
         if result and not error and planned is not None and result.get("epoch", planned) < planned:
             # Stopped early by ASHA: its score is half-trained; the sampler must not learn from it.
             self.study.tell(ot_trial, state=optuna.trial.TrialState.PRUNED)
-            self._completed_trials.add(trial_id)
+            completed_trials(self).add(trial_id)
             return
         super().on_trial_complete(trial_id, result, error)
