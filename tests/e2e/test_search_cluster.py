@@ -13,6 +13,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 from prunetune.search.spec import SearchSpec, load_spec
 
+pytestmark = pytest.mark.upstream  # touches Ray's, Optuna's or MLflow's internals: scripts/test --latest
+
 
 def tiny_spec(tmp_path, model: str, tracking_uri: str, address: str, **overrides) -> SearchSpec:
     values = {

@@ -14,6 +14,8 @@ from prunetune.search.tracking import TrialRecorder
 from prunetune import records
 from prunetune.records import FINAL, KIND_RECHECK, KIND_TRIAL, PARENT, TAG_KIND, TAG_TRIAL
 
+pytestmark = pytest.mark.upstream  # touches Ray's, Optuna's or MLflow's internals: scripts/test --latest
+
 
 def test_closing_metrics_and_final_value_are_one_pair() -> None:
     result = {"val_score": 0.7, "drop": 0.01, "feasible": True, "epoch": 2, "strategy": "top", "seconds": 3.0}

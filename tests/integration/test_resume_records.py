@@ -11,6 +11,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import optuna
+import pytest
 from mlflow.tracking import MlflowClient
 from prunetune.search.runner import _fail_orphaned_optuna_trials, _study_name
 from prunetune.search.spec import load_spec
@@ -19,6 +20,8 @@ from prunetune.search.tracking import TrialRecorder
 from prunetune.trainables.config import TrialConfig
 
 from prunetune.records import PARENT, TAG_KIND, TAG_STATUS, TAG_TRIAL
+
+pytestmark = pytest.mark.upstream  # touches Ray's, Optuna's or MLflow's internals: scripts/test --latest
 
 
 def _open_trial_run(mlflow: MlflowClient, experiment: str, parent: str, trial_id: str) -> str:

@@ -25,6 +25,8 @@ from prunetune.search.tracking import TrialRecorder
 from prunetune.records import KIND_SEARCH, TAG_KIND
 from tests.e2e.conftest import free_port
 
+pytestmark = pytest.mark.upstream  # touches Ray's, Optuna's or MLflow's internals: scripts/test --latest
+
 
 def start_server(root: Path, port: int) -> subprocess.Popen:
     proc = subprocess.Popen(

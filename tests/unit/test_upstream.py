@@ -21,6 +21,8 @@ from prunetune.search.upstream import (
 )
 from ray.tune.search.optuna import OptunaSearch
 
+pytestmark = pytest.mark.upstream  # touches Ray's, Optuna's or MLflow's internals: scripts/test --latest
+
 
 def test_ray_optuna_search_still_keeps_the_state_prunetune_reads() -> None:
     searcher = OptunaSearch(space={"x": optuna.distributions.FloatDistribution(0, 1)}, metric="m", mode="max")
