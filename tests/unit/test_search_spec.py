@@ -9,6 +9,8 @@ from prunetune.search.spec import SearchSpec, load_spec, reference_key
 from prunetune.trainables.config import ConfigError
 from prunetune.trainables.strategies import StrategyError, kept_layers
 
+pytestmark = pytest.mark.upstream  # touches Ray's, Optuna's or MLflow's internals: scripts/test --latest
+
 
 def test_spec_rejects_unknown_keys_and_impossible_values_naming_them(tmp_path) -> None:
     with pytest.raises(ConfigError, match="unknown key 'budget.tolerence'"):
