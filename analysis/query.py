@@ -291,6 +291,12 @@ def open_store(tracking_uri: str | None) -> Any:
         or os.environ.get("MLFLOW_TRACKING_URI")
         or f"sqlite:///{Path('prunetune-runs/mlflow.db').resolve()}"
     )
+    from prunetune.search.store import TrackingError, check_tracking_uri
+
+    try:
+        check_tracking_uri(uri)  # an ftp:// address, a text file named as the database: one line
+    except TrackingError as err:
+        raise AnalysisError(str(err)) from None
     if uri.startswith("sqlite:///"):
         path = Path(uri.removeprefix("sqlite:///"))
         if not path.exists():
@@ -299,7 +305,6 @@ def open_store(tracking_uri: str | None) -> Any:
                 "or pass --tracking-uri (e.g. sqlite:///path/to/mlflow.db or http://host:5000)"
             )
     elif uri.startswith(("http://", "https://")):
-        from prunetune.search.store import TrackingError
         from prunetune.search.store import client as checked_client
 
         try:

@@ -11,11 +11,13 @@ import contextlib
 import json
 import logging
 import os
+import shlex
+import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from prunetune import records
+from prunetune import records, stops
 from prunetune.errors import PrunetuneError
 from prunetune.lazy import missing
 from prunetune.libs import optuna
@@ -65,8 +67,14 @@ def cmd_scores(args: argparse.Namespace) -> int:
     from prunetune.trainables.models import load_any, tokenizer_of
     from prunetune.trainables.scores import compute_layer_scores
 
+    texts = sample_texts(_data_config(args), args.rows)  # bad data ends here, before the model loads
     model = load_any(args.model)
-    texts = sample_texts(_data_config(args), args.rows)
+    from prunetune.trainables.surgery import num_layers
+
+    layers = num_layers(model)
+    too_big = [size for size in args.block_sizes or [] if size > layers]
+    if too_big:
+        raise PrunetuneError(f"--block-sizes {too_big[0]}: {args.model} has {layers} layers; blocks of 1 to {layers}")
     scores = compute_layer_scores(
         model, tokenizer_of(model, args.model), texts, model_name=args.model, max_length=args.max_length
     )
@@ -102,6 +110,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     }
     params = {k: v for k, v in params.items() if v is not None}
     strategy = check_params(args.strategy, params)  # a typo fails before the model loads
+    _writable_folder(args.output, "--output")
     model = load_any(args.model)
     tokenizer = tokenizer_of(model, args.model)
     scores = None
@@ -127,6 +136,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
     # The whole config, drop strategy included, is checked before the job's libraries load or data is read.
     config = load_trial_config(args.config, parse_overrides(args.set or []))
+    _writable_folder(args.output, "--output")  # before any training: a model trained for nothing is lost
+    _writable_file(args.metrics, "--metrics")
     if args.teacher_run is not None:
         config = _with_teacher_run(config, args)
     from prunetune.trainables.jobs import run_job
@@ -198,7 +209,13 @@ def cmd_max_drop(args: argparse.Namespace) -> int:
 
     if args.seeds is not None:
         args.set = [*(args.set or []), f"seeds={args.seeds}"]
+    _writable_file(args.output, "--output")
     spec = _spec(args)
+    if spec.seeds < 2:
+        _progress(
+            f"seeds={spec.seeds}: one decision seed gives no interval, so no answer can be *within*, at best "
+            "borderline; 3 or more (5 by default) decide"
+        )
     _quiet_search()
     with contextlib.redirect_stdout(sys.stderr):  # whatever a library prints is progress, not the answer
         answer = max_drop(spec, args.tolerance, resume=args.resume, say=_progress, register=args.register)
@@ -213,6 +230,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from prunetune.analysis.query import open_store
     from prunetune.search.answer_model import ExportError, export_run
 
+    _writable_folder(args.output, "--output")
     mlflow = open_store(args.tracking_uri)  # a store that does not exist is refused before anything trains
     folder = Path(args.output)
     if folder.exists() and any(folder.iterdir()):
@@ -226,6 +244,7 @@ def cmd_trials(args: argparse.Namespace) -> int:
     from prunetune.analysis import select, tables
     from prunetune.analysis.query import experiment_frame, open_store, search_and_store, search_runs_frame
 
+    _writable_file(args.output, "--output")
     if args.all_searches:
         mlflow = open_store(args.tracking_uri)
         frame = experiment_frame(mlflow, args.search)
@@ -272,8 +291,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     from prunetune.analysis.query import search_and_store
     from prunetune.analysis.report import write_report
 
+    if args.output and Path(args.output).is_dir():
+        raise PrunetuneError(f"--output {args.output} is a folder: give the report's file name, e.g. report.html")
+    _writable_folder(str(Path(args.output).parent) if args.output else None, "--output")
     mlflow, search = search_and_store(args.search, args.tracking_uri)
     output = args.output or f"{search.experiment_name}-report.html"
+    if not Path(output).parent.exists():
+        print(f"creating the folder {Path(output).parent} for the report", file=sys.stderr)
     path = write_report(mlflow, search, output, args.tolerance, log=not args.no_log)
     logged = "" if args.no_log else f"; logged to run {search.run_id} as report/{path.name}"
     print(f"report of {search.experiment_name} (search run {search.run_id}) written to {path}{logged}")
@@ -316,6 +340,65 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
+
+
+def _tolerance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an accuracy drop in (0, 1): 0.01 = 1 point")
+    return value
+
+
+def _layer_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give layer indices separated by commas, e.g. 3,4,5") from None
+
+
+def _writable_file(path: str | None, option: str) -> None:
+    """An output file's folder must exist and the file must not be a folder: checked before any work."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise PrunetuneError(f"{option} {path} is a folder: give a file name")
+    if not target.parent.is_dir():
+        raise PrunetuneError(f"{option} {path}: the folder {target.parent} does not exist; create it first")
+    if not os.access(target.parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise PrunetuneError(f"{option} {path}: not writable here; choose another path")
+
+
+def _writable_folder(path: str | None, option: str) -> None:
+    """An output folder may exist (a folder) or be made (its nearest existing parent writable): checked first."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise PrunetuneError(f"{option} {path} is a file, not a folder: give a folder")
+    existing = next(p for p in (target, *target.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise PrunetuneError(f"{option} {path}: {existing} is not a writable folder; choose another path")
+
+
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line, as every other refusal: what is wrong, and where the options are listed."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}; see {self.prog} --help\n")
+
+
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Every option's default, shown by argparse; an unset one (None, or an off switch) is not shown: its
     help says what leaving it out means. Descriptions keep their line breaks."""
@@ -335,7 +418,7 @@ def _command(sub: Any, name: str, summary: str) -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="prunetune", description=__doc__, formatter_class=_HelpFormatter)
+    parser = _Parser(prog="prunetune", description=__doc__, formatter_class=_HelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="show library logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_strategies(sub)
@@ -362,7 +445,7 @@ def _data_args(p: argparse.ArgumentParser, required: bool) -> None:
     _data_dir_arg(p)
     p.add_argument("--text-column", help="column holding the text (default: text/Text/sentence/…)")
     p.add_argument("--split", default="train", help="split to sample texts from")
-    p.add_argument("--rows", type=int, default=256, help="texts in the sample")
+    p.add_argument("--rows", type=_positive_int, default=256, help="texts in the sample")
 
 
 def _add_strategies(sub: Any) -> None:
@@ -374,8 +457,8 @@ def _add_scores(sub: Any) -> None:
     p = _command(sub, "scores", "per-layer contribution and block angular distances on a data sample")
     p.add_argument("model", help="hub id or local path (a SentenceTransformer folder works too)")
     _data_args(p, required=True)
-    p.add_argument("--max-length", type=int, default=128, help="tokens per text; longer texts are cut")
-    p.add_argument("--block-sizes", type=int, nargs="*", help="also list blocks of these sizes")
+    p.add_argument("--max-length", type=_positive_int, default=128, help="tokens per text; longer texts are cut")
+    p.add_argument("--block-sizes", type=_positive_int, nargs="*", help="also list blocks of these sizes")
     p.add_argument("--json", action="store_true", help="print the full table as JSON")
     p.set_defaults(run=cmd_scores)
 
@@ -390,7 +473,7 @@ def _add_prune(sub: Any) -> None:
     p.add_argument("--threshold", type=float, help="contribution: drop layers with cosine(in,out) >= this")
     p.add_argument(
         "--layers",
-        type=lambda s: [int(x) for x in s.split(",") if x.strip()],
+        type=_layer_list,
         help="explicit: the layers to drop, e.g. 3,4,5",
     )
     p.add_argument("--output", "-o", required=True, help="folder to save the pruned model and tokenizer in")
@@ -431,10 +514,16 @@ def _add_max_drop(sub: Any) -> None:
     p = _command(sub, "max-drop", "the most layers droppable within each tolerance, re-checked over seeds")
     p.add_argument("spec", nargs="?", help="YAML search spec; omitted: the embedded default")
     p.add_argument(
-        "--tolerance", type=float, nargs="+", default=list(_TOLERANCES), help="accuracy drops to answer, 0.01 = 1 point"
+        "--tolerance",
+        type=_tolerance,
+        nargs="+",
+        default=list(_TOLERANCES),
+        help="accuracy drops to answer, 0.01 = 1 point",
     )
     p.add_argument(
-        "--seeds", type=int, help="decision seeds the reference and each finalist train on (default: the spec's, 5)"
+        "--seeds",
+        type=_positive_int,
+        help="decision seeds the reference and each finalist train on (default: the spec's, 5)",
     )
     p.add_argument("--json", action="store_true", help="print the answer as JSON instead of a table")
     p.add_argument("--output", "-o", help="also write the answer as JSON to this file")
@@ -477,7 +566,7 @@ def _add_report(sub: Any) -> None:
     p.add_argument("--tracking-uri", help=_TRACKING)
     p.add_argument(
         "--tolerance",
-        type=float,
+        type=_tolerance,
         nargs="+",
         default=list(_TOLERANCES),
         help="accuracy drops the tables answer, 0.01 = 1 point",
@@ -499,13 +588,31 @@ def _add_data(sub: Any) -> None:
     fetching.set_defaults(run=cmd_data_fetch)
 
 
+def _joined_values(argv: list[str]) -> list[str]:
+    """``--sort -val_score`` as ``--sort=-val_score``: argparse reads a value that starts with ``-`` as an option,
+    and a descending sort column always does."""
+    joined: list[str] = []
+    for arg in argv:
+        if joined and joined[-1] == "--sort" and arg.startswith("-") and not arg.startswith("--"):
+            joined[-1] = f"--sort={arg}"
+        else:
+            joined.append(arg)
+    return joined
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(_joined_values(argv))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     if not args.verbose:
         _quiet_libraries()
     try:
-        return int(args.run(args))
+        with stops.handled():  # SIGINT and SIGTERM: one stop path, one line, 128 + signal
+            return int(args.run(args))
+    except KeyboardInterrupt as err:
+        stop = err if isinstance(err, stops.Interrupted) else stops.interrupted()
+        print(f"{_command_line(args)}: {_stopped_line(stop, args, argv)}", file=sys.stderr)
+        return stop.exit_status
     except PrunetuneError as err:  # every expected failure: one line naming the problem and the fix
         print(f"{_command_line(args)}: {err}", file=sys.stderr)
         return 2
@@ -515,6 +622,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"{_command_line(args)}: {found}", file=sys.stderr)
         return 2
+
+
+def _stopped_line(stop: stops.Interrupted, args: argparse.Namespace, argv: list[str]) -> str:
+    """What a stop signal ended, and for a search, the command that continues it."""
+    line = f"interrupted by {signal.Signals(stop.signum).name}" + (f" {stop.done}" if stop.done else "")
+    if args.command not in ("search", "max-drop"):
+        return line
+    again = shlex.join(["prunetune", *[a for a in argv if a != "--resume"], "--resume"])
+    return f"{line}; nothing recorded is lost: continue with {again}"
 
 
 def _command_line(args: argparse.Namespace) -> str:

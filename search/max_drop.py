@@ -31,6 +31,8 @@ from prunetune.search.space import distilled
 from prunetune.search.spec import SearchSpec, decision_seeds
 from prunetune.trainables.config import TrialConfig
 
+from prunetune import stops
+from prunetune.libs import ray
 from prunetune.records import (
     KIND_RECHECK,
     PARENT,
@@ -140,25 +142,58 @@ def max_drop(
 ) -> MaxDropAnswer:
     """Search once at the loosest tolerance, then decide each tolerance on the decision seeds; with
     ``spec.save_model``, each tolerance's answer is saved as a model (registered as ``register`` if given)."""
+    from prunetune.search.runner import refuse_early
     from prunetune.search.store import search_lock
 
     loosest = spec.with_overrides({"budget.tolerance": max(tolerances)})
+    checked = refuse_early(loosest)  # before the lock: a refused max-drop leaves nothing behind
     with search_lock(loosest.storage, loosest.name):  # held from the search through the last re-check
-        return _max_drop(loosest, tolerances, resume, say, register)
+        return _max_drop(loosest, tolerances, resume, say, register, checked)
 
 
 def _max_drop(
-    loosest: SearchSpec, tolerances: list[float], resume: bool, say: Any, register: str | None
+    loosest: SearchSpec, tolerances: list[float], resume: bool, say: Any, register: str | None, checked: Any
 ) -> MaxDropAnswer:
-    from prunetune.search.jobs import run_jobs
-    from prunetune.search.reference import score_on_seed
     from prunetune.search.runner import run_search
-    from prunetune.search.store import client, experiment_id, paged_runs
+    from prunetune.search.store import client, experiment_id
 
-    result = run_search(loosest, resume=resume, say=say, save_best=False)  # the answers' models are saved below
+    # The answers' models are saved below, not the search's.
+    result = run_search(loosest, resume=resume, say=say, save_best=False, checked=checked)
     loosest = result.spec  # as it ran: its jobs take the trials' resolved resources
     mlflow = client(loosest.resolved_tracking_uri(), patience_s=loosest.tracking_patience_s)
     experiment = experiment_id(mlflow, loosest.name)
+    try:
+        return _decide(loosest, tolerances, result, mlflow, experiment, say, register)
+    except KeyboardInterrupt:  # a stop signal between or during the re-checks and the answers' models
+        raise _stop(loosest, mlflow, experiment, say) from None
+
+
+def _stop(spec: SearchSpec, mlflow: Any, experiment: str, say: Any) -> stops.Interrupted:
+    """The search had finished: its re-check and model jobs are cancelled and their runs closed as interrupted."""
+    from prunetune.search.runner import close_running_runs
+    from prunetune.search.store import paged_runs
+
+    say("stopping while re-checking the finalists: cancelling the running jobs and closing their records")
+    if ray.is_initialized():
+        ray.shutdown()
+    close_running_runs(spec, mlflow, experiment)
+    done = sum(1 for _ in paged_runs(mlflow, [experiment], runs_where("FINISHED", kind=KIND_RECHECK, search=spec.name)))
+    return stops.interrupted(f"after the search, with {done} re-check job(s) recorded")
+
+
+def _decide(
+    loosest: SearchSpec,
+    tolerances: list[float],
+    result: Any,
+    mlflow: Any,
+    experiment: str,
+    say: Any,
+    register: str | None,
+) -> MaxDropAnswer:
+    from prunetune.search.jobs import run_jobs
+    from prunetune.search.reference import score_on_seed
+    from prunetune.search.store import paged_runs
+
     children = list(paged_runs(mlflow, [experiment], runs_where(parent=result.parent_run_id)))
     trials = complete_trials(children)
     configs = {candidate.key: config for candidate, config in trials}

@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from prunetune.search.teacher import distills, teach
 from prunetune.search.tracking import TrialRecorder, close_interrupted, log_params_and_metrics, recorded_results
 from prunetune.trainables.config import TrialConfig, flat_params
 
+from prunetune import stops
 from prunetune.libs import optuna, ray, tune
 from prunetune.records import (
     COMPLETE,
@@ -54,6 +56,7 @@ from prunetune.records import (
     KIND_SCRATCH,
     KIND_SEARCH,
     LAYER_SCORES_ARTIFACT,
+    RUNNING,
     SPEC_ARTIFACT,
     TAG_BEST,
     TAG_KIND,
@@ -101,6 +104,23 @@ class Store:
     resuming: bool  # Tune's own state is restored (else the trials start afresh)
 
 
+Checked = tuple[int, Any, list[dict[str, Any]]]  # the model's layers, the prepared data, its dataset records
+
+
+def refuse_early(spec: SearchSpec) -> Checked:
+    """Everything that can be refused, refused before anything is made (no folder, lock, store or Ray):
+    the model and its depth, the space, the storage, the tracking store, the data (read and checked here)."""
+    from prunetune.search.searcher import check_space
+
+    num_layers = model_num_layers(spec.trial.model)
+    check_space(spec, num_layers)
+    check_depths(spec, num_layers)
+    check_storage(spec)
+    check_answers(spec.resolved_tracking_uri())  # an MLflow store that cannot be opened, or does not answer
+    prepared, inputs = prepared_data(spec)  # bad data ends here, before Ray or MLflow
+    return num_layers, prepared, inputs
+
+
 def run_search(
     spec: SearchSpec,
     *,
@@ -108,75 +128,131 @@ def run_search(
     say: Any = print,
     save_best: bool = True,
     register: str | None = None,
+    checked: Checked | None = None,
 ) -> SearchResult:
     """Run (or with ``resume`` continue) the search ``spec`` and return its best feasible trial, with its
-    model when ``save_best`` and ``spec.save_model`` (registered in MLflow as ``register`` if given)."""
-    from prunetune.search.searcher import check_space
-
-    num_layers = model_num_layers(spec.trial.model)  # everything that can be refused is refused first
-    check_space(spec, num_layers)
-    check_depths(spec, num_layers)
-    check_storage(spec)
-    check_answers(spec.resolved_tracking_uri())  # an MLflow server that does not answer ends here
-    prepared, inputs = prepared_data(spec)  # read and checked on the driver: bad data ends here, before Ray or MLflow
+    model when ``save_best`` and ``spec.save_model`` (registered in MLflow as ``register`` if given).
+    ``checked``: what :func:`refuse_early` returned, when the caller ran it already."""
+    num_layers, prepared, inputs = checked or refuse_early(spec)
     with search_lock(spec.storage, spec.name):  # a second driver on this search is refused here
         refuse_another_driver(spec, resume)  # and one on the same tracking server from another folder
         _init_ray(spec)
+        stops.reclaim()  # ray.init installed its own SIGTERM handler, which exits with no clean-up
         nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]  # type: ignore[no-untyped-call]
         spec = resolve_resources(spec, nodes, lambda: memory_probe(spec), say)  # as it runs, and is recorded
         check_resources(spec, nodes)
         store = _open_store(spec, resume, say)
-
-        shared = share(prepared)  # one copy in the object store, read once per process
-        reference = tuned_reference(spec, store.mlflow, store.experiment, store.parent, say, shared)
-        scratch_baselines(spec, store.mlflow, store.experiment, store.parent, num_layers, reference, say, shared)
-        if distills(spec):
-            digests = [split["digest"] for split in inputs]
-            shared = teach(spec, store.mlflow, store.experiment, reference, shared, digests, say)
-        scores = layer_scores(spec)
-        _log_text(store.mlflow, store.parent, spec.storage / spec.name / LAYER_SCORES_ARTIFACT, scores.to_json())
-
-        recorder = TrialRecorder(
-            store.tracking_uri,
-            store.experiment,
-            store.parent,
-            spec.name,
-            spool_path(spec),
-            spec.tracking_patience_s,
-            inputs,
-            (_optuna_url(spec), _study_name(spec, store.parent)),
-        )
-        replayed = recorder.replay()  # what a driver killed during an outage had not delivered, first
-        if replayed:
-            say(f"{replayed} record(s) the last driver could not deliver to MLflow: delivering them now")
-            recorder.flush()  # before Tune resumes: a trial closed in them is not trained again
-            if recorder.unreachable:
-                raise recorder.stopped()
-        callbacks = [recorder, _progress(spec, say)] + ([] if spec.keep_checkpoints else [DropFinishedCheckpoints()])
-        tuner = _tuner(spec, store, reference, scores, num_layers, shared, callbacks)
-        started = time.monotonic()
+        stage = _Stage()
         try:
-            results = tuner.fit()
-        except Exception as err:
-            # One line, not Tune's traceback. A resumed Tune runs the recorder it pickled at the start, not
-            # this one, so the stop is also looked for in the exception's chain.
-            stop = recorder.stopped() if recorder.unreachable else _tracking_stop(err)
-            if stop is not None:
-                raise stop from None
-            raise
-        lost_runs, lost_optuna = recorder.settle(results), _fail_orphaned_optuna_trials(spec, store.parent)
-        if lost_runs or lost_optuna:
-            say(
-                f"{lost_runs} trial run(s) lost with the killed driver closed as interrupted, "
-                f"{lost_optuna} Optuna trial(s) told FAIL"
-            )
-        trial_phase = time.monotonic() - started  # Tune's trials alone: benchmarks 3 and 6 compare it to a loop
-        best, best_trial = _best_feasible(results)
-        model = None
-        if best is not None and best_trial is not None and save_best and spec.save_model:
-            model = _save_best(spec, store, reference, best, best_trial, say, shared, register)
-        _close_search(store, best, {"trials": len(results), TRIAL_PHASE_SECONDS: trial_phase})
-        return SearchResult(spec, store.parent, reference, len(results), best, store.experiment_path, shared, model)
+            return _search(spec, store, stage, num_layers, prepared, inputs, say, save_best, register)
+        except KeyboardInterrupt:  # SIGINT or SIGTERM (prunetune.stops), wherever the driver waited
+            raise _stop(spec, store, stage, say) from None
+
+
+@dataclass
+class _Stage:
+    """Where a search is, for the line a stop prints and what it closes."""
+
+    phase: str = "while training the reference"
+    recorder: TrialRecorder | None = None
+    results: Any = None  # Tune's results, once fit has returned
+
+
+def _search(
+    spec: SearchSpec,
+    store: Store,
+    stage: _Stage,
+    num_layers: int,
+    prepared: Any,
+    inputs: list[dict[str, Any]],
+    say: Callable[[str], None],
+    save_best: bool,
+    register: str | None,
+) -> SearchResult:
+    shared = share(prepared)  # one copy in the object store, read once per process
+    reference = tuned_reference(spec, store.mlflow, store.experiment, store.parent, say, shared)
+    stage.phase = "while training the scratch baselines"
+    scratch_baselines(spec, store.mlflow, store.experiment, store.parent, num_layers, reference, say, shared)
+    if distills(spec):
+        stage.phase = "while training the teacher"
+        digests = [split["digest"] for split in inputs]
+        shared = teach(spec, store.mlflow, store.experiment, reference, shared, digests, say)
+    stage.phase = "while scoring the layers"
+    scores = layer_scores(spec)
+    _log_text(store.mlflow, store.parent, spec.storage / spec.name / LAYER_SCORES_ARTIFACT, scores.to_json())
+
+    stage.phase = "before the first trial"
+    recorder = stage.recorder = TrialRecorder(
+        store.tracking_uri,
+        store.experiment,
+        store.parent,
+        spec.name,
+        spool_path(spec),
+        spec.tracking_patience_s,
+        inputs,
+        (_optuna_url(spec), _study_name(spec, store.parent)),
+    )
+    replayed = recorder.replay()  # what a driver killed during an outage had not delivered, first
+    if replayed:
+        say(f"{replayed} record(s) the last driver could not deliver to MLflow: delivering them now")
+        recorder.flush()  # before Tune resumes: a trial closed in them is not trained again
+        if recorder.unreachable:
+            raise recorder.stopped()
+    callbacks = [recorder, _progress(spec, say)] + ([] if spec.keep_checkpoints else [DropFinishedCheckpoints()])
+    tuner = _tuner(spec, store, reference, scores, num_layers, shared, callbacks)
+    started = time.monotonic()
+    stage.phase = "during the trials"
+    try:
+        with stops.tune_loop():  # a stop signal asks Tune to stop its trials and save its state
+            results = stage.results = tuner.fit()
+    except Exception as err:
+        # One line, not Tune's traceback. A resumed Tune runs the recorder it pickled at the start, not
+        # this one, so the stop is also looked for in the exception's chain.
+        stop = recorder.stopped() if recorder.unreachable else _tracking_stop(err)
+        if stop is not None:
+            raise stop from None
+        raise
+    stops.raise_if_requested()  # Tune stopped for a signal: its results are not the search's
+    lost_runs, lost_optuna = recorder.settle(results), _fail_orphaned_optuna_trials(spec, store.parent)
+    if lost_runs or lost_optuna:
+        say(
+            f"{lost_runs} trial run(s) lost with the killed driver closed as interrupted, "
+            f"{lost_optuna} Optuna trial(s) told FAIL"
+        )
+    trial_phase = time.monotonic() - started  # Tune's trials alone: benchmarks 3 and 6 compare it to a loop
+    best, best_trial = _best_feasible(results)
+    model = None
+    if best is not None and best_trial is not None and save_best and spec.save_model:
+        stage.phase = "while training the answer's model"
+        model = _save_best(spec, store, reference, best, best_trial, say, shared, register)
+    _close_search(store, best, {"trials": len(results), TRIAL_PHASE_SECONDS: trial_phase})
+    return SearchResult(spec, store.parent, reference, len(results), best, store.experiment_path, shared, model)
+
+
+def _stop(spec: SearchSpec, store: Store, stage: _Stage, say: Callable[[str], None]) -> stops.Interrupted:
+    """Close what a stopped search had open, and say how far it got: its jobs cancelled, its runs closed as
+    interrupted (the search's own run too), its running Optuna trials told FAIL. Tune saved its own state
+    before ``fit`` returned. ``--resume`` continues from here."""
+    say(f"stopping {stage.phase}: cancelling the running jobs and closing their records (again to quit at once)")
+    if ray.is_initialized():
+        ray.shutdown()  # cancels this driver's tasks and trials, on every node
+    if stage.recorder is not None:
+        stage.recorder.settle(stage.results or [], stopping=True)
+    _fail_orphaned_optuna_trials(spec, store.parent)
+    close_running_runs(spec, store.mlflow, store.experiment)
+    if stage.recorder is not None:
+        done = len(recorded_results(store.mlflow, store.experiment, store.parent))
+        return stops.interrupted(f"after {done} of {spec.num_trials} trials")
+    return stops.interrupted(stage.phase)
+
+
+def close_running_runs(spec: SearchSpec, mlflow: Any, experiment: str) -> int:
+    """Every run of the search still RUNNING (its jobs, its own run) closed as interrupted; how many."""
+    running = runs_where("RUNNING", search=spec.name)
+    found = list(paged_runs(mlflow, [experiment], running))  # in full first: closing changes the filter
+    for run in found:
+        close_interrupted(mlflow, run.info.run_id)
+    return len(found)
 
 
 def _tracking_stop(err: BaseException | None) -> TrackingUnreachable | None:
@@ -371,6 +447,7 @@ def _close_search(store: Store, best: dict[str, Any] | None, summary: dict[str, 
     log_params_and_metrics(store.mlflow, store.parent, {}, numbers(summary))
     if best is not None:
         store.mlflow.set_tag(store.parent, TAG_BEST, json.dumps(best))
+    store.mlflow.set_tag(store.parent, TAG_STATUS, COMPLETE)  # over an "interrupted" a stop left
     store.mlflow.set_terminated(store.parent, "FINISHED")
 
 
@@ -416,7 +493,11 @@ def refuse_another_driver(spec: SearchSpec, resume: bool) -> None:
 def _parent_run(spec: SearchSpec, mlflow: Any, experiment: str, resume: bool) -> str:
     marker = spec.storage / spec.name / "parent_run_id"
     if resume and marker.exists():
-        return marker.read_text().strip()
+        parent = marker.read_text().strip()
+        if mlflow.get_run(parent).info.status != "RUNNING":  # closed as interrupted by a stop: open again
+            mlflow.update_run(parent, status="RUNNING")
+            mlflow.set_tag(parent, TAG_STATUS, RUNNING)
+        return parent
     tags = {TAG_KIND: KIND_SEARCH, TAG_SEARCH: spec.name, TAG_STORAGE: storage_id(spec)}
     run = mlflow.create_run(experiment, run_name=spec.name, tags=tags)
     marker.parent.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ import logging
 import warnings
 from typing import Any
 
+from prunetune.search import upstream
 from prunetune.search.space import (
     CONSTRAINT,
     OBJECTIVE,
@@ -34,9 +35,8 @@ from prunetune.search.space import (
     trial_config,
 )
 from prunetune.search.spec import SearchSpec
-from prunetune.trainables.strategies import StrategyError, get_strategy, kept_layers
-from prunetune.search import upstream
 from prunetune.search.upstream import check_private_state, completed_trials, make_sampler, optuna_trials
+from prunetune.trainables.strategies import StrategyError, get_strategy, kept_layers
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
@@ -48,11 +48,13 @@ log = logging.getLogger(__name__)
 
 def check_space(spec: SearchSpec, num_layers: int) -> None:
     """Refuse, before anything runs, a space whose strategies cannot drop layers from this model."""
-    if spec.space.min_count > num_layers - 1:
-        raise StrategyError(
-            f"space.min_count={spec.space.min_count} cannot fit {spec.trial.model} ({num_layers} layers): "
-            f"at most {num_layers - 1} can be dropped"
-        )
+    for key in ("min_count", "max_count"):
+        count = getattr(spec.space, key)
+        if count is not None and count > num_layers - 1:
+            raise StrategyError(
+                f"space.{key}={count} cannot fit {spec.trial.model} ({num_layers} layers): "
+                f"at most {num_layers - 1} can be dropped"
+            )
     for name in spec.space.strategies:
         strategy = get_strategy(name)
         missing = set(strategy.required) - {"count", "start_fraction"}

@@ -145,8 +145,9 @@ class SearchSpec:
                 f"max_concurrent={self.max_concurrent}: must be at least 1 (or null: as many as the cluster holds)",
             ),
             (
-                not 0 <= budget.tolerance < 1,
-                f"budget.tolerance={budget.tolerance}: must lie in [0, 1), e.g. 0.01 for 1 point",
+                not 0 < budget.tolerance < 1,
+                f"budget.tolerance={budget.tolerance}: must lie in (0, 1), e.g. 0.01 for 1 point (a tolerance of 0 "
+                "allows no drop at all, which one seed's noise of about a point decides)",
             ),
             (
                 self.resources.cpus_per_trial <= 0 or not _gpu_share(self.resources.gpus_per_trial),

@@ -142,9 +142,38 @@ def _half_created(path: Path) -> bool:
     return (leftover or not versioned) and not runs
 
 
+# The stores MLflow's tracking client opens: a server, Databricks, a folder, or a database (a driver may follow:
+# postgresql+psycopg2://).
+TRACKING_SCHEMES = ("http", "https", "databricks", "file", "sqlite", "postgresql", "mysql", "mssql")
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_tracking_uri(tracking_uri: str) -> None:
+    """A store MLflow cannot open is refused in one line, before anything is made: an unknown scheme (``ftp://``),
+    or a local SQLite path that holds something other than a database."""
+    scheme = tracking_uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in tracking_uri else "file"
+    if scheme not in TRACKING_SCHEMES and not (len(scheme) == 1 and tracking_uri[1:3] == ":\\"):  # C:\ on Windows
+        raise TrackingError(
+            f"tracking_uri {tracking_uri}: MLflow cannot keep runs at a {scheme}:// address; give "
+            "sqlite:///path/to/mlflow.db, http(s)://host:port of an `mlflow server`, or a folder"
+        )
+    path = _sqlite_path(tracking_uri)
+    if path is not None and path.is_dir():
+        raise TrackingError(f"tracking_uri {tracking_uri}: {path} is a folder; name the database file in it")
+    if path is not None and path.is_file() and path.stat().st_size > 0:
+        with path.open("rb") as handle:
+            if handle.read(len(_SQLITE_HEADER)) != _SQLITE_HEADER:
+                raise TrackingError(
+                    f"tracking_uri {tracking_uri}: {path} is not an SQLite database; give the mlflow.db a search "
+                    "made (in its storage_path), or a new file name for a new store"
+                )
+
+
 def check_answers(tracking_uri: str, timeout_s: float = 15.0) -> None:
-    """A tracking server that does not answer its health check is refused; a local store is not touched
-    (opening one creates its tables, which a search refused for other reasons must not leave behind)."""
+    """A store MLflow cannot open (:func:`check_tracking_uri`), or a tracking server that does not answer its
+    health check, is refused; a local store is not touched (opening one creates its tables, which a search
+    refused for other reasons must not leave behind)."""
+    check_tracking_uri(tracking_uri)
     if tracking_uri.startswith(("http://", "https://")):
         try:
             with urllib.request.urlopen(tracking_uri.rstrip("/") + "/health", timeout=timeout_s) as answer:

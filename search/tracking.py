@@ -25,8 +25,10 @@ from prunetune.search.store import TrackingUnreachable, paged_runs, unreachable,
 from prunetune.search.trainable import ALREADY_RECORDED, DERIVED, REPORTED
 from ray.tune import Callback
 
+from prunetune import stops
 from prunetune.libs import mlflow_entities, mlflow_tracking, optuna
 from prunetune.records import (
+    COMPLETE,
     FAILED,
     INTERRUPTED,
     KIND_TRIAL,
@@ -254,7 +256,7 @@ class TrialRecorder(Callback):
             {
                 "op": "open",
                 "trial": trial_id,
-                "name": f"{trial['drop']['strategy']}-drop{trial['drop'].get('count')}-{trial_id}",
+                "name": trial_run_name(trial, trial_id),
                 "tags": {
                     PARENT: self.parent_run_id,
                     TAG_KIND: KIND_TRIAL,
@@ -338,22 +340,30 @@ class TrialRecorder(Callback):
         self._open(trial.trial_id, trial.config)
         self._log(trial.trial_id, tags={TAG_RETRIES: str(self.retries[trial.trial_id])})
 
+    @staticmethod
+    def _cut_short(config: dict[str, Any], result: dict[str, Any]) -> bool:
+        return trial_status(config["trial"]["training"]["epochs"], int(result.get("epoch", 0))) != COMPLETE
+
     def _finish(self, trial_id: str, config: dict[str, Any], result: dict[str, Any], *, error: bool) -> None:
         # No opening queued: a trial that never started has no run to close.
         status = FAILED if error else trial_status(config["trial"]["training"]["epochs"], int(result.get("epoch", 0)))
+        end = "FAILED" if error else "FINISHED"
+        if status != COMPLETE and not error and stops.requested():  # cut short by a signal, not by ASHA
+            status, end = INTERRUPTED, "KILLED"
         tags = {TAG_STATUS: status, TAG_KEPT: json.dumps(config["trial"].get("kept_layers"))}
         tags |= {tag: str(result[key]) for key, tag in PLACEMENT_TAGS.items() if key in result}
         metrics = {k: float(v) for k, v in closing_metrics(result).items()}
-        self._log(trial_id, metrics, int(result.get("epoch", 0)), tags, "FAILED" if error else "FINISHED")
+        self._log(trial_id, metrics, int(result.get("epoch", 0)), tags, end)
 
-    def settle(self, results: Any) -> int:
+    def settle(self, results: Any, stopping: bool = False) -> int:
         """Close the trial runs a killed driver left open; call after ``fit`` (nothing runs any more).
 
         Tune restores a search from its last snapshot of the experiment (taken every few seconds),
         so a trial can be open in MLflow yet finished in Tune (its closing was still queued), or
         unknown to Tune (started after the snapshot; the resumed search runs another in its place).
         The first is closed from Tune's result; the second as ``interrupted`` (MLflow: KILLED).
-        Returns how many were interrupted."""
+        ``stopping``: Tune stopped for a signal (:mod:`prunetune.stops`), so a trial that had not trained all its
+        epochs was interrupted, not stopped early by ASHA. Returns how many were interrupted."""
         self.flush()
         finished = {r.metrics["trial_id"]: r for r in results if r.metrics and "trial_id" in r.metrics}
         still_open = runs_where("RUNNING", parent=self.parent_run_id, kind=KIND_TRIAL)
@@ -362,8 +372,8 @@ class TrialRecorder(Callback):
         interrupted = 0
         for run in with_retries(listing, self.patience_s, self.tracking_uri):
             trial_id = run.data.tags.get(TAG_TRIAL, "")
-            if trial_id in finished:
-                result = finished[trial_id]
+            result = finished.get(trial_id)
+            if result is not None and not (stopping and self._cut_short(result.config, result.metrics or {})):
                 self.run_ids[trial_id] = run.info.run_id
                 self._finish(trial_id, result.config, result.metrics, error=result.error is not None)
             else:
@@ -380,6 +390,18 @@ class TrialRecorder(Callback):
     def flush(self) -> None:
         if self._worker is not None:
             self._worker.flush()
+
+
+def trial_run_name(trial: dict[str, Any], trial_id: str) -> str:
+    """A trial run's name: its strategy and what it dropped by (``top-drop2-…``, ``contribution-t0.93-…``)."""
+    drop = trial["drop"]
+    if drop.get("count") is not None:
+        how = f"drop{drop['count']}"
+    elif drop.get("threshold") is not None:
+        how = f"t{drop['threshold']:.3g}"
+    else:
+        how = f"kept{len(trial.get('kept_layers') or ())}"
+    return f"{drop['strategy']}-{how}-{trial_id}"
 
 
 def recorded_results(mlflow: Any, experiment: str, parent_run_id: str) -> dict[str, dict[str, float]]:

@@ -93,18 +93,19 @@ class TrainingConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        checks = {
-            "learning_rate": self.learning_rate > 0,
-            "epochs": self.epochs >= 1,
-            "batch_size": self.batch_size >= 1,
-            "eval_batch_size": self.eval_batch_size >= 1,
-            "max_length": self.max_length >= 2,
-            "warmup_ratio": 0 <= self.warmup_ratio < 1,
-            "weight_decay": self.weight_decay >= 0,
+        checks = {  # each value's rule, and what a valid one looks like
+            "learning_rate": (self.learning_rate > 0, "above 0, e.g. 1e-4"),
+            "epochs": (self.epochs >= 1, "1 or more"),
+            "batch_size": (self.batch_size >= 1, "1 or more"),
+            "eval_batch_size": (self.eval_batch_size >= 1, "1 or more"),
+            "max_length": (self.max_length >= 2, "2 tokens or more (the special tokens take 2)"),
+            "warmup_ratio": (0 <= self.warmup_ratio < 1, "in [0, 1): the share of steps that warm up"),
+            "weight_decay": (self.weight_decay >= 0, "0 or more"),
         }
-        bad = [k for k, ok in checks.items() if not ok]
+        bad = [(k, valid) for k, (ok, valid) in checks.items() if not ok]
         if bad:
-            raise ConfigError(f"training.{bad[0]}={getattr(self, bad[0])!r} is not allowed (see the README)")
+            key, valid = bad[0]
+            raise ConfigError(f"training.{key}={getattr(self, key)!r} is not allowed: give {valid}")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import copy
 import functools
 import importlib.resources
 import importlib.util
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,7 +37,17 @@ def loading(name: str) -> Iterator[None]:
     line that names the model and the fix, instead of a traceback."""
     try:
         yield
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:  # a config.json that is there but broken
+        raise ModelLoadError(
+            f"cannot load model {name!r}: its config.json is not valid JSON ({err}); restore it from the model's "
+            "source, or save the model again"
+        ) from None
     except OSError as err:
+        if "not a valid JSON file" in str(err):  # transformers' words for a broken config.json
+            raise ModelLoadError(
+                f"cannot load model {name!r}: {str(err).splitlines()[0]} Restore it from the model's source, or "
+                "save the model again"
+            ) from None
         offline = " (offline: HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else ""
         raise ModelLoadError(
             f"cannot load model {name!r}{offline}: it is not a local folder with a config.json, nor a hub id "

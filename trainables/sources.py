@@ -152,6 +152,8 @@ def _indicnews(source: str) -> Preset:
     if len(parts) != 3 or parts[2].lower() not in INDICNEWS_TASKS:
         raise DataError(f"{source!r}: write indicnews:<language>:<shc|lpc|ldc>, e.g. indicnews:marathi:shc")
     language, task = parts[1].lower(), parts[2].lower()
+    if language not in INDICNEWS_LANGUAGES:
+        raise DataError(f"{source!r}: IndicNews has no language {parts[1]!r}; it has {', '.join(INDICNEWS_LANGUAGES)}")
     lang, upper = language.capitalize(), task.upper()
     prefixes = (lang, *_INDICNEWS_FILE_PREFIXES.get(language, ()))
     files = {}

@@ -1,0 +1,61 @@
+"""The one stop path (prunetune/stops.py) with real signals sent to a real process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from prunetune import stops
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_signal_raises_interrupted_with_the_shells_exit_status(signum, status) -> None:
+    before = signal.getsignal(signum)
+    with pytest.raises(stops.Interrupted) as caught, stops.handled():
+        os.kill(os.getpid(), signum)
+    assert caught.value.signum == signum and caught.value.exit_status == status
+    assert isinstance(caught.value, KeyboardInterrupt)  # no `except Exception` swallows it
+    assert signal.getsignal(signum) is before and stops.requested() is None  # handlers given back
+
+
+def test_inside_tunes_loop_a_signal_asks_tune_to_stop_and_the_driver_raises_after(monkeypatch) -> None:
+    asked = []
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: asked.append(signum))  # Tune's, in fit
+    try:
+        with stops.handled():
+            with stops.tune_loop():
+                os.kill(os.getpid(), signal.SIGTERM)  # no exception here: Tune stops its trials itself
+            assert asked == [signal.SIGUSR1] and stops.requested() == signal.SIGTERM
+            with pytest.raises(stops.Interrupted, match="SIGTERM"):
+                stops.raise_if_requested()
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
+def test_tune_not_listening_yet_the_signal_raises_at_once() -> None:
+    previous = signal.signal(signal.SIGUSR1, signal.SIG_DFL)  # fit has not installed its handler
+    try:
+        with pytest.raises(stops.Interrupted), stops.handled(), stops.tune_loop():
+            os.kill(os.getpid(), signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
+def test_a_second_signal_during_the_clean_up_ends_the_process_at_once() -> None:
+    script = (
+        "import os, signal, time\n"
+        "from prunetune import stops\n"
+        "with stops.handled():\n"
+        "    try:\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "    except KeyboardInterrupt:\n"
+        "        os.kill(os.getpid(), signal.SIGINT)  # the clean-up is slow; the user presses again\n"
+        "        time.sleep(30)\n"
+        "        print('clean-up finished')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130 and "clean-up finished" not in done.stdout
+    assert done.stderr.strip() == "SIGINT again: stopped at once; --resume closes what is left"
