@@ -71,7 +71,7 @@ def verdict(drops: Interval, tolerance: float) -> Verdict:
 
 def half_width(sd: float, n: int, confidence: float = 0.95) -> float:
     """The interval's half-width for ``n`` seeds when one seed's drop spreads by ``sd``: how many seeds a
-    tolerance needs (DESIGN.md §3; docs/benchmarks.md)."""
+    tolerance needs (docs/design.md §3; docs/benchmarks.md)."""
     return t_quantile(n, confidence) * sd / math.sqrt(n)
 
 

@@ -37,6 +37,14 @@ def launch_job(
     return remote.remote(trial, shared, keep_model, train_outputs)
 
 
+def result_of(ref: Any) -> Any:
+    """``ray.get(ref)`` in one-second waits: a stop signal's handler (:mod:`prunetune.stops`) runs between them.
+    Inside one long ``ray.get`` a Ctrl-C was seen to wait for minutes (two tries in three)."""
+    while not ray.wait([ref], timeout=1.0)[0]:
+        pass
+    return ray.get(ref)
+
+
 def open_job_run(spec: SearchSpec, mlflow: Any, experiment: str, trial: Any, kind: str, tags: dict[str, str]) -> str:
     """The MLflow run of a job the driver runs outside Tune, status running."""
     seed = trial.training.seed
@@ -91,7 +99,7 @@ def run_jobs(
     results, failure = [], None
     for number, (run_id, trial, ref) in enumerate(launched, 1):
         try:
-            result = finish_job_run(mlflow, run_id, trial, functools.partial(ray.get, ref))
+            result = finish_job_run(mlflow, run_id, trial, functools.partial(result_of, ref))
         except Exception as err:  # the others are still waited for and recorded: nothing left RUNNING
             failure = failure or err
             continue

@@ -93,5 +93,7 @@ def memory_probe(spec: SearchSpec) -> tuple[int, int] | None:
     from prunetune.libs import ray
 
     task = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=1)(training_peak)
-    found: tuple[int, int] | None = ray.get(task.remote(spec.trial))
+    from prunetune.search.jobs import result_of
+
+    found: tuple[int, int] | None = result_of(task.remote(spec.trial))
     return found

@@ -2,7 +2,7 @@
 configuration on every decision seed; the budget is measured against the best configuration's seed mean.
 
 A reference at one fixed learning rate, against trials that each search their own, inflates every answer by
-however far it sits below its best (DESIGN.md §3: the full MiniLM scores 65.1 at 1e-4 and 67.8 at 2e-4).
+however far it sits below its best (docs/design.md §3: the full MiniLM scores 65.1 at 1e-4 and 67.8 at 2e-4).
 Each run is keyed by everything that makes it the same experiment (model, task, data, training, seed), so a
 later search with the same settings reuses it instead of training it again.
 """

@@ -1,4 +1,4 @@
-"""Run a search, as the flow of DESIGN.md §1: the tuned reference and the shared work once, then Optuna
+"""Run a search, as the flow of docs/design.md §1: the tuned reference and the shared work once, then Optuna
 trials on Ray Tune, every job recorded in MLflow. The steps live in their own modules; this one wires them."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Work a search does once, on the driver, for every trial and baseline: the model's layer count, the
-tokenized data and the layer scores (DESIGN.md §1: shared work is never done per trial)."""
+tokenized data and the layer scores (docs/design.md §1: shared work is never done per trial)."""
 
 from __future__ import annotations
 

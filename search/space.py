@@ -3,12 +3,12 @@
 * The **learning rate** is sampled as a multiple of the tuned reference's (``space.learning_rate_scale``) or
   in an absolute range (``space.learning_rate``), log-uniformly, then put on a half-octave grid
   (``anchor · 2^(k/2)``). Pruned models want higher rates than the full model, and the deeper the drop the
-  higher (DESIGN.md §3); a multiple of the tuned reference's rate follows the model and the task without the
+  higher (docs/design.md §3); a multiple of the tuned reference's rate follows the model and the task without the
   user guessing. The grid makes "the same point" well defined, so no trial is spent twice.
 * The **contribution threshold** τ is sampled over the range the search's own layer scores span
   (:func:`~prunetune.trainables.strategies.threshold_range`), so every τ drops between min_count and
   max_count layers.
-* Ranges stay static for the whole search (Optuna's samplers need that, DESIGN.md §2).
+* Ranges stay static for the whole search (Optuna's samplers need that, docs/design.md §2).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ Scheduler = Literal["none", "asha"]
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """What the search may change. Ranges are static (see DESIGN.md): each strategy maps them to valid layers."""
+    """What the search may change. Ranges are static (docs/design.md §2): each strategy maps them to valid layers."""
 
     strategies: tuple[str, ...] = ("top", "bottom", "middle", "window")
     min_count: int = 1

@@ -5,7 +5,7 @@ indices to keep and checks the result in one place. Layers are numbered from 0 (
 next to the embeddings) to ``num_layers - 1`` (the top). No torch here: the search driver
 decides the kept layers and sends them to the trial in its config.
 
-Search spaces should stay static (see ``DESIGN.md``): sample ``count`` and ``start_fraction``
+Search spaces should stay static (docs/design.md §2): sample ``count`` and ``start_fraction``
 and let :func:`window` map them to a valid block, rather than a range that moves with ``count``.
 """
 

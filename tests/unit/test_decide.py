@@ -30,7 +30,7 @@ def test_paired_drops_subtract_the_reference_on_the_same_seed() -> None:
 
 
 def test_interval_is_the_student_t_interval_of_the_mean() -> None:
-    # The three seeds of DESIGN.md: dropping 4 layers cost 1.35, 0.79 and 0.28 points.
+    # The three seeds of docs/design.md §3: dropping 4 layers cost 1.35, 0.79 and 0.28 points.
     spread = interval([0.0135, 0.0079, 0.0028])
     assert spread.mean == pytest.approx(0.0080667, abs=1e-6)
     # sd 0.005352, t(0.975, 2) = 4.3027: half-width 0.013296
