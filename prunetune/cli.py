@@ -31,6 +31,9 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' bars follow the hub's switch
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # a "View run" line per closed run
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # "Creating initial MLflow database tables..."
+    if "transformers" in sys.modules:  # imported already (a caller's, or a test's): its variables were read
+        sys.modules["transformers"].utils.logging.set_verbosity_error()
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
 
 
 def _quiet_search() -> None:
@@ -116,7 +119,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     scores = None
     if strategy.needs_scores:
         if args.data is None:
-            raise SystemExit(f"prunetune prune: strategy {args.strategy!r} scores layers on data: add --data SOURCE")
+            raise PrunetuneError(f"strategy {args.strategy!r} scores layers on data: add --data SOURCE")
         scores = compute_layer_scores(
             model, tokenizer, sample_texts(_data_config(args), args.rows), model_name=args.model
         )

@@ -23,7 +23,6 @@ EXTRA_OF = {
             "transformers",
             "sentence_transformers",
             "datasets",
-            "accelerate",
             "sklearn",
             "scipy",
             "numpy",

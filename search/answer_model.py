@@ -136,8 +136,8 @@ def model_card(trial: TrialConfig, facts: list[tuple[str, str]], made_by: str) -
     return (
         f"---\nlibrary_name: {library}\npipeline_tag: {pipeline}\nbase_model: {trial.model}\n"
         "tags:\n- prunetune\n- layer-pruning\n---\n\n"
-        f"# {trial.model}, {len(trial.kept_layers or [])} layers kept\n\n"
-        "Layer-pruned and fine-tuned by [prunetune](https://github.com/prunetune/prunetune): the layers listed "
+        f"# {trial.model}, {layers_kept(len(trial.kept_layers or []))}\n\n"
+        "Layer-pruned and fine-tuned by prunetune: the layers listed "
         "were kept, the others dropped, and the model fine-tuned.\n\n"
         f"| | |\n| --- | --- |\n{table}\n\n"
         f"Made by:\n\n```\n{made_by}\n```\n"
@@ -228,3 +228,7 @@ def _unpack(files: dict[str, bytes], folder: Path) -> None:
     if folder.exists():
         shutil.rmtree(folder)
     os.replace(partial, folder)
+
+
+def layers_kept(count: int) -> str:
+    return f"{count} layer kept" if count == 1 else f"{count} layers kept"

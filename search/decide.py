@@ -22,7 +22,6 @@ from prunetune.libs import stats
 from prunetune.records import drop, preference, within
 
 Verdict = Literal["within", "borderline", "over"]
-VERDICTS: tuple[Verdict, ...] = ("within", "borderline", "over")
 
 
 def paired_drops(

@@ -37,7 +37,7 @@ def launch_job(
     return remote.remote(trial, shared, keep_model, train_outputs)
 
 
-def result_of(ref: Any) -> Any:
+def wait_for_result(ref: Any) -> Any:
     """``ray.get(ref)`` in one-second waits: a stop signal's handler (:mod:`prunetune.stops`) runs between them.
     Inside one long ``ray.get`` a Ctrl-C was seen to wait for minutes (two tries in three)."""
     while not ray.wait([ref], timeout=1.0)[0]:
@@ -99,7 +99,7 @@ def run_jobs(
     results, failure = [], None
     for number, (run_id, trial, ref) in enumerate(launched, 1):
         try:
-            result = finish_job_run(mlflow, run_id, trial, functools.partial(result_of, ref))
+            result = finish_job_run(mlflow, run_id, trial, functools.partial(wait_for_result, ref))
         except Exception as err:  # the others are still waited for and recorded: nothing left RUNNING
             failure = failure or err
             continue

@@ -93,7 +93,7 @@ def memory_probe(spec: SearchSpec) -> tuple[int, int] | None:
     from prunetune.libs import ray
 
     task = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=1)(training_peak)
-    from prunetune.search.jobs import result_of
+    from prunetune.search.jobs import wait_for_result
 
-    found: tuple[int, int] | None = result_of(task.remote(spec.trial))
+    found: tuple[int, int] | None = wait_for_result(task.remote(spec.trial))
     return found

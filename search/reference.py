@@ -88,7 +88,7 @@ def run_or_reuse(
     done = _finished_reference_runs(mlflow, experiment, keys)
     todo = [trial for trial, key in zip(trials, keys, strict=True) if key not in done]
     say(f"reference: {len(trials) - len(todo)} runs reused, {len(todo)} to train")
-    jobs = [(trial, "reference", {TAG_REFERENCE_KEY: reference_key(trial)}) for trial in todo]
+    jobs = [(trial, KIND_REFERENCE, {TAG_REFERENCE_KEY: reference_key(trial)}) for trial in todo]
     for (run_id, result), trial in zip(run_jobs(spec, mlflow, experiment, jobs, shared, say), todo, strict=True):
         done[reference_key(trial)] = (run_id, float(result["val_score"]))
     return [done[key] for key in keys]

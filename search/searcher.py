@@ -36,7 +36,7 @@ from prunetune.search.space import (
 )
 from prunetune.search.spec import SearchSpec
 from prunetune.search.upstream import check_private_state, completed_trials, make_sampler, optuna_trials
-from prunetune.trainables.strategies import StrategyError, get_strategy, kept_layers
+from prunetune.trainables.strategies import STRATEGIES, Strategy, StrategyError, get_strategy, kept_layers
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
@@ -57,14 +57,19 @@ def check_space(spec: SearchSpec, num_layers: int) -> None:
             )
     for name in spec.space.strategies:
         strategy = get_strategy(name)
-        missing = set(strategy.required) - {"count", "start_fraction"}
-        if missing or not {"count"} <= set(strategy.params):
+        if not searchable(strategy):
+            names = ", ".join(s.name for s in STRATEGIES.values() if searchable(s))
             raise StrategyError(
-                f"strategy {name!r} cannot be searched (it takes {list(strategy.params)}); "
-                "searchable: top, bottom, middle, window, alternate-even, alternate-odd, contribution, angular-block"
+                f"strategy {name!r} cannot be searched (it takes {list(strategy.params)}); searchable: {names}"
             )
         if name.startswith("alternate") and spec.space.min_count > (num_layers + 1) // 2:
             raise StrategyError(f"{name} cannot drop {spec.space.min_count} of {num_layers} layers")
+
+
+def searchable(strategy: Strategy) -> bool:
+    """A strategy the search can sample: it drops by ``count`` (a window's place is sampled as ``start_fraction``)
+    and needs nothing else, so a registered strategy is searchable as soon as it takes a count."""
+    return "count" in strategy.params and set(strategy.required) <= {"count", "start_fraction"}
 
 
 class BudgetSearch(OptunaSearch):

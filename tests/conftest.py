@@ -80,8 +80,17 @@ def tiny_config(family: str, layers: int = 4):
 FAMILIES = ["bert", "roberta", "xlm-roberta", "electra", "mpnet", "distilbert", "deberta-v2"]
 
 
+# An end-to-end test that hangs (a driver that never prints its line, a server that never answers) fails after
+# this long instead of holding CI to its limit; the slowest in the suite takes about 4 minutes on 2 cores.
+E2E_TIMEOUT_S = 900
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``gpu`` tests run where CUDA is (the device machine); elsewhere they are skipped, saying why."""
+    """Every e2e test gets a timeout (pytest-timeout). ``gpu`` tests run where CUDA is (the device machine);
+    elsewhere they are skipped, saying why."""
+    for item in items:
+        if "e2e" in item.path.parts and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(E2E_TIMEOUT_S))
     if not any(item.get_closest_marker("gpu") for item in items):
         return
     import torch

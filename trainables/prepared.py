@@ -55,11 +55,6 @@ def prepare_classification(config: TrialConfig, tokenizer: Any, tokenizer_name: 
     return PreparedData(preparation_key(config, tokenizer_name), task, features)
 
 
-def pad_batch(tokenizer: Any, rows: Features, indices: list[int]) -> dict[str, Any]:
-    """The rows ``indices`` as one padded batch of tensors."""
-    return dict(tokenizer.pad([rows[i] for i in indices], padding=True, return_tensors="pt"))
-
-
 # Padded splits larger than this stay in host memory (each batch is copied to the device): 512 MiB of int32
 # token ids is 100,000 rows of 512 tokens in three tensors, far beyond a headline task.
 DEVICE_LIMIT_BYTES = 512 * 2**20
@@ -68,7 +63,7 @@ DEVICE_LIMIT_BYTES = 512 * 2**20
 class PaddedSplit:
     """One split's rows padded once, by the tokenizer, to the split's longest row, kept as int32 tensors on the
     trial's device. A batch is its rows picked and trimmed to their own longest: what padding each batch with
-    the tokenizer gives (:func:`pad_batch`), without a tokenizer call and a host-to-device copy per batch."""
+    the tokenizer gives, without a tokenizer call and a host-to-device copy per batch."""
 
     def __init__(self, tokenizer: Any, rows: Features, device: str) -> None:
         import torch

@@ -25,7 +25,13 @@ def test_max_drop_on_the_embedded_default_answers_every_tolerance(data_env, tmp_
     result = json.loads(answer.read_text())
     assert [t["tolerance"] for t in result["tolerances"]] == [0.01, 0.03]
     assert 0.3 < result["reference"]["score"] <= 1.0  # 10 topics: chance is 0.1
+    # At 3 points the demo has always found an answer (5 layers dropped, 2026-11-27); at 1 point it may not.
+    assert result["tolerances"][-1]["answer"] is not None
     for tolerance in result["tolerances"]:
         found, sure = tolerance["answer"], tolerance["confidently_within"]
-        assert found is None or (found["verdict"] in ("within", "borderline") and len(found["seeds"]) == 2)
-        assert sure is None or (sure["verdict"] == "within" and sure["layers_dropped"] <= found["layers_dropped"])
+        if found is None:
+            assert sure is None
+            continue
+        assert found["verdict"] in ("within", "borderline") and len(found["seeds"]) == 2
+        if sure is not None:
+            assert sure["verdict"] == "within" and sure["layers_dropped"] <= found["layers_dropped"]

@@ -22,11 +22,11 @@ from tests.e2e.test_search_cluster import child_runs, tiny_spec
 FAST = [
     ("reference", signal.SIGTERM, "search", "reference: 0 runs reused"),
     ("trials", signal.SIGINT, "search", "trials 1/8 done"),
-    ("re-checks", signal.SIGINT, "max-drop", "re-checking"),
 ]
-SLOW = [  # the other signal in each phase: the same path, so the suite runs them with -m slow only
+SLOW = [  # the same path by the other signal, and max-drop (2 minutes): with -m slow only
     ("reference", signal.SIGINT, "search", "reference: 0 runs reused"),
     ("trials", signal.SIGTERM, "search", "trials 1/8 done"),
+    ("re-checks", signal.SIGINT, "max-drop", "re-checking"),
     ("re-checks", signal.SIGTERM, "max-drop", "re-checking"),
 ]
 CASES = [pytest.param(*case, id=f"{case[0]}-{case[1].name}") for case in FAST] + [

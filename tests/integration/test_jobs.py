@@ -161,7 +161,10 @@ def test_interrupted_job_resumes_from_its_checkpoint_exactly(data_env, tmp_path)
 
 def test_data_prepared_once_gives_the_same_result_and_is_checked_against_the_config(data_env) -> None:
     from prunetune.trainables.models import load_tokenizer
-    from prunetune.trainables.prepared import pad_batch, prepare_classification
+    from prunetune.trainables.prepared import prepare_classification
+
+    def pad_batch(tokenizer, rows, indices):  # what padding each batch with the tokenizer gives
+        return dict(tokenizer.pad([rows[i] for i in indices], padding=True, return_tensors="pt"))
 
     config = TrialConfig().with_overrides(
         HEADLINES | {"data.max_train_rows": 96, "data.max_eval_rows": 48, "training.epochs": 1, "kept_layers": [0, 5]}
