@@ -34,7 +34,16 @@ PARENT = "mlflow.parentRunId"
 # A search run's metric: the seconds its trials took (Tune's run), without the set-up before them (reference,
 # baselines, scores) or the answer's model after them.
 TRIAL_PHASE_SECONDS = "trial_phase_seconds"
-FILTER_TAGS = {"kind": TAG_KIND, "parent": PARENT, "search": TAG_SEARCH, "trial": TAG_TRIAL}  # runs_where's keys
+# A run's creation token: a create the server committed but whose reply was lost is found by it on the retry,
+# not made twice (store.RetryingClient.create_run).
+TAG_REQUEST = "prunetune.request"
+FILTER_TAGS = {  # runs_where's keys
+    "kind": TAG_KIND,
+    "parent": PARENT,
+    "search": TAG_SEARCH,
+    "trial": TAG_TRIAL,
+    "request": TAG_REQUEST,
+}
 # On every experiment: MLflow 3's UI opens an experiment in its model-training view (runs, metrics) for this
 # kind, not in its GenAI view (traces), which showed a search as empty.
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"

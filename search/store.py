@@ -11,13 +11,14 @@ import os
 import time
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from prunetune.errors import PrunetuneError
 from prunetune.libs import mlflow_tracking
-from prunetune.records import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
+from prunetune.records import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, TAG_REQUEST, runs_where
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,24 @@ class RetryingClient:
             return with_retries(lambda: method(*args, **kwargs), self._patience_s, self._uri)
 
         return retried
+
+    def create_run(self, experiment_id: str, **kwargs: Any) -> Any:
+        """A run made once, even when the server commits it and its reply is lost (a retried create would make a
+        second): the create carries a fresh token (:data:`TAG_REQUEST`), and every retry first looks for it."""
+        token = uuid.uuid4().hex
+        kwargs["tags"] = {**(kwargs.get("tags") or {}), TAG_REQUEST: token}
+        attempts = 0
+
+        def create_once() -> Any:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                made = self._inner.search_runs([experiment_id], runs_where(request=token), max_results=1)
+                if made:
+                    return made[0]
+            return self._inner.create_run(experiment_id, **kwargs)
+
+        return with_retries(create_once, self._patience_s, self._uri)
 
 
 def client(tracking_uri: str, timeout_s: float = 15.0, patience_s: float = 0.0) -> Any:
@@ -245,7 +264,12 @@ def experiment_id(mlflow: Any, name: str, local_artifacts: str | None = None) ->
     if found is not None and found.tags.get(EXPERIMENT_KIND_TAG) == EXPERIMENT_KIND:
         return str(found.experiment_id)
     if found is None:
-        experiment = str(mlflow.create_experiment(name, artifact_location=local_artifacts))
+        try:
+            experiment = str(mlflow.create_experiment(name, artifact_location=local_artifacts))
+        except Exception as err:  # a retried create whose first try the server committed (its reply lost)
+            if getattr(err, "error_code", None) != "RESOURCE_ALREADY_EXISTS":
+                raise
+            experiment = str(mlflow.get_experiment_by_name(name).experiment_id)
     else:
         experiment = str(found.experiment_id)  # made by an older prunetune: opened in the GenAI view
     mlflow.set_experiment_tag(experiment, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
@@ -175,3 +176,68 @@ def test_the_drivers_calls_give_up_in_one_line_past_the_patience(tmp_path) -> No
     stop_server(server)
     with pytest.raises(TrackingUnreachable, match="did not answer for 2 s.*--resume"):
         mlflow.create_run(experiment)
+
+
+class DroppingProxy:
+    """Between a client and a real `mlflow server`: forwards every request, but for the first ``times`` requests
+    whose path ends with ``drop`` it lets the server commit and then closes the connection without the reply,
+    as a server that dies (or a network that fails) right after its commit does."""
+
+    def __init__(self, upstream: str, drop: str, times: int = 1) -> None:
+        import http.server
+
+        proxy = self
+        self.dropped = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:  # quiet
+                pass
+
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                request = urllib.request.Request(upstream + self.path, data=body or None, method=self.command)
+                for key in ("Content-Type", "Authorization"):
+                    if self.headers.get(key):
+                        request.add_header(key, self.headers[key])
+                try:
+                    with urllib.request.urlopen(request, timeout=30) as answer:
+                        status, payload, kind = answer.status, answer.read(), answer.headers.get("Content-Type")
+                except urllib.error.HTTPError as err:
+                    status, payload, kind = err.code, err.read(), err.headers.get("Content-Type")
+                if self.path.split("?")[0].endswith(drop) and proxy.dropped < times:
+                    proxy.dropped += 1  # committed upstream; the reply never reaches the client
+                    self.close_connection = True
+                    return
+                self.send_response(status)
+                self.send_header("Content-Type", kind or "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PATCH = do_DELETE = _forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.mark.parametrize("drop", ["/runs/create", "/experiments/create"])
+def test_a_create_the_server_committed_but_whose_reply_was_lost_is_made_once(tmp_path, drop) -> None:
+    port = free_port()
+    server = start_server(tmp_path, port)
+    proxy = DroppingProxy(f"http://127.0.0.1:{port}", drop)
+    try:
+        mlflow = client(f"http://127.0.0.1:{proxy.port}", patience_s=60)  # the driver's retrying client
+        experiment = experiment_id(mlflow, "made-once")
+        run = mlflow.create_run(experiment, run_name="the-reference", tags={TAG_KIND: KIND_SEARCH})
+        assert proxy.dropped == 1, "the reply was dropped once, and the call retried"
+        direct = MlflowClient(f"http://127.0.0.1:{port}")
+        assert [e.name for e in direct.search_experiments()].count("made-once") == 1
+        runs = direct.search_runs([experiment])
+        assert [r.info.run_id for r in runs] == [run.info.run_id], "one run, and the one the caller holds"
+    finally:
+        proxy.close()
+        stop_server(server)
