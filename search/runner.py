@@ -237,7 +237,7 @@ def _stop(spec: SearchSpec, store: Store, stage: _Stage, say: Callable[[str], No
     if ray.is_initialized():
         ray.shutdown()  # cancels this driver's tasks and trials, on every node
     if stage.recorder is not None:
-        stage.recorder.settle(stage.results or [], stopping=True)
+        stage.recorder.settle(stage.results or [])  # a trial cut short: interrupted, with its epochs so far
     _fail_orphaned_optuna_trials(spec, store.parent)
     close_running_runs(spec, store.mlflow, store.experiment)
     if stage.recorder is not None:
@@ -246,13 +246,15 @@ def _stop(spec: SearchSpec, store: Store, stage: _Stage, say: Callable[[str], No
     return stops.interrupted(stage.phase)
 
 
-def close_running_runs(spec: SearchSpec, mlflow: Any, experiment: str) -> int:
-    """Every run of the search still RUNNING (its jobs, its own run) closed as interrupted; how many."""
+def close_running_runs(spec: SearchSpec, mlflow: Any, experiment: str, kinds: tuple[str, ...] = ()) -> list[Any]:
+    """The search's runs still RUNNING (of ``kinds``; none given: every kind, its own run too), closed as
+    interrupted; the runs closed."""
     running = runs_where("RUNNING", search=spec.name)
     found = list(paged_runs(mlflow, [experiment], running))  # in full first: closing changes the filter
-    for run in found:
+    closed = [run for run in found if not kinds or run.data.tags.get(TAG_KIND) in kinds]
+    for run in closed:
         close_interrupted(mlflow, run.info.run_id)
-    return len(found)
+    return closed
 
 
 def _tracking_stop(err: BaseException | None) -> TrackingUnreachable | None:
@@ -525,11 +527,7 @@ def _study_name(spec: SearchSpec, parent_run_id: str) -> str:
 def _close_interrupted_jobs(spec: SearchSpec, mlflow: Any, experiment: str, say: Any) -> None:
     """On resume: the reference or scratch job the killed driver was waiting for is closed as interrupted
     (it is trained again; an open run would otherwise stay RUNNING for ever)."""
-    running = runs_where("RUNNING", search=spec.name)
-    for run in list(paged_runs(mlflow, [experiment], running)):  # in full first: closing changes the filter
-        if run.data.tags.get(TAG_KIND) not in (KIND_REFERENCE, KIND_SCRATCH, KIND_RECHECK, KIND_MODEL):
-            continue
-        close_interrupted(mlflow, run.info.run_id)
+    for run in close_running_runs(spec, mlflow, experiment, (KIND_REFERENCE, KIND_SCRATCH, KIND_RECHECK, KIND_MODEL)):
         say(f"{run.data.tags[TAG_KIND]} run {run.info.run_id} was interrupted with the driver: closed, trained again")
 
 

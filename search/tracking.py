@@ -340,10 +340,6 @@ class TrialRecorder(Callback):
         self._open(trial.trial_id, trial.config)
         self._log(trial.trial_id, tags={TAG_RETRIES: str(self.retries[trial.trial_id])})
 
-    @staticmethod
-    def _cut_short(config: dict[str, Any], result: dict[str, Any]) -> bool:
-        return trial_status(config["trial"]["training"]["epochs"], int(result.get("epoch", 0))) != COMPLETE
-
     def _finish(self, trial_id: str, config: dict[str, Any], result: dict[str, Any], *, error: bool) -> None:
         # No opening queued: a trial that never started has no run to close.
         status = FAILED if error else trial_status(config["trial"]["training"]["epochs"], int(result.get("epoch", 0)))
@@ -355,15 +351,15 @@ class TrialRecorder(Callback):
         metrics = {k: float(v) for k, v in closing_metrics(result).items()}
         self._log(trial_id, metrics, int(result.get("epoch", 0)), tags, end)
 
-    def settle(self, results: Any, stopping: bool = False) -> int:
+    def settle(self, results: Any) -> int:
         """Close the trial runs a killed driver left open; call after ``fit`` (nothing runs any more).
 
         Tune restores a search from its last snapshot of the experiment (taken every few seconds),
         so a trial can be open in MLflow yet finished in Tune (its closing was still queued), or
         unknown to Tune (started after the snapshot; the resumed search runs another in its place).
         The first is closed from Tune's result; the second as ``interrupted`` (MLflow: KILLED).
-        ``stopping``: Tune stopped for a signal (:mod:`prunetune.stops`), so a trial that had not trained all its
-        epochs was interrupted, not stopped early by ASHA. Returns how many were interrupted."""
+        After a stop signal, a trial Tune cut short is closed as interrupted (:meth:`_finish`). Returns how many
+        runs Tune lost."""
         self.flush()
         finished = {r.metrics["trial_id"]: r for r in results if r.metrics and "trial_id" in r.metrics}
         still_open = runs_where("RUNNING", parent=self.parent_run_id, kind=KIND_TRIAL)
@@ -373,7 +369,7 @@ class TrialRecorder(Callback):
         for run in with_retries(listing, self.patience_s, self.tracking_uri):
             trial_id = run.data.tags.get(TAG_TRIAL, "")
             result = finished.get(trial_id)
-            if result is not None and not (stopping and self._cut_short(result.config, result.metrics or {})):
+            if result is not None:
                 self.run_ids[trial_id] = run.info.run_id
                 self._finish(trial_id, result.config, result.metrics, error=result.error is not None)
             else:
