@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from prunetune.search.store import paged_runs  # noqa: F401  (part of this module's API)
+from prunetune.search.store import TrackingClient, paged_runs  # noqa: F401  (paged_runs: part of this module's API)
 
 from prunetune.errors import PrunetuneError
 from prunetune.libs import mlflow_exceptions, mlflow_tracking
@@ -110,7 +110,7 @@ def client(tracking_uri: str) -> Any:
     return mlflow_tracking.MlflowClient(tracking_uri=tracking_uri)
 
 
-def find_search(mlflow: Any, search: str) -> Search:
+def find_search(mlflow: TrackingClient, search: str) -> Search:
     """The search named by an experiment (spec) name — its latest parent run — or by a parent run id."""
     experiment = mlflow.get_experiment_by_name(search)
     if experiment is not None:
@@ -136,14 +136,14 @@ def find_search(mlflow: Any, search: str) -> Search:
     return _search_of(mlflow, run, mlflow.get_experiment(run.info.experiment_id).name)
 
 
-def _get_run(mlflow: Any, run_id: str) -> Any:
+def _get_run(mlflow: TrackingClient, run_id: str) -> Any:
     try:
         return mlflow.get_run(run_id)
     except mlflow_exceptions.MlflowException:
         return None
 
 
-def _search_of(mlflow: Any, run: Any, experiment_name: str) -> Search:
+def _search_of(mlflow: TrackingClient, run: Any, experiment_name: str) -> Search:
     tags = run.data.tags
     best = tags.get(TAG_BEST)
     return Search(
@@ -160,7 +160,7 @@ def _search_of(mlflow: Any, run: Any, experiment_name: str) -> Search:
     )
 
 
-def search_runs_frame(mlflow: Any, search: Search) -> pd.DataFrame:
+def search_runs_frame(mlflow: TrackingClient, search: Search) -> pd.DataFrame:
     """The search's trials and scratch baselines, and its reference run, as one typed frame."""
     runs = list(paged_runs(mlflow, [search.experiment_id], runs_where(parent=search.run_id)))
     for run_id in search.reference_run_ids:
@@ -176,7 +176,7 @@ def _reference_runs(tags: dict[str, str]) -> list[str]:
     return [tags[TAG_REFERENCE_RUN]] if TAG_REFERENCE_RUN in tags else []
 
 
-def experiment_frame(mlflow: Any, experiment_name: str) -> pd.DataFrame:
+def experiment_frame(mlflow: TrackingClient, experiment_name: str) -> pd.DataFrame:
     """Every trial, reference and scratch run of every search in the experiment."""
     experiment = mlflow.get_experiment_by_name(experiment_name)
     if experiment is None:
@@ -269,7 +269,7 @@ def _kept(tags: dict[str, str], params: dict[str, str]) -> list[int] | None:
     return [int(layer) for layer in json.loads(raw)] if raw and raw not in ("null", "None") else None
 
 
-def read_artifact(mlflow: Any, search: Search, name: str) -> str | None:
+def read_artifact(mlflow: TrackingClient, search: Search, name: str) -> str | None:
     """A text artifact of the search's parent run (the spec, the layer scores), or None if it has none."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a report prints one line, not bars
     with tempfile.TemporaryDirectory() as work:

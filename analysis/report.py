@@ -17,9 +17,10 @@ from typing import Any
 import pandas as pd
 from prunetune.analysis import tables
 from prunetune.analysis.query import Search
+from prunetune.search.store import TrackingClient
 
 from prunetune.libs import yaml
-from prunetune.records import LAYER_SCORES_ARTIFACT, RANKED_BY, SPEC_ARTIFACT, LayerScores
+from prunetune.records import LAYER_SCORES_ARTIFACT, RANKED_BY, SPEC_ARTIFACT, LayerScores, in_budget_unit
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1100px;
@@ -72,15 +73,17 @@ def _svg(figure: Any) -> str:
 
 
 def _answer(inputs: ReportInputs, tolerance: float, relative: bool) -> str:
-    best = tables.max_droppable(inputs.frame, [tolerance], relative)
+    best = tables.max_droppable(inputs.frame, [tolerance])
     reference = tables.reference_score(inputs.frame)
+    budget = in_budget_unit(tolerance, relative)
     if best.empty or best.iloc[0].get("max_layers_dropped", 0) == 0:
-        return f"No complete trial stayed within {tolerance:g} of the reference yet."
+        return f"No complete trial stayed within {budget} of the reference yet."
     row = best.iloc[0]
     return (
-        f"Within {tolerance:g} of the reference ({reference:.4f}), <b>{int(row['max_layers_dropped'])} layers</b> "
+        f"Within {budget} of the reference ({reference:.4f}), <b>{int(row['max_layers_dropped'])} layers</b> "
         f"can be dropped: strategy <b>{html.escape(str(row['strategy']))}</b>, keeping layers "
-        f"{html.escape(str(row['kept_layers']))}, score {row['val_score']:.4f} (drop {row['drop']:+.4f}), "
+        f"{html.escape(str(row['kept_layers']))}, score {row['val_score']:.4f} "
+        f"(drop {in_budget_unit(row['drop'], relative, signed=True)}), "
         f"learning rate {row['learning_rate']:.2e}, {int(row['epochs'])} epochs{_taught(row)}. "
         "This is the search's own score, one seed, the best of many trials: <code>prunetune max-drop</code> "
         "re-trains such finalists on other seeds and says how sure the answer is."
@@ -122,7 +125,9 @@ def render(inputs: ReportInputs) -> str:
         f" · trials: {html.escape(counts_text)}</p>",
         f"<p class='answer'>{_answer(inputs, tolerance, relative)}</p>",
         "<h2>Maximum droppable layers per tolerance</h2>",
-        _table(tables.max_droppable(frame, inputs.tolerances, relative).drop(columns=["run_id"], errors="ignore")),
+        f"<p>Tolerances and drops as recorded: fractions of the score{' (of the reference)' if relative else ''}; "
+        f"0.01 is {in_budget_unit(0.01, relative)}.</p>",
+        _table(tables.max_droppable(frame, inputs.tolerances).drop(columns=["run_id"], errors="ignore")),
         "<h2>Reference (unpruned, fine-tuned)</h2>",
         _table(tables.reference_row(frame)),
         "<h2>Best score per strategy and layers kept</h2>",
@@ -147,7 +152,7 @@ def render(inputs: ReportInputs) -> str:
     )
 
 
-def load_inputs(mlflow: Any, search: Search, tolerances: Sequence[float]) -> ReportInputs:
+def load_inputs(mlflow: TrackingClient, search: Search, tolerances: Sequence[float]) -> ReportInputs:
     """Everything the report shows, read from MLflow only."""
     from prunetune.analysis.query import read_artifact, search_runs_frame
 
@@ -163,7 +168,7 @@ def load_inputs(mlflow: Any, search: Search, tolerances: Sequence[float]) -> Rep
 
 
 def write_report(
-    mlflow: Any, search: Search, output: str | Path, tolerances: Sequence[float], log: bool = True
+    mlflow: TrackingClient, search: Search, output: str | Path, tolerances: Sequence[float], log: bool = True
 ) -> Path:
     """Write the report to ``output`` and (``log``) attach it to the search's parent run as ``report/<name>``."""
     path = Path(output)

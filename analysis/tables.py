@@ -65,21 +65,17 @@ def distilled(frame: pd.DataFrame) -> bool:
     return bool(frame["distill_alpha"].fillna(0).gt(0).any()) if "distill_alpha" in frame else False
 
 
-def max_droppable(
-    frame: pd.DataFrame, tolerances: Sequence[float] = (0.01, 0.02, 0.03), relative: bool = False
-) -> pd.DataFrame:
+def max_droppable(frame: pd.DataFrame, tolerances: Sequence[float] = (0.01, 0.02, 0.03)) -> pd.DataFrame:
     """Per task and tolerance: the deepest drop of a complete trial within it (ties by score), with what achieved it.
 
-    The drop is measured against the search's reference (``drop`` as the trials recorded it); ``relative``
-    divides it by the reference score first.
+    The drop is the one the trials recorded against the search's reference, in the unit of its budget (points, or a
+    fraction of the reference with ``budget.relative``: :func:`prunetune.records.drop`); so are the tolerances.
     """
     trials = finished(frame)
-    reference = reference_score(frame)
     rows = []
     for task, group in trials.groupby("task", sort=True):
-        drops = group["drop"] / reference if relative and reference else group["drop"]
         for tolerance in tolerances:
-            within = group[drops <= tolerance + records.EPSILON]  # records.within, on a column
+            within = group[group["drop"] <= tolerance + records.EPSILON]  # records.within, on a column
             row: dict[str, object] = {"task": task, "tolerance": tolerance}
             if within.empty:
                 rows.append(row | {"max_layers_dropped": 0, "strategy": "none within budget"})

@@ -267,8 +267,9 @@ class Answers:
         self.answers: dict[float, ToleranceAnswer | None] = dict.fromkeys(self.tolerances)
         self.measured: dict[tuple, tuple[dict[int, float], dict[int, float]]] = {}
 
-    def measure(self, candidate: Candidate) -> tuple[dict[int, float], dict[int, float]]:
-        """A finalist "re-trained" on the decision seeds: its table scores, paired with the reference's."""
+    def measure(self, candidate: Candidate, seeds: int = 0) -> tuple[dict[int, float], dict[int, float]]:
+        """A finalist "re-trained" on the decision seeds (all of the table's: ``seeds`` is not enough to spare
+        any), its table scores paired with the reference's."""
         if candidate.key not in self.measured:
             point = point_key(candidate.kept_layers, candidate.learning_rate, candidate.epochs)
             scores = {seed: self.table.score(point, seed) for seed in self.decision_seeds}
@@ -348,8 +349,6 @@ def replay(
     max_trials: int | None = None,
 ) -> Replay:
     """One max-drop replayed by ``searcher`` (prunetune / random / grid) with replay seed ``replay_seed``."""
-    import optuna
-
     rng = random.Random(replay_seed)
     search_seed = rng.choice(table.seeds)
     decision = [seed for seed in table.seeds if seed != search_seed]
@@ -378,23 +377,54 @@ def replay(
         result.stopped = "grid done" if max_trials is None or max_trials >= len(order) else "max trials"
         return result
 
+    result.stopped = sampled_search(
+        searcher,
+        replay_seed,
+        spec,
+        table,
+        reference.learning_rate,
+        reference.score,
+        layer_scores,
+        trained,
+        max_trials,
+        result,
+    )
+    return result
+
+
+def sampled_search(
+    searcher: str,
+    sampler_seed: int,
+    spec: SearchSpec,
+    table: Table,
+    anchor_lr: float,
+    reference_score: float,
+    layer_scores: LayerScores | None,
+    trained: Callable[[Point, str], float],
+    max_trials: int | None,
+    counts: Any = None,
+) -> str:
+    """A search as ``BudgetSearch`` runs it (``prunetune``: TPE; ``random``), each new point trained through
+    ``trained(point, strategy) -> score``; why it stopped. ``counts`` (a :class:`Replay`) gets its repeats and
+    unrealisable asks."""
+    import optuna
+
+    n = table.num_layers
     if searcher == "prunetune":
-        sampler: Any = optuna.samplers.TPESampler(seed=replay_seed, n_startup_trials=4)  # as BudgetSearch builds it
+        sampler: Any = optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=4)  # as BudgetSearch builds it
     elif searcher == "random":
-        sampler = optuna.samplers.RandomSampler(seed=replay_seed)
+        sampler = optuna.samplers.RandomSampler(seed=sampler_seed)
     else:
         raise ValueError(f"unknown searcher {searcher!r}: one of {SEARCHERS}")
-    space = DefineSpace(spec, n, reference.learning_rate, layer_scores)
+    space = DefineSpace(spec, n, anchor_lr, layer_scores)
     reachable = reachable_points(space, table, layer_scores)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     outcomes: dict[Point, int] = {}  # point -> number of the Optuna trial that ran it
     while True:
         if reachable <= outcomes.keys():
-            result.stopped = "space exhausted"
-            return result
-        if max_trials is not None and len(result.points) >= max_trials:
-            result.stopped = "max trials"
-            return result
+            return "space exhausted"
+        if max_trials is not None and len(outcomes) >= max_trials:
+            return "max trials"
         repeats = 0
         for _ in range(MAX_ASKS):  # as BudgetSearch.suggest: unrealisable or repeated points are re-asked
             trial = study.ask()
@@ -404,28 +434,26 @@ def replay(
                 kept = kept_layers(params["strategy"], n, strategy_params(params, n), layer_scores)
             except StrategyError:
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)  # not trained: costs nothing
-                result.unrealisable += 1
+                if counts is not None:
+                    counts.unrealisable += 1
                 continue
             point = point_key(kept, snap(space.learning_rate(params), table.learning_rates), params["epochs"])
             if point in outcomes:  # as BudgetSearch: the earlier trial's outcome, no training
                 tell_repeat(study, trial, study.get_trials(deepcopy=False)[outcomes[point]])  # numbered 0, 1, …
                 repeats += 1
-                result.repeats += 1
+                if counts is not None:
+                    counts.repeats += 1
                 continue
             score = trained(point, params["strategy"])
-            excess = budget_excess(spec, reference.score, score)
+            excess = budget_excess(spec, reference_score, score)
             trial.set_constraint(CONSTRAINT, excess)
-            value = objective(n - len(kept), score, excess)
-            study.tell(trial, value)
+            study.tell(trial, objective(n - len(kept), score, excess))
             outcomes[point] = trial.number
             break
         else:
             # BudgetSearch returns FINISHED after a repeat among them, else raises RuntimeError ("the search
             # space keeps producing points no strategy can realise"): the search ends either way.
-            result.stopped = (
-                f"{MAX_ASKS} asks without a new point" if repeats else f"{MAX_ASKS} unrealisable asks (error)"
-            )
-            return result
+            return f"{MAX_ASKS} asks without a new point" if repeats else f"{MAX_ASKS} unrealisable asks (error)"
 
 
 def nearest_rank(values: Sequence[float], q: float) -> float:

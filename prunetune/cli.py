@@ -359,7 +359,7 @@ def _tolerance(text: str) -> float:
     except ValueError:
         value = -1.0
     if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an accuracy drop in (0, 1): 0.01 = 1 point")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a drop in (0, 1): {_TOLERANCE_UNIT}")
     return value
 
 
@@ -510,6 +510,8 @@ def _add_search(sub: Any) -> None:
 
 
 _REGISTER = "also register the answer's model in MLflow's Model Registry under this name"
+# A tolerance is read in the unit of the spec's budget (prunetune.records.budget_unit).
+_TOLERANCE_UNIT = "0.01 = 1 point, or 1 % of the reference with budget.relative: true"  # help: % doubled
 _TOLERANCES = (0.01, 0.02, 0.03)  # accuracy drops max-drop and report answer unless told (1, 2, 3 points)
 
 
@@ -521,7 +523,7 @@ def _add_max_drop(sub: Any) -> None:
         type=_tolerance,
         nargs="+",
         default=list(_TOLERANCES),
-        help="accuracy drops to answer, 0.01 = 1 point",
+        help=f"drops to answer, as the spec's budget.tolerance: {_TOLERANCE_UNIT.replace('%', '%%')}",
     )
     p.add_argument(
         "--seeds",
@@ -572,7 +574,7 @@ def _add_report(sub: Any) -> None:
         type=_tolerance,
         nargs="+",
         default=list(_TOLERANCES),
-        help="accuracy drops the tables answer, 0.01 = 1 point",
+        help=f"drops the tables answer, as the spec's budget.tolerance: {_TOLERANCE_UNIT.replace('%', '%%')}",
     )
     p.add_argument("--output", "-o", help="HTML file (default: <search>-report.html)")
     p.add_argument("--no-log", action="store_true", help="do not attach the report to the search's MLflow run")

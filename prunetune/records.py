@@ -92,6 +92,19 @@ def drop(reference: float, score: float, relative: bool = False) -> float:
     return (reference - score) / reference if relative else reference - score
 
 
+def budget_unit(relative: bool) -> str:
+    """The unit a person reads drops and tolerances in, the spec's (``budget.relative``): a drop is recorded as a
+    fraction (0.012), and shown x 100, as points of the score or as a percentage of the reference's score."""
+    return "% of the reference" if relative else "points"
+
+
+def in_budget_unit(value: float, relative: bool | None = None, signed: bool = False) -> str:
+    """A recorded drop or tolerance as a person reads it: 0.012 -> "1.2"; with ``relative`` given, its unit too
+    ("1.2 points", "1.2 % of the reference"). ``signed``: a drop, two decimals and its sign ("+1.20")."""
+    number = f"{100 * value:+.2f}" if signed else f"{100 * value:g}"
+    return number if relative is None else f"{number} {budget_unit(relative)}"
+
+
 def within(drop: float, tolerance: float) -> bool:
     """The one rule for "within the budget", everywhere: a drop of exactly the tolerance is within it."""
     return drop <= tolerance + EPSILON

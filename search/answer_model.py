@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from prunetune.search.context import Say, SearchContext
 from prunetune.search.jobs import run_jobs
-from prunetune.search.spec import SearchSpec
+from prunetune.search.store import TrackingClient
 from prunetune.search.trainable import MODEL_FILES
 from prunetune.trainables.config import TrialConfig
 
@@ -38,32 +39,25 @@ class SavedModel:
 
 
 def save_answer_model(
-    spec: SearchSpec,
-    mlflow: Any,
-    experiment: str,
-    parent_run_id: str,
-    trial: TrialConfig,
-    folder: Path,
-    facts: list[tuple[str, str]],
-    say: Any,
-    shared: Any = None,
-    register: str | None = None,
+    ctx: SearchContext, trial: TrialConfig, folder: Path, facts: list[tuple[str, str]], register: str | None = None
 ) -> SavedModel:
     """Train ``trial`` once more keeping its weights, save it with its card to ``folder``, and log it to the
     search's run. ``facts``: the card's rows about how it was chosen (scores with intervals, the reference)."""
-    say(f"model: training {_describe(trial)} once more to keep its weights")
-    jobs = [(trial, KIND_MODEL, {PARENT: parent_run_id})]
-    ((run_id, result),) = run_jobs(spec, mlflow, experiment, jobs, shared, keep_model=True)
+    ctx.say(f"model: training {_describe(trial)} once more to keep its weights")
+    jobs = [(trial, KIND_MODEL, {PARENT: ctx.parent})]
+    ((run_id, result),) = run_jobs(ctx, jobs, keep_model=True, progress=False)
     _unpack(result.pop(MODEL_FILES), folder)
     scores = {k: float(result[k]) for k in ("val_score", "test_score") if isinstance(result.get(k), (int, float))}
     measured = [(f"this model's {k.replace('_', ' ')}", f"{v:.4f}") for k, v in scores.items()]
     (folder / "README.md").write_text(model_card(trial, facts + measured, command()), encoding="utf-8")
-    model_uri, registered = log_model(spec.resolved_tracking_uri(), parent_run_id, folder, trial, register)
-    say(f"model: saved to {folder}; MLflow model {model_uri}" + (f", registered as {registered}" if registered else ""))
+    model_uri, registered = log_model(ctx.spec.resolved_tracking_uri(), ctx.parent, folder, trial, register)
+    ctx.say(
+        f"model: saved to {folder}; MLflow model {model_uri}" + (f", registered as {registered}" if registered else "")
+    )
     return SavedModel(folder, run_id, model_uri, scores, registered)
 
 
-def export_run(mlflow: Any, run_id: str, folder: Path, say: Any) -> dict[str, Any]:
+def export_run(mlflow: TrackingClient, run_id: str, folder: Path, say: Say) -> dict[str, Any]:
     """Re-create the model of any recorded job (a trial, a re-check, a reference, a baseline) from its config,
     here, without Ray: trained again, since trials keep no weights. Saves it with its card; its result."""
     from prunetune.trainables.jobs import run_job
@@ -86,7 +80,7 @@ def export_run(mlflow: Any, run_id: str, folder: Path, say: Any) -> dict[str, An
     return dict(result)
 
 
-def _teacher_of(mlflow: Any, run: Any) -> str:
+def _teacher_of(mlflow: TrackingClient, run: Any) -> str:
     """The run id of the teacher of ``run``'s search (a reference run tagged as the teacher)."""
     query = f"tags.`{TAG_TEACHER}` = 'true' and tags.`{TAG_SEARCH}` = '{run.data.tags.get(TAG_SEARCH)}'"
     found = mlflow.search_runs([run.info.experiment_id], filter_string=query, max_results=1)
@@ -95,7 +89,7 @@ def _teacher_of(mlflow: Any, run: Any) -> str:
     return str(found[0].info.run_id)
 
 
-def _recorded_run(mlflow: Any, run_id: str) -> Any:
+def _recorded_run(mlflow: TrackingClient, run_id: str) -> Any:
     try:
         run = mlflow.get_run(run_id)
     except Exception as err:

@@ -8,6 +8,10 @@ Pure functions on plain numbers, so every rule of the decision lives here and is
 * Over ``n`` seeds the mean drop has a 95 % Student-t interval ``mean ± t(0.975, n-1) · sd / sqrt(n)``.
 * The **verdict** at tolerance ``t``: *within* when the whole interval is at or under ``t``, *borderline*
   when only the mean is, *over* when the mean is above it. One seed has no interval: at best borderline.
+* A seed whose score is NaN (a diverged run, a collapsed sentence model's Spearman) is a **failed seed**: it is
+  reported, and left out of the interval; a finalist with no seed left is *over*.
+* **Re-checks may be sequential** (:class:`RecheckPlan`): a finalist trains on a few seeds first, and on the
+  rest only while it is not clearly over (its whole interval above the tolerance).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from statistics import mean, stdev
 from typing import Literal
 
 from prunetune.libs import stats
-from prunetune.records import drop, preference, within
+from prunetune.records import EPSILON, drop, preference, within
 
 Verdict = Literal["within", "borderline", "over"]
 
@@ -47,6 +51,9 @@ class Interval:
     low: float  # -inf / +inf with a single seed: one value says nothing about the spread
     high: float
     n: int
+
+
+NO_EVIDENCE = Interval(math.inf, -math.inf, math.inf, 0)  # every seed failed: nothing says the drop is small
 
 
 def interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
@@ -108,8 +115,10 @@ def best_reference(runs: Sequence[tuple[float, int, int, float]]) -> TunedRefere
     by_config: dict[tuple[float, int], dict[int, float]] = {}
     for learning_rate, epochs, seed, score in runs:
         by_config.setdefault((learning_rate, epochs), {})[seed] = score
+    # A configuration with a failed (NaN) seed diverged there: it cannot be the reference.
+    by_config = {k: v for k, v in by_config.items() if not any(math.isnan(s) for s in v.values())}
     if not by_config:
-        raise ValueError("no reference run to choose from")
+        raise ValueError("no reference run to choose from (every configuration failed on some seed)")
     (learning_rate, epochs), scores = max(
         by_config.items(), key=lambda kv: (mean(kv[1].values()), -kv[0][0], -kv[0][1])
     )
@@ -142,10 +151,19 @@ class Finding:
     """A finalist re-trained on the decision seeds and compared, seed by seed, with the tuned reference."""
 
     candidate: Candidate
-    scores: dict[int, float]  # seed -> validation score
+    scores: dict[int, float]  # seed -> validation score (NaN: the seed failed)
     drops: dict[int, float]  # seed -> paired drop
-    drops_interval: Interval
+    drops_interval: Interval  # over the seeds that did not fail
     verdict: Verdict
+
+    @property
+    def failed_seeds(self) -> list[int]:
+        return sorted(s for s, d in self.drops.items() if math.isnan(d))
+
+    @property
+    def mean_score(self) -> float:
+        good = [v for v in self.scores.values() if not math.isnan(v)]
+        return mean(good) if good else math.nan
 
     def to_dict(self) -> dict[str, object]:
         c, iv = self.candidate, self.drops_interval
@@ -156,23 +174,69 @@ class Finding:
             "learning_rate": c.learning_rate,
             "epochs": c.epochs,
             "selection_score": c.selection_score,
-            "score": mean(self.scores.values()),
-            "drop": iv.mean,
+            "score": _finite(self.mean_score),
+            "drop": _finite(iv.mean),
             "interval": [_finite(iv.low), _finite(iv.high)],
             "verdict": self.verdict,
             "seeds": sorted(self.scores),
             "scores": {str(s): v for s, v in sorted(self.scores.items())},
-            "drops": {str(s): v for s, v in sorted(self.drops.items())},
+            "drops": {str(s): _finite(v) for s, v in sorted(self.drops.items())},
+            "failed_seeds": self.failed_seeds,
         }
 
 
 def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None  # JSON has no infinity: null means "no interval"
+    return value if math.isfinite(value) else None  # JSON has no infinity or NaN: null means "no interval"
 
 
-def finding(candidate: Candidate, scores: Mapping[int, float], drops: Mapping[int, float], tolerance: float) -> Finding:
-    spread = interval([drops[s] for s in sorted(drops)])
+def finding(
+    candidate: Candidate,
+    scores: Mapping[int, float],
+    drops: Mapping[int, float],
+    tolerance: float,
+    confidence: float = 0.95,
+) -> Finding:
+    """A finalist's verdict from its paired drops; failed (NaN) seeds are kept in the record, out of the interval."""
+    good = [drops[s] for s in sorted(drops) if not math.isnan(drops[s])]
+    spread = interval(good, confidence) if good else NO_EVIDENCE
     return Finding(candidate, dict(scores), dict(drops), spread, verdict(spread, tolerance))
+
+
+@dataclass(frozen=True)
+class RecheckPlan:
+    """How finalists are re-trained on the decision seeds: on ``stages[0]`` seeds first, then on more (up to each
+    next stage) only while not clearly over (the whole interval above the tolerance); a verdict of *within* is
+    reached on the last stage's seeds alone. ``confidence``: the two-sided level of every interval."""
+
+    stages: tuple[int, ...] = (5,)
+    confidence: float = 0.95
+
+    def __post_init__(self) -> None:
+        if not self.stages or list(self.stages) != sorted(set(self.stages)) or self.stages[0] < 1:
+            raise ValueError(f"re-check stages {self.stages}: seed counts that grow, from 1")
+
+    @property
+    def seeds(self) -> int:
+        """The most decision seeds a finalist trains on."""
+        return self.stages[-1]
+
+
+def recheck(
+    candidate: Candidate,
+    measure: Callable[[Candidate, int], tuple[Mapping[int, float], Mapping[int, float]]],
+    tolerance: float,
+    plan: RecheckPlan,
+) -> Finding:
+    """``candidate`` measured stage by stage (``measure(candidate, seeds)``: its scores and paired drops on at least
+    the first ``seeds`` decision seeds) until it is clearly over or the plan's seeds are spent."""
+    for seeds in plan.stages:
+        scores, drops = measure(candidate, seeds)
+        found = finding(candidate, scores, drops, tolerance, plan.confidence)
+        if found.drops_interval.low > tolerance + EPSILON:  # clearly over: more seeds cannot make it within
+            return found
+    # Within is called on every seed only: a within called early, on a few seeds, was called falsely three times
+    # as often on the simulator (bench/simulate.py), and the walk calls within for many finalists and tolerances.
+    return found
 
 
 def ranked(candidates: Sequence[Candidate]) -> list[Candidate]:
@@ -195,6 +259,7 @@ class ToleranceAnswer:
     mean_within: Finding | None
     confident: Finding | None
     checked: int  # finalists re-trained for this tolerance
+    findings: tuple[Finding, ...] = ()  # every finalist weighed, in the order of the walk
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -208,24 +273,26 @@ class ToleranceAnswer:
 def answer_tolerance(
     tolerance: float,
     candidates: Sequence[Candidate],
-    measure: Callable[[Candidate], tuple[Mapping[int, float], Mapping[int, float]]],
+    measure: Callable[[Candidate, int], tuple[Mapping[int, float], Mapping[int, float]]],
     max_finalists: int,
     measured: Callable[[Candidate], bool] = lambda candidate: False,
+    plan: RecheckPlan = RecheckPlan(),
 ) -> ToleranceAnswer:
-    """Walk ``candidates`` deepest first; ``measure`` re-trains one on the decision seeds and returns its
-    (scores, paired drops) per seed. Stops at the first finalist confidently within, or after
-    ``max_finalists`` re-trained finalists; a candidate already ``measured`` (for a tighter tolerance) costs
-    nothing and is always weighed, so an answer confidently within 1 point is confidently within 2 as well.
-    Of the findings at the deepest depth whose mean is within, the answer is the surest (within before
+    """Walk ``candidates`` deepest first; ``measure(candidate, seeds)`` re-trains one on the first ``seeds``
+    decision seeds (or returns what it has already) and returns its (scores, paired drops) per seed; each is
+    re-checked as ``plan`` says (:func:`recheck`). Stops at the first finalist confidently within, or after
+    ``max_finalists`` re-trained finalists; a candidate already ``measured`` (for a tighter tolerance) does not
+    count against them and is always weighed, so an answer confidently within 1 point is confidently within 2
+    as well. Of the findings at the deepest depth whose mean is within, the answer is the surest (within before
     borderline), then the smallest mean drop."""
-    findings, trained = [], 0
+    findings: list[Finding] = []
+    trained = 0
     for candidate in ranked(candidates):
         free = measured(candidate)
         if not free and trained >= max_finalists:
             continue
         trained += not free
-        scores, drops = measure(candidate)
-        findings.append(finding(candidate, scores, drops, tolerance))
+        findings.append(recheck(candidate, measure, tolerance, plan))
         if findings[-1].verdict == "within":
             break
 
@@ -234,7 +301,7 @@ def answer_tolerance(
 
     mean_within = max((f for f in findings if f.verdict != "over"), key=rank, default=None)
     confident = max((f for f in findings if f.verdict == "within"), key=rank, default=None)
-    return ToleranceAnswer(tolerance, mean_within, confident, len(findings))
+    return ToleranceAnswer(tolerance, mean_within, confident, len(findings), tuple(findings))
 
 
 def answers_by_configuration(

@@ -9,9 +9,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from prunetune.search.context import SearchContext
 from prunetune.search.progress import clock, time_left
+from prunetune.search.shared import SharedWork
 from prunetune.search.spec import SearchSpec
+from prunetune.search.store import TrackingClient
 from prunetune.search.tracking import log_params_and_metrics
+from prunetune.trainables.config import TrialConfig
 
 from prunetune.libs import ray
 from prunetune.records import (
@@ -28,7 +32,11 @@ from prunetune.records import (
 
 
 def launch_job(
-    spec: SearchSpec, trial: Any, shared: Any = None, keep_model: bool = False, train_outputs: bool = False
+    spec: SearchSpec,
+    trial: TrialConfig,
+    shared: SharedWork | None = None,
+    keep_model: bool = False,
+    train_outputs: bool = False,
 ) -> Any:
     """Start ``trial`` as a Ray task with a trial's resources; the ObjectRef of its result."""
     from prunetune.search.trainable import job_task
@@ -45,21 +53,20 @@ def wait_for_result(ref: Any) -> Any:
     return ray.get(ref)
 
 
-def open_job_run(spec: SearchSpec, mlflow: Any, experiment: str, trial: Any, kind: str, tags: dict[str, str]) -> str:
+def open_job_run(ctx: SearchContext, trial: TrialConfig, kind: str, tags: dict[str, str]) -> str:
     """The MLflow run of a job the driver runs outside Tune, status running."""
     seed = trial.training.seed
     if kind == KIND_REFERENCE:
         name = f"reference-lr{trial.training.learning_rate:.2g}-ep{trial.training.epochs}-seed{seed}"
     else:
         name = f"{kind}-{len(trial.kept_layers or ())}-layers-seed{seed}"
-    return str(
-        mlflow.create_run(
-            experiment, run_name=name, tags={TAG_KIND: kind, TAG_SEARCH: spec.name, TAG_STATUS: RUNNING} | tags
-        ).info.run_id
-    )
+    tags = {TAG_KIND: kind, TAG_SEARCH: ctx.spec.name, TAG_STATUS: RUNNING} | tags
+    return str(ctx.mlflow.create_run(ctx.experiment, run_name=name, tags=tags).info.run_id)
 
 
-def finish_job_run(mlflow: Any, run_id: str, trial: Any, result_of: Callable[[], Any]) -> dict[str, Any]:
+def finish_job_run(
+    mlflow: TrackingClient, run_id: str, trial: TrialConfig, result_of: Callable[[], Any]
+) -> dict[str, Any]:
     """Wait for the job (``result_of()``) and record it in ``run_id``: params, metrics per epoch, final status.
     A failed job is recorded as failed, then re-raised."""
     try:
@@ -78,35 +85,35 @@ def finish_job_run(mlflow: Any, run_id: str, trial: Any, result_of: Callable[[],
     return result
 
 
+Job = tuple[TrialConfig, str, dict[str, str]]  # what to train, its run's kind, its run's tags
+
+
 def run_jobs(
-    spec: SearchSpec,
-    mlflow: Any,
-    experiment: str,
-    jobs: list[tuple[Any, str, dict[str, str]]],
-    shared: Any = None,
-    say: Callable[[str], None] | None = None,
+    ctx: SearchContext,
+    jobs: list[Job],
     keep_model: bool = False,
     train_outputs: bool = False,
+    progress: bool = True,
 ) -> list[tuple[str, dict[str, Any]]]:
-    """Run ``(trial, kind, tags)`` jobs all at once (in parallel where the cluster has room); each job's
-    (run id, result), in order. Every run is opened before any job starts, and every one is closed.
-    ``say`` gets a line per finished job, so minutes of baselines show progress. ``keep_model``: each result
-    carries its trained model's files too; ``train_outputs``: its outputs on the training rows (logits, embeddings)."""
+    """Run jobs all at once (in parallel where the cluster has room); each job's (run id, result), in order.
+    Every run is opened before any job starts, and every one is closed. ``progress``: a line per finished job,
+    so minutes of baselines show progress. ``keep_model``: each result carries its trained model's files too;
+    ``train_outputs``: its outputs on the training rows (logits, embeddings)."""
     launched, started = [], time.monotonic()
     for trial, kind, tags in jobs:
-        run_id = open_job_run(spec, mlflow, experiment, trial, kind, tags)
-        launched.append((run_id, trial, launch_job(spec, trial, shared, keep_model, train_outputs)))
+        run_id = open_job_run(ctx, trial, kind, tags)
+        launched.append((run_id, trial, launch_job(ctx.spec, trial, ctx.shared, keep_model, train_outputs)))
     results, failure = [], None
     for number, (run_id, trial, ref) in enumerate(launched, 1):
         try:
-            result = finish_job_run(mlflow, run_id, trial, functools.partial(wait_for_result, ref))
+            result = finish_job_run(ctx.mlflow, run_id, trial, functools.partial(wait_for_result, ref))
         except Exception as err:  # the others are still waited for and recorded: nothing left RUNNING
             failure = failure or err
             continue
         results.append((run_id, result))
-        if say is not None:
+        if progress:
             t, elapsed = trial.training, time.monotonic() - started
-            say(
+            ctx.say(
                 f"  [{clock(elapsed)}] {jobs[number - 1][1]} {number}/{len(launched)}: "
                 f"{len(result['kept_layers'])} layers, lr {t.learning_rate:.1e}, {t.epochs} epochs, seed {t.seed}: "
                 f"val_score {result['val_score']:.4f} · about {clock(time_left(elapsed, number, len(launched)))} to go"

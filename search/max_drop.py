@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prunetune.search.answer_model import SavedModel, save_answer_model
+from prunetune.search.context import Say, SearchContext
 from prunetune.search.decide import (
     Candidate,
     ConfigKey,
@@ -28,7 +29,8 @@ from prunetune.search.decide import (
     paired_drops,
 )
 from prunetune.search.space import distilled
-from prunetune.search.spec import SearchSpec, decision_seeds
+from prunetune.search.spec import SearchSpec, decision_seeds, recheck_plan
+from prunetune.search.store import TrackingClient
 from prunetune.trainables.config import TrialConfig
 
 from prunetune import stops
@@ -38,12 +40,17 @@ from prunetune.records import (
     PARENT,
     TAG_KIND,
     TAG_STATUS,
+    budget_unit,
     drop,
     final_value,
+    in_budget_unit,
     is_result,
     runs_where,
     within,
 )
+
+if TYPE_CHECKING:
+    from prunetune.search.runner import SearchResult  # imported when run: the runner imports Ray
 
 
 @dataclass(frozen=True)
@@ -137,7 +144,7 @@ def max_drop(
     tolerances: list[float],
     *,
     resume: bool = False,
-    say: Any = print,
+    say: Say = print,
     register: str | None = None,
 ) -> MaxDropAnswer:
     """Search once at the loosest tolerance, then decide each tolerance on the decision seeds; with
@@ -152,7 +159,7 @@ def max_drop(
 
 
 def _max_drop(
-    loosest: SearchSpec, tolerances: list[float], resume: bool, say: Any, register: str | None, checked: Any
+    loosest: SearchSpec, tolerances: list[float], resume: bool, say: Say, register: str | None, checked: Any
 ) -> MaxDropAnswer:
     from prunetune.search.runner import run_search
     from prunetune.search.store import client, experiment_id
@@ -161,14 +168,14 @@ def _max_drop(
     result = run_search(loosest, resume=resume, say=say, save_best=False, checked=checked)
     loosest = result.spec  # as it ran: its jobs take the trials' resolved resources
     mlflow = client(loosest.resolved_tracking_uri(), patience_s=loosest.tracking_patience_s)
-    experiment = experiment_id(mlflow, loosest.name)
+    ctx = SearchContext(loosest, mlflow, experiment_id(mlflow, loosest.name), result.parent_run_id, say, result.shared)
     try:
-        return _decide(loosest, tolerances, result, mlflow, experiment, say, register)
+        return _decide(ctx, tolerances, result, register)
     except KeyboardInterrupt:  # a stop signal between or during the re-checks and the answers' models
-        raise _stop(loosest, mlflow, experiment, say) from None
+        raise _stop(loosest, mlflow, ctx.experiment, say) from None
 
 
-def _stop(spec: SearchSpec, mlflow: Any, experiment: str, say: Any) -> stops.Interrupted:
+def _stop(spec: SearchSpec, mlflow: TrackingClient, experiment: str, say: Say) -> stops.Interrupted:
     """The search had finished: its re-check and model jobs are cancelled and their runs closed as interrupted."""
     from prunetune.search.runner import close_running_runs
     from prunetune.search.store import paged_runs
@@ -181,20 +188,13 @@ def _stop(spec: SearchSpec, mlflow: Any, experiment: str, say: Any) -> stops.Int
     return stops.interrupted(f"after the search, with {done} re-check job(s) recorded")
 
 
-def _decide(
-    loosest: SearchSpec,
-    tolerances: list[float],
-    result: Any,
-    mlflow: Any,
-    experiment: str,
-    say: Any,
-    register: str | None,
-) -> MaxDropAnswer:
+def _decide(ctx: SearchContext, tolerances: list[float], result: SearchResult, register: str | None) -> MaxDropAnswer:
     from prunetune.search.jobs import run_jobs
     from prunetune.search.reference import score_on_seed
     from prunetune.search.store import paged_runs
 
-    children = list(paged_runs(mlflow, [experiment], runs_where(parent=result.parent_run_id)))
+    loosest, say = ctx.spec, ctx.say
+    children = list(paged_runs(ctx.mlflow, [ctx.experiment], runs_where(parent=ctx.parent)))
     trials = complete_trials(children)
     configs = {candidate.key: config for candidate, config in trials}
     rechecked = finished_rechecks(children)  # a resumed max-drop re-trains none of these
@@ -202,27 +202,27 @@ def _decide(
     relative = loosest.budget.relative
     measured: dict[ConfigKey, tuple[dict[int, float], dict[int, float]]] = {}
 
-    def measure(candidate: Candidate) -> tuple[dict[int, float], dict[int, float]]:
-        """Re-train a finalist on every decision seed (once, whatever the tolerance), paired with the reference."""
-        if candidate.key not in measured:
+    def measure(candidate: Candidate, wanted: int) -> tuple[dict[int, float], dict[int, float]]:
+        """A finalist re-trained on at least the first ``wanted`` decision seeds (each seed once, whatever the
+        tolerance), paired with the reference; every seed it has is weighed."""
+        known = measured[candidate.key][0] if candidate.key in measured else {}
+        scores = {s: rechecked[(candidate.key, s)] for s in seeds if (candidate.key, s) in rechecked} | known
+        todo = [seed for seed in seeds[:wanted] if seed not in scores]
+        if todo:
             say(
                 f"re-checking {candidate.strategy} kept {list(candidate.kept_layers)} "
-                f"(lr {candidate.learning_rate:.1e}, {candidate.epochs} epochs) on seeds {seeds}"
+                f"(lr {candidate.learning_rate:.1e}, {candidate.epochs} epochs) on seeds {todo}"
             )
             base = configs[candidate.key]
-            scores = {seed: rechecked[(candidate.key, seed)] for seed in seeds if (candidate.key, seed) in rechecked}
-            todo = [seed for seed in seeds if seed not in scores]
-            tags = {PARENT: result.parent_run_id}
+            tags = {PARENT: ctx.parent}
             jobs = [(base.with_overrides({"training.seed": seed}), KIND_RECHECK, tags) for seed in todo]
-            ran = run_jobs(loosest, mlflow, experiment, jobs, result.shared, say)
+            ran = run_jobs(ctx, jobs)
             scores |= {seed: float(r["val_score"]) for seed, (_, r) in zip(todo, ran, strict=True)}
-            scores = dict(sorted(scores.items()))
-            measured[candidate.key] = (scores, paired_drops(result.reference.on_seeds(), scores, relative))
+        scores = dict(sorted(scores.items()))
+        measured[candidate.key] = (scores, paired_drops(result.reference.on_seeds(), scores, relative))
         return measured[candidate.key]
 
-    on_search_seed = score_on_seed(
-        loosest, mlflow, experiment, result.reference, loosest.trial.training.seed, say, result.shared
-    )
+    on_search_seed = score_on_seed(ctx, result.reference, loosest.trial.training.seed)
     answers = [
         answer_tolerance(
             t,
@@ -230,6 +230,7 @@ def _decide(
             measure,
             loosest.max_finalists,
             measured=lambda candidate: candidate.key in measured,
+            plan=recheck_plan(loosest),
         )
         for t in sorted(tolerances)
     ]
@@ -253,18 +254,7 @@ def _decide(
         kept = "-".join(map(str, c.kept_layers))
         taught = f"-kd{c.distill[0]:g}-t{c.distill[1]:g}" if c.distill[0] else ""
         folder = loosest.storage / loosest.name / f"model-kept-{kept}-lr{c.learning_rate:.0e}-ep{c.epochs}{taught}"
-        models[key] = save_answer_model(
-            loosest,
-            mlflow,
-            experiment,
-            result.parent_run_id,
-            trial,
-            folder,
-            _card_facts(answer, answered),
-            say,
-            result.shared,
-            register,
-        )
+        models[key] = save_answer_model(ctx, trial, folder, _card_facts(answer, answered), register)
     chosen = {i.tolerance: models[i.mean_within.candidate.key] for i in answers if i.mean_within is not None}
     return dataclasses.replace(answer, models=chosen)
 
@@ -272,25 +262,24 @@ def _decide(
 def _card_facts(answer: MaxDropAnswer, answered: list[tuple[float, Finding]]) -> list[tuple[str, str]]:
     """The model card's rows on how a max-drop answer was decided: over which seeds, with what interval, and
     its verdict at each tolerance it answers (tightest first)."""
-    unit = "of the reference" if answer.relative else "points"
+    unit = budget_unit(answer.relative)
     found = answered[0][1]
     iv = found.drops_interval
     spread = "no interval (1 seed)" if iv.n == 1 else f"95 % interval [{_pct(iv.low)}, {_pct(iv.high)}]"
     scores = ", ".join(f"{s}: {v:.4f}" for s, v in sorted(found.scores.items()))
-    verdicts = "; ".join(f"{f.verdict} at {100 * t:g}" for t, f in answered)
+    verdicts = "; ".join(f"{f.verdict} at {in_budget_unit(t)}" for t, f in answered)
     return [
-        ("answers", f"max-drop at tolerance(s) {', '.join(f'{100 * t:g}' for t, _ in answered)} {unit}"),
+        ("answers", f"max-drop at tolerance(s) {', '.join(in_budget_unit(t) for t, _ in answered)} {unit}"),
         ("verdict", f"{verdicts} ({found.candidate.layers_dropped} layers dropped)"),
         ("reference", answer.reference.describe()),
         ("re-checked scores (seed: val_score)", scores),
-        ("mean drop vs the reference", f"{_pct(iv.mean)} {unit} x 100, {spread}"),
+        ("mean drop vs the reference", f"{_pct(iv.mean)} {unit}, {spread}"),
         ("search", f"MLflow run {answer.parent_run_id}, {answer.trials} trials"),
     ]
 
 
 def render(answer: MaxDropAnswer) -> str:
     """The answer as a person reads it: the reference, then one table row per tolerance."""
-    unit = "of the reference" if answer.relative else "points"
     ref = answer.reference
     if ref.given is not None:
         lines = [f"reference: the given score {ref.score:.4f}"]
@@ -311,22 +300,26 @@ def render(answer: MaxDropAnswer) -> str:
         confident = "none" if item.confident is None else f"{item.confident.candidate.layers_dropped} layers"
         found = item.mean_within
         if found is None:
-            lines.append(f"| {item.tolerance:g} | none within | | | | | | | | | {confident} |")
+            lines.append(f"| {in_budget_unit(item.tolerance)} | none within | | | | | | | | | {confident} |")
             continue
         c, iv = found.candidate, found.drops_interval
-        spread = "no interval (1 seed)" if iv.n == 1 else f"[{_pct(iv.low)}, {_pct(iv.high)}]"
+        spread = {0: "no seed left", 1: "no interval (1 seed)"}.get(iv.n, f"[{_pct(iv.low)}, {_pct(iv.high)}]")
+        if found.failed_seeds:  # NaN scores: diverged or collapsed runs, left out of the interval
+            spread += f", seeds {found.failed_seeds} failed"
         lines.append(
-            f"| {item.tolerance:g} | {c.layers_dropped} | {found.verdict} | {c.strategy} | {list(c.kept_layers)} | "
-            f"{c.learning_rate:.1e} | {c.epochs} | {sum(found.scores.values()) / len(found.scores):.4f} | "
-            f"{c.selection_score:.4f} | {_pct(iv.mean)} {spread} | {confident} |"
+            f"| {in_budget_unit(item.tolerance)} | {c.layers_dropped} | {found.verdict} | {c.strategy} | "
+            f"{list(c.kept_layers)} | {c.learning_rate:.1e} | {c.epochs} | "
+            f"{found.mean_score:.4f} | {c.selection_score:.4f} | "
+            f"{_pct(iv.mean)} {spread} | {confident} |"
         )
     lines.append(
-        f"\ndrops in {unit} x 100; within: the whole interval under the tolerance; borderline: only the mean is"
+        f"\ntolerances and drops in {budget_unit(answer.relative)}; within: the whole interval under the tolerance; "
+        "borderline: only the mean is"
     )
     for tolerance, model in sorted(answer.models.items()):
-        lines.append(f"model for tolerance {tolerance:g}: {model.path} (MLflow {model.model_uri})")
+        lines.append(f"model for tolerance {in_budget_unit(tolerance)}: {model.path} (MLflow {model.model_uri})")
     return "\n".join(lines)
 
 
 def _pct(value: float) -> str:
-    return f"{100 * value:+.2f}"
+    return in_budget_unit(value, signed=True)

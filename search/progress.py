@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from prunetune.search.context import Say
 from prunetune.search.spec import SearchSpec
 from ray.tune import Callback
 
@@ -12,7 +13,7 @@ from prunetune.records import COMPLETE, preference, trial_status
 
 
 class Progress(Callback):
-    def __init__(self, spec: SearchSpec, say: Any = print) -> None:
+    def __init__(self, spec: SearchSpec, say: Say = print) -> None:
         self.total = spec.num_trials
         self.say = say
         self.started = time.monotonic()

@@ -10,12 +10,12 @@ later search with the same settings reuses it instead of training it again.
 from __future__ import annotations
 
 import json
-from typing import Any
 
+from prunetune.search.context import SearchContext
 from prunetune.search.decide import TunedReference, best_reference
 from prunetune.search.jobs import run_jobs
 from prunetune.search.spec import SearchSpec, decision_seeds, reference_epochs, reference_key
-from prunetune.search.store import paged_runs
+from prunetune.search.store import TrackingClient, paged_runs
 from prunetune.search.tracking import log_params_and_metrics
 from prunetune.trainables.config import NOT_DISTILLED, TrialConfig
 
@@ -42,10 +42,9 @@ def reference_trials(spec: SearchSpec) -> list[TrialConfig]:
     ]
 
 
-def tuned_reference(
-    spec: SearchSpec, mlflow: Any, experiment: str, parent_run_id: str, say: Any, shared: Any = None
-) -> TunedReference:
+def tuned_reference(ctx: SearchContext) -> TunedReference:
     """Run (or reuse) the sweep, record which configuration won on the search's run, and return it."""
+    spec, mlflow, parent_run_id, say = ctx.spec, ctx.mlflow, ctx.parent, ctx.say
     if spec.budget.reference_score is not None:
         say(f"reference: the given score {spec.budget.reference_score:.4f} (budget.reference_score); none trained")
         log_params_and_metrics(mlflow, parent_run_id, {}, {"reference_score": spec.budget.reference_score})
@@ -58,7 +57,7 @@ def tuned_reference(
         f"reference: the unpruned {spec.trial.model} at learning rates {list(spec.reference.learning_rates)} x "
         f"epochs {list(reference_epochs(spec))} x seeds {seeds}"
     )
-    done = run_or_reuse(spec, mlflow, experiment, trials, say, shared)
+    done = run_or_reuse(ctx, trials)
     runs = {
         (t.training.learning_rate, t.training.epochs, t.training.seed): run for t, run in zip(trials, done, strict=True)
     }
@@ -79,37 +78,33 @@ def tuned_reference(
     return best
 
 
-def run_or_reuse(
-    spec: SearchSpec, mlflow: Any, experiment: str, trials: list[TrialConfig], say: Any, shared: Any = None
-) -> list[tuple[str, float]]:
+def run_or_reuse(ctx: SearchContext, trials: list[TrialConfig]) -> list[tuple[str, float]]:
     """(run id, val_score) of each reference job: a finished run with the same key is reused, the rest are
     trained, all at once."""
     keys = [reference_key(trial) for trial in trials]
-    done = _finished_reference_runs(mlflow, experiment, keys)
+    done = _finished_reference_runs(ctx.mlflow, ctx.experiment, keys)
     todo = [trial for trial, key in zip(trials, keys, strict=True) if key not in done]
-    say(f"reference: {len(trials) - len(todo)} runs reused, {len(todo)} to train")
+    ctx.say(f"reference: {len(trials) - len(todo)} runs reused, {len(todo)} to train")
     jobs = [(trial, KIND_REFERENCE, {TAG_REFERENCE_KEY: reference_key(trial)}) for trial in todo]
-    for (run_id, result), trial in zip(run_jobs(spec, mlflow, experiment, jobs, shared, say), todo, strict=True):
+    for (run_id, result), trial in zip(run_jobs(ctx, jobs), todo, strict=True):
         done[reference_key(trial)] = (run_id, float(result["val_score"]))
     return [done[key] for key in keys]
 
 
-def score_on_seed(
-    spec: SearchSpec, mlflow: Any, experiment: str, reference: TunedReference, seed: int, say: Any, shared: Any = None
-) -> float:
+def score_on_seed(ctx: SearchContext, reference: TunedReference, seed: int) -> float:
     """The tuned reference's configuration trained on one more seed (the search's own, to pair the trials'
     scores with): reused when it exists. A given reference score is that score on every seed."""
     if reference.given is not None:
         return reference.given
-    base = reference_trials(spec)[0]
+    base = reference_trials(ctx.spec)[0]
     trial = base.with_overrides(
         {"training.learning_rate": reference.learning_rate, "training.epochs": reference.epochs, "training.seed": seed}
     )
-    ((_, score),) = run_or_reuse(spec, mlflow, experiment, [trial], say, shared)
+    ((_, score),) = run_or_reuse(ctx, [trial])
     return float(score)
 
 
-def _finished_reference_runs(mlflow: Any, experiment: str, keys: list[str]) -> dict[str, tuple[str, float]]:
+def _finished_reference_runs(mlflow: TrackingClient, experiment: str, keys: list[str]) -> dict[str, tuple[str, float]]:
     """Key -> (run id, val_score) of the finished reference runs with these keys. MLflow filters tags only by
     one value at a time, so every finished reference run of the experiment is listed (a page per 1,000)."""
     wanted = set(keys)

@@ -8,12 +8,12 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from prunetune.search.answer_model import SavedModel, save_answer_model
+from prunetune.search.context import Say, SearchContext
 from prunetune.search.decide import TunedReference
 from prunetune.search.disk import DropFinishedCheckpoints, trial_folder_name
 from prunetune.search.jobs import numbers
@@ -21,6 +21,7 @@ from prunetune.search.packing import memory_probe, resolve_resources
 from prunetune.search.reference import tuned_reference
 from prunetune.search.scratch import scratch_baselines
 from prunetune.search.shared import (
+    SharedWork,
     check_depths,
     check_resources,
     check_storage,
@@ -31,6 +32,7 @@ from prunetune.search.shared import (
 )
 from prunetune.search.spec import SearchSpec, ray_address
 from prunetune.search.store import (
+    TrackingClient,
     TrackingError,
     TrackingUnreachable,
     check_answers,
@@ -64,6 +66,9 @@ from prunetune.records import (
     TAG_STATUS,
     TAG_STORAGE,
     TRIAL_PHASE_SECONDS,
+    LayerScores,
+    budget_unit,
+    in_budget_unit,
     preference,
     runs_where,
     trial_status,
@@ -84,7 +89,7 @@ class SearchResult:
     experiment_path: str
     # What the search computed once (the tokenized data, the teacher's outputs), in Ray's object store: max-drop's
     # re-checks read it too, instead of preparing it once per job.
-    shared: Any = None
+    shared: SharedWork | None = None
     model: SavedModel | None = None  # the best trial's model, trained once more with its weights kept
 
     @property
@@ -97,7 +102,7 @@ class Store:
     """Where a search records: its MLflow experiment and parent run, and Tune's experiment folder."""
 
     tracking_uri: str
-    mlflow: Any
+    mlflow: TrackingClient
     experiment: str
     parent: str
     experiment_path: str
@@ -125,7 +130,7 @@ def run_search(
     spec: SearchSpec,
     *,
     resume: bool = False,
-    say: Any = print,
+    say: Say = print,
     save_best: bool = True,
     register: str | None = None,
     checked: Checked | None = None,
@@ -165,18 +170,19 @@ def _search(
     num_layers: int,
     prepared: Any,
     inputs: list[dict[str, Any]],
-    say: Callable[[str], None],
+    say: Say,
     save_best: bool,
     register: str | None,
 ) -> SearchResult:
-    shared = share(prepared)  # one copy in the object store, read once per process
-    reference = tuned_reference(spec, store.mlflow, store.experiment, store.parent, say, shared)
+    # The prepared data: one copy in the object store, read once per process.
+    ctx = SearchContext(spec, store.mlflow, store.experiment, store.parent, say, share(prepared))
+    reference = tuned_reference(ctx)
     stage.phase = "while training the scratch baselines"
-    scratch_baselines(spec, store.mlflow, store.experiment, store.parent, num_layers, reference, say, shared)
+    scratch_baselines(ctx, num_layers, reference)
     if distills(spec):
         stage.phase = "while training the teacher"
-        digests = [split["digest"] for split in inputs]
-        shared = teach(spec, store.mlflow, store.experiment, reference, shared, digests, say)
+        ctx = ctx.sharing(teach(ctx, reference, [split["digest"] for split in inputs]))
+    shared = ctx.shared
     stage.phase = "while scoring the layers"
     scores = layer_scores(spec)
     _log_text(store.mlflow, store.parent, spec.storage / spec.name / LAYER_SCORES_ARTIFACT, scores.to_json())
@@ -224,12 +230,12 @@ def _search(
     model = None
     if best is not None and best_trial is not None and save_best and spec.save_model:
         stage.phase = "while training the answer's model"
-        model = _save_best(spec, store, reference, best, best_trial, say, shared, register)
+        model = _save_best(ctx, reference, best, best_trial, register)
     _close_search(store, best, {"trials": len(results), TRIAL_PHASE_SECONDS: trial_phase})
     return SearchResult(spec, store.parent, reference, len(results), best, store.experiment_path, shared, model)
 
 
-def _stop(spec: SearchSpec, store: Store, stage: _Stage, say: Callable[[str], None]) -> stops.Interrupted:
+def _stop(spec: SearchSpec, store: Store, stage: _Stage, say: Say) -> stops.Interrupted:
     """Close what a stopped search had open, and say how far it got: its jobs cancelled, its runs closed as
     interrupted (the search's own run too), its running Optuna trials told FAIL. Tune saved its own state
     before ``fit`` returned. ``--resume`` continues from here."""
@@ -246,7 +252,9 @@ def _stop(spec: SearchSpec, store: Store, stage: _Stage, say: Callable[[str], No
     return stops.interrupted(stage.phase)
 
 
-def close_running_runs(spec: SearchSpec, mlflow: Any, experiment: str, kinds: tuple[str, ...] = ()) -> list[Any]:
+def close_running_runs(
+    spec: SearchSpec, mlflow: TrackingClient, experiment: str, kinds: tuple[str, ...] = ()
+) -> list[Any]:
     """The search's runs still RUNNING (of ``kinds``; none given: every kind, its own run too), closed as
     interrupted; the runs closed."""
     running = runs_where("RUNNING", search=spec.name)
@@ -269,24 +277,23 @@ def _tracking_stop(err: BaseException | None) -> TrackingUnreachable | None:
 
 def render_search(result: SearchResult, tolerance: float, relative: bool) -> str:
     """The search's answer as a person reads it: the reference, the best trial within the budget, the model."""
-    unit = "of the reference" if relative else "points"
     lines = [
         f"reference: {result.reference.describe()}",
         f"trials: {result.trials}; MLflow search run {result.parent_run_id}; Ray results {result.experiment_path}",
         "",
     ]
-    best = result.best
+    best, budget = result.best, in_budget_unit(tolerance, relative)
     if best is None:
-        lines.append(f"no trial stayed within the budget ({100 * tolerance:g} {unit}): widen it, or search more trials")
+        lines.append(f"no trial stayed within the budget ({budget}): widen it, or search more trials")
         return "\n".join(lines)
     lines += [
         "| layers dropped | strategy | kept layers | lr | epochs | val_score | drop |",
         "| --- | --- | --- | --- | --- | --- | --- |",
         f"| {best['layers_dropped']} | {best['strategy']} | {best['kept_layers']} | {best['learning_rate']:.1e} | "
-        f"{best['epochs']} | {best['val_score']:.4f} | {100 * best['drop']:+.2f} |",
+        f"{best['epochs']} | {best['val_score']:.4f} | {in_budget_unit(best['drop'], signed=True)} |",
         "",
-        f"drop in {unit} x 100, within the budget of {100 * tolerance:g}; the score is the best of the search's "
-        "trials on one seed (biased upward): `prunetune max-drop` re-checks answers over seeds",
+        f"drop in {budget_unit(relative)}, within the budget of {budget}; the score is the best of the search's trials "
+        "on one seed (biased upward): `prunetune max-drop` re-checks answers over seeds",
     ]
     if result.model is not None:
         lines.append(f"model: {result.model.path} (MLflow {result.model.model_uri})")
@@ -294,29 +301,21 @@ def render_search(result: SearchResult, tolerance: float, relative: bool) -> str
 
 
 def _save_best(
-    spec: SearchSpec,
-    store: Store,
-    reference: TunedReference,
-    best: dict[str, Any],
-    trial: TrialConfig,
-    say: Any,
-    shared: Any,
-    register: str | None,
+    ctx: SearchContext, reference: TunedReference, best: dict[str, Any], trial: TrialConfig, register: str | None
 ) -> SavedModel:
-    unit = "of the reference" if spec.budget.relative else "points"
+    spec = ctx.spec
+    drop = in_budget_unit(best["drop"], spec.budget.relative, signed=True)
     facts = [
-        ("search", f"{spec.name}, MLflow run {store.parent}"),
+        ("search", f"{spec.name}, MLflow run {ctx.parent}"),
         ("reference", reference.describe()),
         ("search's score", f"{best['val_score']:.4f} on seed {trial.training.seed} (the best of the search's trials)"),
-        ("drop", f"{100 * best['drop']:+.2f} {unit} (tolerance {100 * spec.budget.tolerance:g})"),
+        ("drop", f"{drop} (tolerance {in_budget_unit(spec.budget.tolerance)})"),
     ]
     folder = spec.storage / spec.name / "model"
-    return save_answer_model(
-        spec, store.mlflow, store.experiment, store.parent, trial, folder, facts, say, shared, register
-    )
+    return save_answer_model(ctx, trial, folder, facts, register)
 
 
-def _open_store(spec: SearchSpec, resume: bool, say: Any) -> Store:
+def _open_store(spec: SearchSpec, resume: bool, say: Say) -> Store:
     """The MLflow experiment and the search's parent run (the same one again on resume)."""
     tracking_uri = spec.resolved_tracking_uri()
     server = tracking_uri.startswith(("http://", "https://"))
@@ -361,7 +360,7 @@ def _init_ray(spec: SearchSpec) -> None:
         ray.init(address=address, runtime_env=runtime_env, logging_level=level)
 
 
-def _progress(spec: SearchSpec, say: Any) -> Any:
+def _progress(spec: SearchSpec, say: Say) -> Any:
     from prunetune.search.progress import Progress
 
     return Progress(spec, say)
@@ -371,9 +370,9 @@ def _tuner(
     spec: SearchSpec,
     store: Store,
     reference: TunedReference,
-    scores: Any,
+    scores: LayerScores,
     num_layers: int,
-    shared: Any,
+    shared: SharedWork | None,
     callbacks: list[Any],
 ) -> Any:
     """Tune's experiment: restored on resume (with the Optuna state), else new with prunetune's searcher."""
@@ -453,7 +452,7 @@ def _close_search(store: Store, best: dict[str, Any] | None, summary: dict[str, 
     store.mlflow.set_terminated(store.parent, "FINISHED")
 
 
-def _log_text(mlflow: Any, run_id: str, path: Any, text: str) -> None:
+def _log_text(mlflow: TrackingClient, run_id: str, path: Any, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     mlflow.log_artifact(run_id, str(path))
@@ -492,7 +491,7 @@ def refuse_another_driver(spec: SearchSpec, resume: bool) -> None:
         )
 
 
-def _parent_run(spec: SearchSpec, mlflow: Any, experiment: str, resume: bool) -> str:
+def _parent_run(spec: SearchSpec, mlflow: TrackingClient, experiment: str, resume: bool) -> str:
     marker = spec.storage / spec.name / "parent_run_id"
     if resume and marker.exists():
         parent = marker.read_text().strip()
@@ -524,7 +523,7 @@ def _study_name(spec: SearchSpec, parent_run_id: str) -> str:
     return f"{spec.name}-{parent_run_id[:8]}"
 
 
-def _close_interrupted_jobs(spec: SearchSpec, mlflow: Any, experiment: str, say: Any) -> None:
+def _close_interrupted_jobs(spec: SearchSpec, mlflow: TrackingClient, experiment: str, say: Say) -> None:
     """On resume: the reference or scratch job the killed driver was waiting for is closed as interrupted
     (it is trained again; an open run would otherwise stay RUNNING for ever)."""
     for run in close_running_runs(spec, mlflow, experiment, (KIND_REFERENCE, KIND_SCRATCH, KIND_RECHECK, KIND_MODEL)):

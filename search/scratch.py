@@ -4,11 +4,9 @@ beat training a small model from scratch?"."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from prunetune.search.context import SearchContext
 from prunetune.search.decide import TunedReference
 from prunetune.search.jobs import run_jobs
-from prunetune.search.spec import SearchSpec
 from prunetune.trainables.config import NOT_DISTILLED
 
 from prunetune.records import (
@@ -19,30 +17,21 @@ from prunetune.records import (
 )
 
 
-def scratch_baselines(
-    spec: SearchSpec,
-    mlflow: Any,
-    experiment: str,
-    parent_run_id: str,
-    num_layers: int,
-    reference: TunedReference,
-    say: Any,
-    shared: Any,
-) -> None:
+def scratch_baselines(ctx: SearchContext, num_layers: int, reference: TunedReference) -> None:
     """Train the depths this search has not trained yet (a resumed search trains none twice), at the tuned
     reference's learning rate and epochs: a baseline at an untuned rate would flatter pruning (random init
     at the trial config's default 5e-5 stays at chance on the demo's headlines)."""
+    spec = ctx.spec
     done = {
         len(kept_layers(run.data.tags) or ())
-        for run in mlflow.search_runs(
-            [experiment],
-            filter_string=runs_where("FINISHED", parent=parent_run_id, kind=KIND_SCRATCH),
+        for run in ctx.mlflow.search_runs(
+            [ctx.experiment], filter_string=runs_where("FINISHED", parent=ctx.parent, kind=KIND_SCRATCH)
         )
     }
     depths = [depth for depth in spec.scratch_layers if depth not in done]
     if not depths:
         return
-    say(f"scratch baselines: {depths} of {num_layers} layers, from random init")
+    ctx.say(f"scratch baselines: {depths} of {num_layers} layers, from random init")
     tuned = {"training.learning_rate": reference.learning_rate, "training.epochs": reference.epochs}
     trials = [
         spec.trial.with_overrides(
@@ -50,5 +39,5 @@ def scratch_baselines(
         )
         for depth in depths
     ]
-    jobs = [(trial, KIND_SCRATCH, {PARENT: parent_run_id}) for trial in trials]
-    run_jobs(spec, mlflow, experiment, jobs, shared, say)  # a line per finished baseline, with an ETA
+    jobs = [(trial, KIND_SCRATCH, {PARENT: ctx.parent}) for trial in trials]
+    run_jobs(ctx, jobs)  # a line per finished baseline, with an ETA

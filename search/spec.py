@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from prunetune.search.decide import RecheckPlan
 from prunetune.trainables.config import ConfigError, TrialConfig, load_yaml, with_overrides
 
 # A search's name becomes folder names and MLflow filter values: no path separator, no leading dot, no quote.
@@ -50,7 +51,9 @@ class Budget:
     """How far below the reference run's validation score a pruned model may fall."""
 
     tolerance: float = 0.01
-    relative: bool = False  # False: absolute points (0.01 = one point of accuracy)
+    # False: absolute (0.01 = one point of the score); True: a fraction of the reference (0.01 = 1 % of it). Drops
+    # are recorded, printed and tabled in this unit (prunetune.records.drop, budget_unit, in_budget_unit).
+    relative: bool = False
     # A known reference score (e.g. from an earlier study): no reference is trained, drops are measured
     # against this one number, and a relative learning-rate space is anchored at trial.training.learning_rate.
     reference_score: float | None = None
@@ -95,6 +98,10 @@ class SearchSpec:
     # 5: one seed's paired drop spreads by ~0.9 points, and 5 seeds bring the 95 % interval to ±1.1 points
     # (docs/benchmarks.md, "How many seeds").
     seeds: int = 5
+    # Sequential re-checks: a finalist trains on this many decision seeds first, and on the rest only while it is
+    # not clearly over (its whole interval above the tolerance). None: on every decision seed at once. Off by
+    # default: on the simulator it saved under 1 % of a run's jobs (docs/benchmarks.md §1e).
+    first_seeds: int | None = None
     max_finalists: int = 4  # per tolerance, finalists max-drop re-trains before it settles for what it has
     objective: Objective = "constrained"
     # The second axis of a multi-objective search, minimised against the score: layers kept, or the
@@ -172,6 +179,11 @@ class SearchSpec:
             (self.seeds < 1, f"seeds={self.seeds}: must be at least 1 (5 gives a 95 % interval of about ±1 point)"),
             (self.max_finalists < 1, f"max_finalists={self.max_finalists}: must be at least 1"),
             (
+                self.first_seeds is not None and not 2 <= self.first_seeds <= self.seeds,
+                f"first_seeds={self.first_seeds}: between 2 (the fewest with an interval) and seeds={self.seeds}, "
+                "or null to re-check on every seed at once",
+            ),
+            (
                 self.tracking_patience_s <= 0,
                 f"tracking_patience_s={self.tracking_patience_s}: must be > 0 (seconds MLflow may be away)",
             ),
@@ -237,6 +249,12 @@ def load_spec(path: str | None, overrides: Mapping[str, Any] | None = None) -> S
 def decision_seeds(spec: SearchSpec) -> list[int]:
     """The seeds the reference and the finalists are judged on: never the search's own seed."""
     return [spec.trial.training.seed + i for i in range(1, spec.seeds + 1)]
+
+
+def recheck_plan(spec: SearchSpec) -> RecheckPlan:
+    """How max-drop re-checks a finalist: ``first_seeds`` first, the rest only while undecided."""
+    first = spec.first_seeds
+    return RecheckPlan((first, spec.seeds) if first is not None and first < spec.seeds else (spec.seeds,))
 
 
 def reference_epochs(spec: SearchSpec) -> tuple[int, ...]:

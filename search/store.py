@@ -12,13 +12,17 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from prunetune.errors import PrunetuneError
 from prunetune.libs import mlflow_tracking
 from prunetune.records import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, TAG_REQUEST, runs_where
+
+if TYPE_CHECKING:
+    from mlflow.entities import DatasetInput, Experiment, Metric, Param, Run, RunTag
+    from mlflow.store.entities.paged_list import PagedList
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +76,60 @@ def with_retries(call: Callable[[], Any], patience_s: float, tracking_uri: str) 
             return result
 
 
+class TrackingClient(Protocol):
+    """The calls prunetune makes of MLflow's ``MlflowClient``, typed as MLflow types them: what the driver and the
+    analysis are handed (an ``MlflowClient``, or a :class:`RetryingClient` around one), so that mypy checks them."""
+
+    @property
+    def tracking_uri(self) -> str: ...
+
+    def create_run(
+        self,
+        experiment_id: str,
+        start_time: int | None = None,
+        tags: dict[str, Any] | None = None,
+        run_name: str | None = None,
+    ) -> Run: ...
+    def get_run(self, run_id: str) -> Run: ...
+    def update_run(self, run_id: str, status: str | None = None, name: str | None = None) -> None: ...
+    def set_terminated(self, run_id: str, status: str | None = None, end_time: int | None = None) -> None: ...
+    def set_tag(self, run_id: str, key: str, value: Any, synchronous: bool | None = None) -> Any: ...
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+        synchronous: bool | None = None,
+    ) -> Any: ...
+    def log_inputs(self, run_id: str, datasets: Sequence[DatasetInput] | None = None) -> None: ...
+    def log_artifact(self, run_id: str, local_path: str, artifact_path: str | None = None) -> None: ...
+    def download_artifacts(self, run_id: str, path: str, dst_path: str | None = None) -> str: ...
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]: ...
+    def search_runs(
+        self,
+        experiment_ids: list[str],
+        filter_string: str = "",
+        run_view_type: int = 1,
+        max_results: int = 1000,
+        order_by: list[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[Run]: ...
+    def get_experiment(self, experiment_id: str) -> Experiment: ...
+    def get_experiment_by_name(self, name: str) -> Experiment | None: ...
+    def search_experiments(
+        self,
+        view_type: int = 1,
+        max_results: int | None = 1000,
+        filter_string: str | None = None,
+        order_by: list[str] | None = None,
+    ) -> PagedList[Experiment]: ...
+    def create_experiment(
+        self, name: str, artifact_location: str | None = None, tags: dict[str, Any] | None = None
+    ) -> str: ...
+    def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None: ...
+
+
 class RetryingClient:
     """An MlflowClient whose every call goes through :func:`with_retries`: the driver's own records
     (reference, baselines, re-checks, the search's run) survive a tracking outage as the trials' do."""
@@ -108,15 +166,16 @@ class RetryingClient:
         return with_retries(create_once, self._patience_s, self._uri)
 
 
-def client(tracking_uri: str, timeout_s: float = 15.0, patience_s: float = 0.0) -> Any:
+def client(tracking_uri: str, timeout_s: float = 15.0, patience_s: float = 0.0) -> TrackingClient:
     """An MlflowClient, checked to answer now (an unreachable server fails here, before any trial); with
     ``patience_s``, its calls are retried through an outage of up to that long."""
     check_answers(tracking_uri, timeout_s)
-    inner = mlflow_tracking.MlflowClient(tracking_uri=tracking_uri)
-    return RetryingClient(inner, patience_s, tracking_uri) if patience_s > 0 else inner
+    inner: TrackingClient = mlflow_tracking.MlflowClient(tracking_uri=tracking_uri)
+    # A RetryingClient forwards every call of the inner client unchanged (through __getattr__), so it is one.
+    return cast("TrackingClient", RetryingClient(inner, patience_s, tracking_uri)) if patience_s > 0 else inner
 
 
-def open_store(tracking_uri: str, patience_s: float) -> Any:
+def open_store(tracking_uri: str, patience_s: float) -> TrackingClient:
     """The search's client, under :func:`store_lock`. A local SQLite store left half-created (by a start that
     died while MLflow made its tables, or by two starts at once before the lock existed) is moved aside and
     made anew when it holds no run; one that holds runs and cannot be opened is left as it is, and the error
@@ -256,7 +315,7 @@ def search_lock(folder: Path, name: str) -> Iterator[None]:
         handle.close()
 
 
-def experiment_id(mlflow: Any, name: str, local_artifacts: str | None = None) -> str:
+def experiment_id(mlflow: TrackingClient, name: str, local_artifacts: str | None = None) -> str:
     """The experiment ``name``, created if new, tagged to open on its runs in MLflow's UI; with a local store
     its artifacts go to ``local_artifacts`` (MLflow's default, ./mlruns of whatever directory the driver runs
     in, scatters them)."""
@@ -269,7 +328,10 @@ def experiment_id(mlflow: Any, name: str, local_artifacts: str | None = None) ->
         except Exception as err:  # a retried create whose first try the server committed (its reply lost)
             if getattr(err, "error_code", None) != "RESOURCE_ALREADY_EXISTS":
                 raise
-            experiment = str(mlflow.get_experiment_by_name(name).experiment_id)
+            made = mlflow.get_experiment_by_name(name)
+            if made is None:  # deleted between the two calls
+                raise
+            experiment = str(made.experiment_id)
     else:
         experiment = str(found.experiment_id)  # made by an older prunetune: opened in the GenAI view
     mlflow.set_experiment_tag(experiment, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
@@ -282,9 +344,7 @@ SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
 SHARED_VIEW_PARAM = "viewStateShareKey"
 
 
-def shared_view_state(
-    metrics: list[str], tags: list[str], attributes: tuple[str, ...] = ()
-) -> tuple[str, str]:
+def shared_view_state(metrics: list[str], tags: list[str], attributes: tuple[str, ...] = ()) -> tuple[str, str]:
     """(experiment tag key, value) of an MLflow UI view whose runs table shows these columns: set the tag
     (``set_experiment_tag``) and open :func:`ui_link` with the key (the key's part after the prefix). The value is
     the UI state as plain JSON, which the UI accepts; what it leaves out (sort, filter, charts) takes the UI's
@@ -312,8 +372,8 @@ def ui_link(tracking_uri: str, experiment: str, share_key: str | None = None) ->
 
 
 def paged_runs(
-    mlflow: Any, experiment_ids: list[str], filter_string: str = "", order_by: list[str] | None = None
-) -> Iterator[Any]:
+    mlflow: TrackingClient, experiment_ids: list[str], filter_string: str = "", order_by: list[str] | None = None
+) -> Iterator[Run]:
     """Every matching run, a page (one round trip) at a time."""
     token = None
     while True:

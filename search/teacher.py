@@ -15,8 +15,8 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
 
+from prunetune.search.context import SearchContext
 from prunetune.search.decide import TunedReference
 from prunetune.search.jobs import run_jobs
 from prunetune.search.reference import reference_trials
@@ -55,18 +55,12 @@ def cache_file(config: TrialConfig, data_digests: list[str]) -> Path:
     return cache_root() / "teacher-outputs" / f"{hashlib.sha256(raw.encode()).hexdigest()[:24]}.npy"
 
 
-def teach(
-    spec: SearchSpec,
-    mlflow: Any,
-    experiment: str,
-    reference: TunedReference,
-    shared: SharedWork,
-    data_digests: list[str],
-    say: Any,
-) -> SharedWork:
-    """``shared`` with the teacher's outputs on the training rows: read from the cache, else trained once.
-    ``data_digests``: the digests of the search's data (:func:`~prunetune.search.shared.dataset_inputs`)."""
-    config = teacher_config(spec, reference)
+def teach(ctx: SearchContext, reference: TunedReference, data_digests: list[str]) -> SharedWork:
+    """The search's shared work with the teacher's outputs on the training rows: read from the cache, else trained
+    once. ``data_digests``: the digests of the search's data (:func:`~prunetune.search.shared.dataset_inputs`)."""
+    assert ctx.shared is not None  # the driver shares the prepared data before the teacher
+    say = ctx.say
+    config = teacher_config(ctx.spec, reference)
     path = cache_file(config, data_digests)
     outputs = "logits" if config.task == "classification" else "embeddings of the training sentences"
     what = f"the tuned reference (lr {reference.learning_rate:.1e}, {reference.epochs} epochs) on seed "
@@ -77,12 +71,10 @@ def teach(
     else:
         say(f"teacher: {what}, trained once; its {outputs} teach every distilled trial")
         tags = {TAG_REFERENCE_KEY: reference_key(config), TAG_TEACHER: "true"}
-        ((_, result),) = run_jobs(
-            spec, mlflow, experiment, [(config, KIND_REFERENCE, tags)], shared, say, train_outputs=True
-        )
+        ((_, result),) = run_jobs(ctx, [(config, KIND_REFERENCE, tags)], train_outputs=True)
         found = np.asarray(result[TRAIN_OUTPUTS], dtype=np.float32)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(f".{os.getpid()}.npy")
         np.save(partial, found)
         os.replace(partial, path)  # whole or absent: a concurrent search never reads half a file
-    return dataclasses.replace(shared, teacher=ray.put(found))
+    return dataclasses.replace(ctx.shared, teacher=ray.put(found))

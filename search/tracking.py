@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from prunetune.search.spool import Spool
-from prunetune.search.store import TrackingUnreachable, paged_runs, unreachable, with_retries
+from prunetune.search.store import TrackingClient, TrackingUnreachable, paged_runs, unreachable, with_retries
 from prunetune.search.trainable import ALREADY_RECORDED, DERIVED, REPORTED
 from ray.tune import Callback
 
@@ -59,7 +59,7 @@ def trial_params(trial_dict: dict[str, Any]) -> dict[str, str]:
 
 
 def log_params_and_metrics(
-    mlflow: Any,
+    mlflow: TrackingClient,
     run_id: str,
     params: dict[str, str],
     metrics: dict[str, float],
@@ -400,7 +400,7 @@ def trial_run_name(trial: dict[str, Any], trial_id: str) -> str:
     return f"{drop['strategy']}-{how}-{trial_id}"
 
 
-def recorded_results(mlflow: Any, experiment: str, parent_run_id: str) -> dict[str, dict[str, float]]:
+def recorded_results(mlflow: TrackingClient, experiment: str, parent_run_id: str) -> dict[str, dict[str, float]]:
     """Trial id -> final result, of the search's trials MLflow holds as finished: what a resumed Tune, whose
     snapshot may predate their end, must not train again (:data:`ALREADY_RECORDED`)."""
     query = runs_where("FINISHED", parent=parent_run_id, kind=KIND_TRIAL)
@@ -430,7 +430,7 @@ def interrupted_record(run_id: str) -> dict[str, Any]:
     return {"op": "log", "run": run_id, "metrics": {}, "step": 0, "tags": {TAG_STATUS: INTERRUPTED}, "end": "KILLED"}
 
 
-def close_interrupted(mlflow: Any, run_id: str) -> None:
+def close_interrupted(mlflow: TrackingClient, run_id: str) -> None:
     """Close a run whose job died with its driver: its metrics so far stay, it never counts as a result."""
     mlflow.set_tag(run_id, TAG_STATUS, INTERRUPTED)
     mlflow.set_terminated(run_id, "KILLED")

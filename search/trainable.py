@@ -13,7 +13,7 @@ from prunetune.search.spec import SearchSpec
 from prunetune.trainables.config import TrialConfig
 
 from prunetune.libs import ray, torch, transformers, tune
-from prunetune.records import within
+from prunetune.records import drop, within
 
 # What a trial reports to Tune each epoch: numbers only (Tune and MLflow want scalars).
 REPORTED = (
@@ -74,9 +74,9 @@ def run_trial(
         if "epoch" not in metrics:  # the NLI phase of a sentence task: progress only, not the objective
             return
         excess = budget_excess(spec, reference_score, metrics["val_score"])
-        row = {k: float(metrics[k]) for k in (*REPORTED, "parameters", "latency_ms") if k in metrics}
+        row: dict[str, Any] = {k: float(metrics[k]) for k in (*REPORTED, "parameters", "latency_ms") if k in metrics}
         row |= {
-            "drop": reference_score - metrics["val_score"],
+            "drop": drop(reference_score, metrics["val_score"], spec.budget.relative),  # in the spec's unit
             "budget_excess": excess,
             "feasible": float(within(excess, 0.0)),
             "layers_kept": float(kept),

@@ -29,6 +29,7 @@ from prunetune.libs import optuna, ray
 # Ray's OptunaSearch's private state that prunetune reads (ray[tune] 2.40 to 2.60 at least).
 PRIVATE_STATE = ("_ot_study", "_ot_trials", "_completed_trials")
 
+
 class UnsupportedRelease(PrunetuneError):
     """An installed library changed what prunetune relies on: the fix is the tested versions."""
 

@@ -13,7 +13,6 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 SHARED_DATA = Path(os.environ.get("PRUNETUNE_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 @pytest.fixture(autouse=True)
@@ -53,31 +52,6 @@ def tiny_model(tmp_path_factory) -> str:
     BertModel(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path)
-
-
-def tiny_config(family: str, layers: int = 4):
-    """A tiny random config of ``family`` (transformers' test recipe: vocab 99, hidden 32)."""
-    import transformers
-
-    common = dict(vocab_size=99, max_position_embeddings=64)
-    if family == "distilbert":
-        return transformers.DistilBertConfig(dim=32, n_layers=layers, n_heads=4, hidden_dim=37, **common)
-    classes = {
-        "bert": transformers.BertConfig,
-        "roberta": transformers.RobertaConfig,
-        "xlm-roberta": transformers.XLMRobertaConfig,
-        "electra": transformers.ElectraConfig,
-        "mpnet": transformers.MPNetConfig,
-        "deberta-v2": transformers.DebertaV2Config,
-        "albert": transformers.AlbertConfig,
-    }
-    extra = {"embedding_size": 16} if family in ("electra", "albert") else {}
-    return classes[family](
-        hidden_size=32, num_hidden_layers=layers, num_attention_heads=4, intermediate_size=37, **extra, **common
-    )
-
-
-FAMILIES = ["bert", "roberta", "xlm-roberta", "electra", "mpnet", "distilbert", "deberta-v2"]
 
 
 # An end-to-end test that hangs (a driver that never prints its line, a server that never answers) fails after

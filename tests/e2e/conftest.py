@@ -8,23 +8,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.helpers import BIN, free_port, start_mlflow_server, stop_server
 
 
 def _kill_tree_matching(marker: str) -> None:
@@ -81,45 +70,12 @@ def ray_cluster():
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
     """A real `mlflow server` with a SQLite backend on a free loopback port; yields its URI."""
-    root = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            BIN / "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(root / "server.log", "w"),
-        start_new_session=True,
-    )
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(uri + "/health", timeout=2):
-                break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError((root / "server.log").read_text()[-2000:]) from None
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError("mlflow server did not answer /health in 90 s")
+    proc = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"), port)
     try:
-        yield uri
+        yield f"http://127.0.0.1:{port}"
     finally:
-        os.killpg(proc.pid, 9)
-        proc.wait()
+        stop_server(proc)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.e2e.test_search_cluster import tiny_spec
+from tests.helpers import tiny_spec
 
 
 @pytest.fixture(scope="module")

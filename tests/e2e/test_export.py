@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from mlflow.tracking import MlflowClient
+from prunetune.search.context import SearchContext
 from prunetune.search.jobs import finish_job_run, open_job_run
 from prunetune.search.spec import load_spec
 from prunetune.search.store import experiment_id
@@ -26,7 +27,7 @@ def test_export_re_creates_a_recorded_trials_model(tiny_model, data_env, tmp_pat
     mlflow = MlflowClient(uri)
     experiment = experiment_id(mlflow, "export", (tmp_path / "artifacts").as_uri())
     search_run = mlflow.create_run(experiment, tags={TAG_KIND: KIND_SEARCH}).info.run_id
-    trial_run = open_job_run(spec, mlflow, experiment, spec.trial, KIND_TRIAL, {})
+    trial_run = open_job_run(SearchContext(spec, mlflow, experiment, search_run, print), spec.trial, KIND_TRIAL, {})
     recorded = finish_job_run(mlflow, trial_run, spec.trial, lambda: run_job(spec.trial))
 
     def export(run_id: str, folder: str) -> subprocess.CompletedProcess:

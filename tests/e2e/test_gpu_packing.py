@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from tests.e2e.test_search_cluster import child_runs, tiny_spec
+from tests.helpers import child_runs, tiny_spec
 
 
 def test_half_gpu_trials_share_the_two_logical_gpus(gpu_node_cluster, tiny_model, data_env, tmp_path) -> None:

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.e2e.test_search_cluster import child_runs, reference_runs, tiny_spec
+from tests.helpers import assert_loads_the_same, child_runs, reference_runs, tiny_spec
 
 
 def test_max_drop_answers_each_tolerance_with_a_verdict_over_decision_seeds(
@@ -86,17 +86,3 @@ def test_max_drop_answers_each_tolerance_with_a_verdict_over_decision_seeds(
     configurations = {(str(t["answer"]["kept_layers"]), t["answer"]["learning_rate"], t["answer"]["epochs"])
                       for t in (tight, loose) if t["answer"]}  # fmt: skip
     assert len(versions) == len(configurations)  # one model per configuration, however many tolerances it answers
-
-
-def assert_loads_the_same(folder: str, model_uri: str, tracking_uri: str) -> None:
-    """The saved folder (from_pretrained) and the MLflow model (transformers flavor) give the same logits."""
-    import mlflow
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    mlflow.set_tracking_uri(tracking_uri)
-    logged = mlflow.transformers.load_model(model_uri, return_type="components")
-    direct = AutoModelForSequenceClassification.from_pretrained(folder).eval()
-    batch = AutoTokenizer.from_pretrained(folder)(["a headline", "another one"], return_tensors="pt", padding=True)
-    with torch.no_grad():
-        assert torch.equal(logged["model"].eval()(**batch).logits, direct(**batch).logits)

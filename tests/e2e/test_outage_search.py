@@ -10,9 +10,8 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.e2e.conftest import free_port
-from tests.e2e.test_search_cluster import tiny_spec
-from tests.integration.test_tracking_outage import start_server, stop_server
+from tests.helpers import free_port, stop_server, tiny_spec
+from tests.helpers import start_mlflow_server as start_server
 
 OUTAGE_S = 60
 

@@ -10,7 +10,7 @@ import psutil
 from prunetune.search.spec import SearchSpec
 
 from prunetune.records import TAG_CHECKPOINT_EPOCH, TAG_RETRIES
-from tests.e2e.test_search_cluster import child_runs, tiny_spec
+from tests.helpers import child_runs, tiny_spec
 
 
 def _of_cluster(proc: psutil.Process, address: str) -> bool:

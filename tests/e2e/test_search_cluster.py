@@ -11,54 +11,10 @@ import time
 
 import pytest
 from mlflow.tracking import MlflowClient
-from prunetune.search.spec import SearchSpec, load_spec
+
+from tests.helpers import assert_loads_the_same, child_runs, reference_runs, tiny_spec
 
 pytestmark = pytest.mark.upstream  # touches Ray's, Optuna's or MLflow's internals: scripts/test --latest
-
-
-def tiny_spec(tmp_path, model: str, tracking_uri: str, address: str, **overrides) -> SearchSpec:
-    values = {
-        "name": f"e2e-{tmp_path.name}",
-        "trial.model": model,
-        "trial.data.source": "indicnews:english:shc",
-        "trial.data.max_train_rows": 160,
-        "trial.data.max_eval_rows": 80,
-        "trial.data.on_bad_row": "skip",
-        "trial.training.epochs": 2,
-        "trial.training.max_length": 24,
-        "space.strategies": ["top", "middle", "window", "contribution"],
-        "space.epochs": [1, 2],
-        "space.learning_rate": [1e-4, 1e-3],
-        "budget.tolerance": 0.05,
-        # The tuned reference at its cheapest: one learning rate on one decision seed (tiny models; the
-        # sweep itself is tested in test_search_spreads_over_nodes…).
-        "reference.learning_rates": [1e-3],
-        "seeds": 1,
-        "num_trials": 6,
-        "max_concurrent": 3,
-        # The answer's model costs a job and an MLflow model: trained only where a test looks at it.
-        "save_model": False,
-        "storage_path": str(tmp_path / "runs"),
-        "tracking_uri": tracking_uri,
-        "address": address,
-    }
-    return load_spec(None, values | overrides)
-
-
-def reference_runs(spec: SearchSpec):
-    client = MlflowClient(spec.tracking_uri)
-    experiment = client.get_experiment_by_name(spec.name).experiment_id
-    return client.search_runs([experiment], filter_string="tags.`prunetune.kind` = 'reference'")
-
-
-def child_runs(spec: SearchSpec, parent: str, kind: str | None = "trial"):
-    """The search's child runs of ``kind`` (None: every kind: trials, re-checks, the answer's model)."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(spec.tracking_uri)
-    experiment = client.get_experiment_by_name(spec.name).experiment_id
-    query = f"tags.`mlflow.parentRunId` = '{parent}'" + (f" and tags.`prunetune.kind` = '{kind}'" if kind else "")
-    return client.search_runs([experiment], filter_string=query)
 
 
 def test_search_spreads_over_nodes_records_every_trial_and_honours_the_budget(
@@ -68,7 +24,9 @@ def test_search_spreads_over_nodes_records_every_trial_and_honours_the_budget(
     from prunetune.search.runner import run_search
 
     sweep = {"reference.learning_rates": [3e-4, 1e-3], "seeds": 2, "save_model": True}  # 2 lrs x 2 decision seeds
-    sweep["budget.tolerance"] = 0.9  # every complete trial is within: the search has an answer to check
+    # A relative budget (a fraction of the reference), so that its unit is checked where the user sees it; every
+    # complete trial is within 90 % of the reference: the search has an answer to check.
+    sweep |= {"budget.tolerance": 0.9, "budget.relative": True}
     spec = tiny_spec(tmp_path, tiny_model, mlflow_server, ray_cluster, **sweep)
     lines: list[str] = []
     try:
@@ -140,8 +98,7 @@ def test_search_spreads_over_nodes_records_every_trial_and_honours_the_budget(
     assert len(folders) == spec.num_trials
     assert all(p.name.split("-", 1)[1] in spec.space.strategies and len(p.name) < 40 for p in folders)
     assert list(Path(result.experiment_path).glob("*/checkpoint_*")) == []
-    from tests.e2e.test_max_drop import assert_loads_the_same  # the answer is a model, logged to the search's run
-
+    # The answer is a model, logged to the search's run.
     assert result.model is not None and (result.model.path / "README.md").exists()
     assert_loads_the_same(str(result.model.path), result.model.model_uri, spec.tracking_uri)
     assert MlflowClient(spec.tracking_uri).get_run(result.parent_run_id).outputs.model_outputs
@@ -163,8 +120,17 @@ def test_search_spreads_over_nodes_records_every_trial_and_honours_the_budget(
     parent = MlflowClient(spec.tracking_uri).get_run(result.parent_run_id)
     assert parent.data.metrics["reference_score"] == pytest.approx(means[best_lr])
     assert parent.data.params["reference.learning_rate"] == str(best_lr)
-    for run in runs:  # each trial's drop is measured against that mean
-        assert run.data.metrics["drop"] == pytest.approx(means[best_lr] - run.data.metrics["val_score"])
+    for run in runs:  # each trial's drop is measured against that mean, as a fraction of it (budget.relative)
+        expected = (means[best_lr] - run.data.metrics["val_score"]) / means[best_lr]
+        assert run.data.metrics["drop"] == pytest.approx(expected)
+    # What the user reads is in that unit too: the printed answer and the model's card.
+    from prunetune.search.runner import render_search
+
+    shown = render_search(result, spec.budget.tolerance, spec.budget.relative)
+    assert "drop in % of the reference, within the budget of 90 % of the reference" in shown
+    assert f"| {100 * result.best['drop']:+.2f} |" in shown
+    card = (result.model.path / "README.md").read_text()
+    assert f"{100 * result.best['drop']:+.2f} % of the reference (tolerance 90)" in card
 
     # A second search of the same model x task x data reuses every reference run.
     again = run_search(spec.with_overrides({"num_trials": 1, "name": spec.name}), say=lines.append)
@@ -261,7 +227,7 @@ def _optuna_dashboard_studies(storage: str) -> list[str]:
     import json
     import urllib.request
 
-    from tests.e2e.conftest import BIN, free_port
+    from tests.helpers import BIN, free_port
 
     port = free_port()
     proc = subprocess.Popen(

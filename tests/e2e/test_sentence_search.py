@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.e2e.test_search_cluster import child_runs, tiny_spec
+from tests.helpers import child_runs, tiny_spec
 
 
 def test_a_sentence_search_distils_every_trial_from_one_teacher(

@@ -16,7 +16,7 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.e2e.test_search_cluster import child_runs, tiny_spec
+from tests.helpers import child_runs, tiny_spec
 
 # (phase, signal, command, the progress line after which the signal is sent)
 FAST = [

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MINILM
+from tests.helpers import MINILM
 
 
 def _file(path: Path, text: str = "not what was asked for\n") -> str:
@@ -62,10 +62,10 @@ CASES = {
         lambda t: ["scores", MINILM, "--data", "indicnews:english:shc", "--rows", "8", "--block-sizes", "7"],
         "has 6 layers; blocks of 1 to 6",
     ),
-    "report --tolerance -1": (lambda t: ["report", "x", "--tolerance", "-1"], "not an accuracy drop in (0, 1)"),
+    "report --tolerance -1": (lambda t: ["report", "x", "--tolerance", "-1"], "not a drop in (0, 1)"),
     "max-drop --tolerance 3 (points, not a share)": (
         lambda t: ["max-drop", "--tolerance", "3"],
-        "'3' is not an accuracy drop in (0, 1): 0.01 = 1 point",
+        "'3' is not a drop in (0, 1): 0.01 = 1 point",
     ),
     "prune --layers 3,x": (
         lambda t: ["prune", MINILM, "--strategy", "explicit", "--layers", "3,x", "-o", "out"],

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import MINILM
+from tests.helpers import MINILM
 
 
 def prunetune(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

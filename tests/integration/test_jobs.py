@@ -9,7 +9,7 @@ from prunetune.trainables.config import TrialConfig
 from prunetune.trainables.jobs import run_job
 from prunetune.trainables.surgery import num_layers
 
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 HEADLINES = {
     "data.source": "indicnews:english:shc",

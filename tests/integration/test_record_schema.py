@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from mlflow.tracking import MlflowClient
 from prunetune.analysis.query import runs_frame
+from prunetune.search.context import SearchContext
 from prunetune.search.jobs import finish_job_run, open_job_run
 from prunetune.search.spec import load_spec
 from prunetune.search.store import experiment_id
@@ -36,7 +37,9 @@ def test_every_writer_closes_a_run_the_same_way_and_reads_back_the_same(tmp_path
     history = [{"epoch": 1, "val_score": 0.6}, {"epoch": 2, "val_score": 0.71, "test_score": 0.69}]
     result = {"val_score": 0.71, "test_score": 0.69, "epoch": 2, "kept_layers": [0, 5], "layers_dropped": 4}
 
-    job_run = open_job_run(spec, mlflow, experiment, spec.trial, KIND_RECHECK, {PARENT: parent})
+    job_run = open_job_run(
+        SearchContext(spec, mlflow, experiment, parent, print), spec.trial, KIND_RECHECK, {PARENT: parent}
+    )
     finish_job_run(mlflow, job_run, spec.trial, lambda: result | {"history": history})
 
     recorder = TrialRecorder(uri, experiment, parent, spec.name, tmp_path / "spool.jsonl")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from mlflow.tracking import MlflowClient
+from prunetune.search.context import SearchContext
 from prunetune.search.max_drop import MaxDropAnswer, render
 from prunetune.search.reference import _finished_reference_runs, reference_trials, score_on_seed, tuned_reference
 from prunetune.search.spec import load_spec, reference_key
@@ -24,9 +25,10 @@ def test_a_given_reference_score_trains_nothing_and_is_every_seed_s_reference(tm
     mlflow, experiment, parent = _store(tmp_path)
     spec = load_spec(None, {"budget.reference_score": 0.677, "trial.training.learning_rate": 2e-4})
     lines: list[str] = []
-    reference = tuned_reference(spec, mlflow, experiment, parent, lines.append)
+    ctx = SearchContext(spec, mlflow, experiment, parent, lines.append)
+    reference = tuned_reference(ctx)
     assert (reference.score, reference.learning_rate, reference.on_seeds()) == (0.677, 2e-4, 0.677)
-    assert score_on_seed(spec, mlflow, experiment, reference, 42, lines.append) == 0.677
+    assert score_on_seed(ctx, reference, 42) == 0.677
     assert mlflow.get_run(parent).data.metrics["reference_score"] == 0.677
     kinds = [r.data.tags.get(TAG_KIND) for r in mlflow.search_runs([experiment])]
     assert kinds == ["search"]  # no reference run: nothing was trained
@@ -73,9 +75,9 @@ def test_the_answer_reads_with_its_verdict_interval_and_selection_score() -> Non
         16,
     )
     text = render(answer)
-    row = next(line for line in text.splitlines() if line.startswith("| 0.01 |"))
+    row = next(line for line in text.splitlines() if line.startswith("| 1 |"))
     assert "| 4 | borderline | window | [0, 5] | 8.0e-04 | 2 |" in row and "0.6802" in row and "| none |" in row
-    assert "| 0.03 | none within |" in text
+    assert "| 3 | none within |" in text and "tolerances and drops in points" in text
     document = answer.to_dict()
     assert document["reference"]["score"] == pytest.approx(0.68)
     assert document["reference"]["search_seed_score"] == 0.684

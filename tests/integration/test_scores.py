@@ -10,7 +10,7 @@ from prunetune.trainables.scores import compute_layer_scores
 from prunetune.trainables.strategies import kept_layers
 
 from prunetune.records import LayerScores
-from tests.conftest import MINILM, tiny_config
+from tests.helpers import MINILM, tiny_config
 
 
 def test_scores_of_minilm_on_real_headlines(data_env, tmp_path) -> None:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from prunetune.trainables.surgery import SurgeryError, keep_layers, layers_of, num_layers, parameter_count
 
-from tests.conftest import FAMILIES, MINILM, tiny_config
+from tests.helpers import FAMILIES, MINILM, tiny_config
 
 
 def inputs() -> dict[str, torch.Tensor]:

@@ -6,10 +6,7 @@ hooks with plain trial objects (what Tune passes: an id, a config, the last resu
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -24,31 +21,10 @@ from prunetune.search.store import TrackingUnreachable, client, experiment_id
 from prunetune.search.tracking import TrialRecorder
 
 from prunetune.records import KIND_SEARCH, TAG_KIND
-from tests.e2e.conftest import free_port
+from tests.helpers import free_port, stop_server
+from tests.helpers import start_mlflow_server as start_server
 
 pytestmark = pytest.mark.upstream  # touches Ray's, Optuna's or MLflow's internals: scripts/test --latest
-
-
-def start_server(root: Path, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [Path(sys.executable).parent / "mlflow", "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-         "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "a"), start_new_session=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                return proc
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError((root / "server.log").read_text()[-2000:])
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
 
 
 def a_search(tmp_path: Path, name: str) -> tuple[subprocess.Popen, str, MlflowClient, str, str]:

@@ -44,9 +44,11 @@ def test_max_droppable_takes_the_deepest_drop_within_each_tolerance_ties_by_scor
     assert by_tolerance[0.001]["strategy"] == "none within budget"  # the early-stopped trial never counts
 
 
-def test_max_droppable_relative_divides_by_the_reference() -> None:
-    table = tables.max_droppable(TRIALS, [0.02], relative=True)  # 0.020 / 0.80 = 0.025 > 0.02
-    assert table.iloc[0]["max_layers_dropped"] == 3 and table.iloc[0]["drop"] == pytest.approx(0.015)
+def test_max_droppable_reads_drops_in_the_unit_they_were_recorded_in() -> None:
+    # A relative search records drop = (reference - score) / reference: 0.020 / 0.80 = 0.025, over 0.02.
+    relative = TRIALS.assign(drop=TRIALS["drop"] / 0.80)
+    table = tables.max_droppable(relative, [0.02])
+    assert table.iloc[0]["max_layers_dropped"] == 3 and table.iloc[0]["drop"] == pytest.approx(0.015 / 0.80)
 
 
 def test_strategy_table_is_best_score_per_strategy_and_depth_with_the_reference() -> None:

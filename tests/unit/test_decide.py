@@ -100,7 +100,7 @@ def test_answer_walks_deepest_first_until_a_confident_finding() -> None:
     }
     asked: list[int] = []
 
-    def measure(candidate: Candidate):
+    def measure(candidate: Candidate, seeds: int = 5):
         asked.append(candidate.layers_dropped)
         scores = on_seeds[candidate.layers_dropped]
         return scores, paired_drops(reference, scores)
@@ -142,7 +142,7 @@ def test_at_the_same_depth_the_surer_finding_is_the_answer() -> None:
     tight = Candidate((5,), 5, "contribution", 8e-4, 3, 0.68)
     on_seeds = {wide: {1: 0.70, 2: 0.67, 3: 0.67}, tight: {1: 0.69, 2: 0.689, 3: 0.691}}
 
-    def measure(candidate: Candidate):
+    def measure(candidate: Candidate, seeds: int = 5):
         return on_seeds[candidate], paired_drops(reference, on_seeds[candidate])
 
     found = answer_tolerance(0.03, [wide, tight], measure, max_finalists=4)
@@ -157,7 +157,7 @@ def test_a_configuration_answering_several_tolerances_is_grouped_with_each_verdi
     reference = {1: 0.70, 2: 0.70}
     deep, shallow = _candidate(3, 0.69), _candidate(1, 0.70)
 
-    def measure(candidate: Candidate):
+    def measure(candidate: Candidate, seeds: int = 5):
         scores = {1: 0.72, 2: 0.69} if candidate is deep else {1: 0.71, 2: 0.71}  # deep: mean drop -0.005
         return scores, paired_drops(reference, scores)
 

@@ -1,0 +1,356 @@
+"""Benchmark 1e: whole ``max-drop`` runs simulated, with the truth known — what a decision rule costs and claims.
+
+The replay (``bench/replay.py``) reads each seed's score from a measured table, so it can decide only on the
+table's own seeds (two). The simulator draws as many seeds as a rule asks for:
+
+* **The truth.** Each configuration's true score is its mean over the table's seeds (``--table``; the shared
+  seed table by default): every pruned (kept layers, learning rate, epochs) and the unpruned reference at every
+  learning rate. The true reference is the best reference mean; a configuration's true drop is the true
+  reference minus its mean; the true depth at tolerance ``t`` is the most layers any configuration drops with a
+  true drop within ``t``.
+* **The noise.** A seed's score is the true score plus a residual drawn from the table's own residuals around
+  the means (``score - mean``, scaled by ``sqrt(n / (n - 1))`` since a residual around a mean of ``n`` spreads
+  less than a seed does), pooled by learning rate and by whether the configuration is within 4 points of the
+  reference. Why this model: on the shared table the two seeds differ by 0.2 points on average over the
+  configurations up to 4e-4, so no seed effect shared by every configuration is worth modelling, and draws are
+  independent per configuration and seed; but the spread depends on the learning rate (at 8e-4 a run collapses
+  on one seed in two) and on the configuration's quality (within 4 points, one seed's score spreads by 0.5 to
+  1.3 points; the failures spread more). Scores are clipped to [0, 1]. The reference's per-seed scores are
+  drawn the same way.
+* **A run** is a whole ``max-drop``: the reference (as the rule builds it), the search (TPE as ``BudgetSearch``
+  runs it, :func:`replay.sampled_search`) on the search seed, then the decision on the decision seeds, through
+  the product's own code (``decide.answer_tolerance``, ``max_drop.finalists``). Each run draws its own seeds;
+  every rule sees the same draws in the same run (common random numbers), so rules differ by their rule alone.
+  Results are seeded and reproducible.
+
+For each rule and tolerance: ``false_within`` (the share of runs that call some configuration *within* although
+its true drop is over the tolerance), ``over_claim`` (the answer is deeper than the true depth),
+``exact_or_one_short`` (the answer is the true depth or one less) and ``mean_jobs`` (every job trained: the
+reference, the trials, the re-checks and the answer models).
+
+    bench/simulate.py --runs 200 --json bench/results/simulate.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from prunetune.search.decide import (  # noqa: E402
+    Candidate,
+    RecheckPlan,
+    ToleranceAnswer,
+    answer_tolerance,
+    best_reference,
+    interval,
+)  # noqa: E402
+from prunetune.search.max_drop import finalists  # noqa: E402
+from replay import (  # noqa: E402
+    DEFAULT_SCORES,
+    DEFAULT_TABLE,
+    REPO,
+    Point,
+    Table,
+    load_table,
+    make_spec,
+    sampled_search,
+)
+
+from prunetune.records import EPSILON, LayerScores, drop  # noqa: E402
+
+Reference = tuple[float, int]  # the unpruned model's (learning rate, epochs)
+REFERENCE_SWEEP = (1e-4, 2e-4, 4e-4)  # the spec's default reference.learning_rates
+NEAR = 0.04  # configurations within 4 points of the reference: a decision's finalists (docs/benchmarks.md §1)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How a max-drop run spends its jobs and decides."""
+
+    name: str
+    # "decision-seeds": every sweep learning rate on every decision seed, the best mean chosen on them (today);
+    # "search-seed": every sweep learning rate on the search seed alone, the best on the decision seeds after.
+    reference: str = "decision-seeds"
+    plan: RecheckPlan = RecheckPlan()
+    max_finalists: int = 4
+    num_trials: int = 24
+    answer: str = "mean_within"  # which finding answers: "mean_within" (within or borderline), "confident"
+    model_from_recheck: bool = False  # the answer's model is the re-check run on its first seed, kept
+
+
+TODAY = Rule("today")
+RULES = {  # what docs/benchmarks.md §1e compares; a rule here is one the product can run (its spec keys)
+    "today": TODAY,
+    # first_seeds: 2, max_finalists: 2: a finalist clearly over on 2 seeds trains on no more, and at most two
+    # finalists per tolerance.
+    "new": Rule("new", plan=RecheckPlan((2, 5)), max_finalists=2),
+    # ... and 16 trials, not 24.
+    "new-16-trials": Rule("new-16-trials", plan=RecheckPlan((2, 5)), max_finalists=2, num_trials=16),
+}
+
+
+class World:
+    """The truth of a seed table, and seeds drawn around it."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        by_reference: dict[Reference, dict[int, float]] = {}
+        for lr, epochs, seed, score in table.reference_runs:
+            by_reference.setdefault((lr, epochs), {})[seed] = score
+        self.reference_means = {key: statistics.mean(s.values()) for key, s in by_reference.items()}
+        self.means = {point: statistics.mean(s.values()) for point, s in table.pruned.items()}
+        self.true_reference = max(self.reference_means.values())
+        self.residuals: dict[tuple[float, bool], list[float]] = {}
+        for what, by_seed in [*by_reference.items(), *table.pruned.items()]:
+            values = list(by_seed.values())
+            centre = statistics.mean(values)
+            scale = math.sqrt(len(values) / (len(values) - 1))  # a residual around a mean of n spreads less
+            self.residuals.setdefault(self.pool(what), []).extend(scale * (v - centre) for v in values)
+
+    def mean(self, what: Point | Reference) -> float:
+        return self.means[what] if isinstance(what[0], tuple) else self.reference_means[what]  # type: ignore[index]
+
+    def pool(self, what: Point | Reference) -> tuple[float, bool]:
+        """Whose residuals ``what``'s noise is drawn from: the same learning rate, and the same side of 4 points
+        below the reference (the configurations a decision is about spread less than the failures)."""
+        lr = what[1] if isinstance(what[0], tuple) else what[0]
+        return float(lr), drop(self.true_reference, self.mean(what)) <= NEAR + EPSILON
+
+    def true_drop(self, point: Point) -> float:
+        return drop(self.true_reference, self.means[point])
+
+    def true_depth(self, tolerance: float) -> int:
+        n = self.table.num_layers
+        return max((n - len(p[0]) for p in self.means if self.true_drop(p) <= tolerance + EPSILON), default=0)
+
+    def score(self, run: int, what: Point | Reference, seed: int) -> float:
+        """``what``'s score on simulated seed ``seed`` of run ``run``: the same every time it is asked."""
+        rng = random.Random(f"{run}:{what}:{seed}")
+        return min(max(self.mean(what) + rng.choice(self.residuals[self.pool(what)]), 0.0), 1.0)
+
+
+@dataclass
+class Outcome:
+    """One rule's run: its answer per tolerance, what it called within, and what it trained."""
+
+    depths: dict[float, int]
+    false_within: dict[float, bool]
+    jobs: dict[str, int]
+
+
+def simulate_run(world: World, rule: Rule, run: int, tolerances: Sequence[float], scores: LayerScores) -> Outcome:
+    table, n = world.table, world.table.num_layers
+    search_seed, decision = 0, list(range(1, rule.plan.stages[-1] + 1))
+    sweep = [(lr, 2) for lr in REFERENCE_SWEEP]
+    jobs = {"reference": 0, "trials": 0, "rechecks": 0, "models": 0}
+
+    def reference_on(seeds: Sequence[int], configs: Sequence[Reference]) -> Any:
+        jobs["reference"] += len(seeds) * len(configs)
+        return best_reference([(lr, e, s, world.score(run, (lr, e), s)) for lr, e in configs for s in seeds])
+
+    if rule.reference == "decision-seeds":
+        reference = reference_on(decision, sweep)
+        jobs["reference"] += 1  # its configuration on the search seed, to pair the trials with
+        on_search_seed = world.score(run, (reference.learning_rate, reference.epochs), search_seed)
+    else:
+        picked = reference_on([search_seed], sweep)
+        on_search_seed = picked.score
+        reference = reference_on(decision, [(picked.learning_rate, picked.epochs)])
+
+    spec = make_spec(table, tolerances, rule.max_finalists)
+    trials: list[Candidate] = []
+
+    def trained(point: Point, strategy: str) -> float:
+        score = world.score(run, point, search_seed)
+        trials.append(Candidate(point[0], n - len(point[0]), strategy, point[1], point[2], score))
+        return score
+
+    sampled_search("prunetune", run, spec, table, reference.learning_rate, reference.score, scores, trained,
+                   rule.num_trials)  # fmt: skip
+    jobs["trials"] = len(trials)
+
+    seeds_run: dict[Any, int] = {}
+
+    def measure(candidate: Candidate, seeds: int) -> tuple[dict[int, float], dict[int, float]]:
+        seeds_run[candidate.key] = max(seeds_run.get(candidate.key, 0), seeds)
+        point = candidate.key[:3] + ((0.0, 0.0),)
+        on = {s: world.score(run, point, s) for s in decision[:seeds]}
+        return on, {s: drop(reference.scores[s], v) for s, v in on.items()}
+
+    answers: dict[float, ToleranceAnswer] = {}
+    for t in sorted(tolerances):
+        answers[t] = answer_tolerance(
+            t,
+            finalists([(c, None) for c in trials], on_search_seed, t, False),
+            measure,
+            rule.max_finalists,
+            measured=lambda c: c.key in seeds_run,
+            plan=rule.plan,
+        )
+    jobs["rechecks"] = sum(seeds_run.values())
+    chosen = {t: getattr(a, rule.answer) for t, a in answers.items()}
+    if not rule.model_from_recheck:
+        jobs["models"] = len({f.candidate.key for f in chosen.values() if f is not None})
+    point_of = {c.key: (c.kept_layers, c.learning_rate, c.epochs, (0.0, 0.0)) for c in trials}
+    return Outcome(
+        depths={t: 0 if f is None else f.candidate.layers_dropped for t, f in chosen.items()},
+        false_within={
+            t: any(
+                world.true_drop(point_of[f.candidate.key]) > t + EPSILON for f in a.findings if f.verdict == "within"
+            )
+            for t, a in answers.items()
+        },
+        jobs=jobs,
+    )
+
+
+def decision_bound(
+    world: World, seeds: int, runs: int, tolerances: Sequence[float], confidence: float = 0.95
+) -> dict[str, dict[str, float]]:
+    """What no search can improve on: every configuration of the table re-trained on ``seeds`` decision seeds,
+    against the best reference learning rate on the same seeds (the search is perfect, and the jobs are free).
+    Per tolerance, how often the deepest configuration whose mean drop is within (the answer today) and the
+    deepest whose whole interval is within (``confidence``) over-claim, and how often each is the true depth or
+    one short."""
+    n = world.table.num_layers
+    sweep = [(lr, 2) for lr in REFERENCE_SWEEP]
+    tally: dict[str, list[float]] = {}
+    for run in range(runs):
+        decision = range(1, seeds + 1)
+        reference = best_reference([(lr, e, s, world.score(run, (lr, e), s)) for lr, e in sweep for s in decision])
+        found = []
+        for point in world.means:
+            scores = {s: world.score(run, point, s) for s in decision}
+            drops = {s: drop(reference.scores[s], v) for s, v in scores.items()}
+            found.append((n - len(point[0]), interval(list(drops.values()), confidence)))
+        for t in tolerances:
+            truth = world.true_depth(t)
+            for rule, ok in (("mean", lambda iv: iv.mean), ("confident", lambda iv: iv.high)):
+                depth = max((d for d, iv in found if ok(iv) <= t + EPSILON), default=0)
+                tally.setdefault(f"{t}:{rule}:over_claim", []).append(depth > truth)
+                tally.setdefault(f"{t}:{rule}:exact_or_one_short", []).append(depth in (truth, truth - 1))
+    out: dict[str, dict[str, float]] = {}
+    for key, values in tally.items():
+        t, rule, figure = key.split(":")
+        out.setdefault(f"{t}:{rule}", {})[figure] = statistics.mean(values)
+    return out
+
+
+def summarise(world: World, outcomes: list[Outcome], tolerances: Sequence[float]) -> dict[str, Any]:
+    """Per tolerance, the issue's four figures."""
+    out: dict[str, Any] = {}
+    for t in sorted(tolerances):
+        truth = world.true_depth(t)
+        out[str(t)] = {
+            "false_within": statistics.mean(o.false_within[t] for o in outcomes),
+            "over_claim": statistics.mean(o.depths[t] > truth for o in outcomes),
+            "exact_or_one_short": statistics.mean(o.depths[t] in (truth, truth - 1) for o in outcomes),
+            "mean_jobs": statistics.mean(sum(o.jobs.values()) for o in outcomes),
+        }
+    return out
+
+
+def answered_depths(outcomes: list[Outcome], tolerances: Sequence[float]) -> dict[str, dict[str, int]]:
+    """Per tolerance, how many runs answered each depth."""
+    return {
+        str(t): {str(d): sum(o.depths[t] == d for o in outcomes) for d in sorted({o.depths[t] for o in outcomes})}
+        for t in sorted(tolerances)
+    }
+
+
+def run_all(
+    table: Table, scores: LayerScores, rules: dict[str, Rule], runs: int, tolerances: Sequence[float], say: Any = None
+) -> dict[str, Any]:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    world = World(table)
+    report: dict[str, Any] = {}
+    details: dict[str, Any] = {}
+    for name, rule in rules.items():
+        started = time.monotonic()
+        outcomes = [simulate_run(world, rule, r, tolerances, scores) for r in range(runs)]
+        report[name] = summarise(world, outcomes, tolerances)
+        details[name] = {
+            "jobs": {k: statistics.mean(o.jobs[k] for o in outcomes) for k in outcomes[0].jobs},
+            "false_within_any_tolerance": statistics.mean(any(o.false_within.values()) for o in outcomes),
+            "depths": answered_depths(outcomes, tolerances),
+            "seconds": round(time.monotonic() - started, 1),
+            "rule": asdict(rule),
+        }
+        if say:
+            say(f"{name}: {runs} runs in {time.monotonic() - started:.0f} s")
+    truth = {str(t): world.true_depth(t) for t in sorted(tolerances)}
+    table_name = str(Path(table.path).resolve().relative_to(REPO.parent))
+    return report | {"details": details, "true_depth": truth, "runs": runs, "table": table_name}
+
+
+def markdown(report: dict[str, Any], rules: Sequence[str]) -> str:
+    lines = [
+        "| rule | tolerance | true depth | false within | over-claim | exact or one short | mean jobs | answers "
+        "(depth: runs) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name in rules:
+        for t, row in report[name].items():
+            depths = ", ".join(f"{d}: {k}" for d, k in report["details"][name]["depths"][t].items())
+            lines.append(
+                f"| {name} | {float(t) * 100:g} | {report['true_depth'][t]} | {row['false_within']:.1%} | "
+                f"{row['over_claim']:.1%} | {row['exact_or_one_short']:.1%} | {row['mean_jobs']:.1f} | {depths} |"
+            )
+    lines.append("")
+    for name in rules:
+        d = report["details"][name]
+        j = d["jobs"]
+        lines.append(
+            f"{name}: jobs per run {j['reference']:.1f} reference + {j['trials']:.1f} trials + {j['rechecks']:.1f} "
+            f"re-checks + {j['models']:.1f} models; some configuration falsely within at any tolerance in "
+            f"{d['false_within_any_tolerance']:.1%} of runs"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--table", type=Path, default=DEFAULT_TABLE)
+    parser.add_argument("--scores", type=Path, default=DEFAULT_SCORES, help="LayerScores JSON (contribution)")
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--json", type=Path, help="write the report here")
+    parser.add_argument("--tolerances", type=float, nargs="+", default=[0.01, 0.02, 0.03])
+    parser.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES))
+    parser.add_argument(
+        "--bound", type=int, nargs="*", default=[], metavar="SEEDS",
+        help="also the decision's bound (every configuration re-checked) with this many decision seeds",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    table = load_table(args.table)
+    scores = LayerScores.from_json(args.scores.read_text())
+    report = run_all(table, scores, {r: RULES[r] for r in args.rules}, args.runs, args.tolerances, print)
+    print(markdown(report, args.rules))
+    world = World(table)
+    report["bound"] = {str(n): decision_bound(world, n, args.runs, args.tolerances) for n in args.bound}
+    for n, by_rule in report["bound"].items():
+        for key, row in by_rule.items():
+            t, rule = key.split(":")
+            print(
+                f"bound, {n} seeds, {float(t) * 100:g} points, deepest {rule} within: over-claim "
+                f"{row['over_claim']:.1%}, exact or one short {row['exact_or_one_short']:.1%}"
+            )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

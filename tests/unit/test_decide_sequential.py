@@ -1,0 +1,80 @@
+"""Sequential re-checks and failed seeds: the decision's rules on plain numbers (search/decide.py)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from prunetune.search.decide import (
+    Candidate,
+    RecheckPlan,
+    answer_tolerance,
+    best_reference,
+    finding,
+    recheck,
+)
+
+CANDIDATE = Candidate((0, 5), 4, "window", 4e-4, 2, 0.68)
+
+
+def measuring(drops_by_seed: dict[int, float]):
+    """A ``measure`` over fixed paired drops (reference 0.70 on every seed); it counts the seeds it was asked for."""
+    asked: list[int] = []
+
+    def measure(candidate: Candidate, seeds: int):
+        asked.append(seeds)
+        on = dict(list(drops_by_seed.items())[:seeds])
+        return {s: 0.70 - d for s, d in on.items()}, on
+
+    return measure, asked
+
+
+def test_within_is_called_on_every_seed_never_on_the_first_stage_alone() -> None:
+    measure, asked = measuring({1: 0.001, 2: 0.002, 3: 0.0015, 4: 0.0, 5: 0.001})
+    found = recheck(CANDIDATE, measure, 0.01, RecheckPlan((3, 5)))
+    assert found.verdict == "within" and asked == [3, 5] and found.drops_interval.n == 5
+
+
+def test_a_clearly_over_finalist_stops_at_its_first_stage() -> None:
+    measure, asked = measuring({1: 0.05, 2: 0.052, 3: 0.049, 4: 0.05, 5: 0.05})
+    found = recheck(CANDIDATE, measure, 0.01, RecheckPlan((3, 5)))
+    assert found.verdict == "over" and found.drops_interval.low > 0.01 and asked == [3]
+
+
+def test_an_undecided_finalist_trains_on_more_seeds() -> None:
+    measure, asked = measuring({1: 0.0, 2: 0.02, 3: 0.005, 4: 0.004, 5: 0.006})
+    found = recheck(CANDIDATE, measure, 0.01, RecheckPlan((3, 5)))
+    assert asked == [3, 5] and found.drops_interval.n == 5
+
+
+def test_stages_must_grow_from_one() -> None:
+    for stages in [(), (3, 3), (5, 3), (0, 5)]:
+        with pytest.raises(ValueError, match="seed counts that grow"):
+            RecheckPlan(stages)
+
+
+def test_a_failed_seed_is_reported_and_left_out_of_the_interval() -> None:
+    scores = {1: 0.69, 2: math.nan, 3: 0.695}
+    drops = {s: 0.70 - v for s, v in scores.items()}
+    found = finding(CANDIDATE, scores, drops, 0.02)
+    assert found.failed_seeds == [2] and found.drops_interval.n == 2
+    assert found.mean_score == pytest.approx(0.6925)
+    document = found.to_dict()
+    assert document["failed_seeds"] == [2] and document["drops"]["2"] is None  # JSON has no NaN
+
+
+def test_every_seed_failed_is_over_and_the_decision_still_finishes() -> None:
+    def measure(candidate: Candidate, seeds: int):
+        return {s: math.nan for s in range(1, seeds + 1)}, {s: math.nan for s in range(1, seeds + 1)}
+
+    answer = answer_tolerance(0.01, [CANDIDATE], measure, 4)
+    assert answer.mean_within is None and answer.confident is None
+    assert [f.verdict for f in answer.findings] == ["over"]
+    assert answer.to_dict()["answer"] is None
+
+
+def test_a_reference_configuration_that_failed_on_a_seed_is_not_chosen() -> None:
+    runs = [(2e-4, 2, 1, 0.68), (2e-4, 2, 2, math.nan), (1e-4, 2, 1, 0.66), (1e-4, 2, 2, 0.65)]
+    assert best_reference(runs).learning_rate == 1e-4
+    with pytest.raises(ValueError, match="failed"):
+        best_reference([(2e-4, 2, 1, math.nan)])

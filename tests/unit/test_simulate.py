@@ -1,0 +1,73 @@
+"""bench/simulate.py: whole max-drop runs simulated around the shared seed table (skipped where it is absent)."""
+
+from __future__ import annotations
+
+import importlib.util
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TOLERANCES = [0.01, 0.02, 0.03]
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def simulate():
+    module = _load("prunetune_bench_simulate", REPO / "bench" / "simulate.py")
+    yield module
+    sys.modules.pop("prunetune_bench_simulate", None)
+
+
+@pytest.fixture(scope="module")
+def world(simulate):
+    if not simulate.DEFAULT_TABLE.exists():
+        pytest.skip(f"the shared seed table is not here: {simulate.DEFAULT_TABLE}")
+    return simulate.World(simulate.load_table(simulate.DEFAULT_TABLE))
+
+
+def test_the_truth_is_the_tables_seed_means_as_the_replay_reads_it(simulate, world) -> None:
+    replay = sys.modules["replay"]  # the replay the simulator imported
+    _, answers = replay.true_answers(world.table, TOLERANCES)
+    assert {t: world.true_depth(t) for t in TOLERANCES} == answers
+    assert world.true_reference == pytest.approx(max(world.reference_means.values()))
+
+
+def test_a_seed_is_drawn_the_same_every_time_and_spreads_around_the_truth(world) -> None:
+    reference = (2e-4, 2)
+    assert world.score(7, reference, 3) == world.score(7, reference, 3)
+    draws = [world.score(0, reference, seed) for seed in range(400)]
+    assert len(set(draws)) > 5  # seeds differ
+    assert statistics.mean(draws) == pytest.approx(world.reference_means[reference], abs=0.003)
+    assert all(0.0 <= d <= 1.0 for d in draws)
+
+
+def test_a_report_has_the_four_figures_per_rule_and_tolerance(simulate, world) -> None:
+    from prunetune.records import LayerScores
+
+    scores = LayerScores.from_json(simulate.DEFAULT_SCORES.read_text())
+    rules = {name: simulate.RULES[name] for name in ("today", "new")}
+    report = simulate.run_all(world.table, scores, rules, runs=3, tolerances=TOLERANCES)
+    for name in rules:
+        assert set(report[name]) == {str(t) for t in TOLERANCES}
+        for row in report[name].values():
+            assert set(row) == {"false_within", "over_claim", "exact_or_one_short", "mean_jobs"}
+            assert 0 <= row["false_within"] <= 1 and 0 <= row["exact_or_one_short"] <= 1
+        jobs = report["details"][name]["jobs"]
+        # today: 3 learning rates x 5 decision seeds and the search seed's reference; every trial once
+        assert jobs["reference"] == 16 and jobs["trials"] == 24
+        assert jobs["rechecks"] <= 5 * rules[name].max_finalists * len(TOLERANCES)
+        total = sum(jobs.values())
+        assert all(row["mean_jobs"] == pytest.approx(total) for row in report[name].values())
+    again = simulate.run_all(world.table, scores, rules, runs=3, tolerances=TOLERANCES)
+    assert again["today"] == report["today"]  # seeded: the same runs, the same figures
