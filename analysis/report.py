@@ -35,6 +35,7 @@ figure { margin: 1rem 0; } figure svg { width: 100%; max-width: 820px; height: a
 summary { cursor: pointer; color: #0969da; }
 pre { background: #f6f8fa; padding: 0.8rem; overflow-x: auto; font-size: 0.85rem; }
 .scroll { max-height: 28rem; overflow-y: auto; }
+.wide { max-width: 100%; overflow-x: auto; }  /* a table wider than the page scrolls inside it, never past it */
 """
 
 
@@ -59,7 +60,7 @@ def _table(frame: pd.DataFrame) -> str:
             number = isinstance(value, (int, float)) and not isinstance(value, bool)
             cells.append(f"<td class='{'num' if number else 'text'}'>{html.escape(tables._cell(value))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return f"<div class='wide'><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
 
 
 def _svg(figure: Any) -> str:
@@ -114,7 +115,7 @@ def render(inputs: ReportInputs) -> str:
     figures = plots.all_figures(frame, tolerance, inputs.scores, relative, spec.get("multi_axis", "layers_kept"))
     shown_columns = [
         "strategy", "layers_dropped", "kept_layers", "val_score", "drop", "latency_ms", "learning_rate", "epochs",
-        "status", "run_id",
+        "epochs_run", "status", "run_id",
     ] + (tables.DISTILL_COLUMNS if tables.distilled(frame) else [])  # fmt: skip
     trials = frame[frame["kind"] == "trial"].sort_values(list(RANKED_BY), ascending=False)
     sections = [

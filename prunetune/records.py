@@ -24,6 +24,9 @@ TAG_REFERENCE_RUN = "prunetune.reference_run_id"  # on a search's run: the refer
 # On a search's run: the runs (one per decision seed) of the tuned reference's best configuration, JSON.
 TAG_REFERENCE_RUNS = "prunetune.reference_run_ids"
 TAG_BEST = "prunetune.best"
+# The answer, marked where a user looks: on the search's run, the answer in one line; on the run that found it
+# (a trial), what it answers ("search answer", or max-drop's tolerances and verdicts).
+TAG_ANSWER = "prunetune.answer"
 TAG_STORAGE = "prunetune.storage"  # on a search run: where its driver keeps its state (host:storage_path)
 TAG_TEACHER = "prunetune.teacher"  # on a reference run: it is the search's teacher (its logits taught trials)
 TAG_KEPT = "prunetune.kept_layers"  # on every finished run: the layers it kept, JSON
@@ -84,6 +87,14 @@ def _quoted(value: str) -> str:
 
 
 # --- rules ----------------------------------------------------------------------------------------------------
+METRIC_DECIMALS = 6  # scores and drops are fractions over at most a million rows: further digits are float noise
+
+
+def measured(value: float) -> float:
+    """A metric as it is recorded: to the precision it is measured to (0.011, not 0.011000000000000001)."""
+    return round(float(value), METRIC_DECIMALS)
+
+
 EPSILON = 1e-9  # equal up to float noise counts as equal: a drop of exactly the tolerance is within
 
 

@@ -28,6 +28,7 @@ from prunetune.records import (
     TAG_SEARCH,
     TAG_STATUS,
     closing_metrics,
+    measured,
 )
 
 
@@ -124,4 +125,5 @@ def run_jobs(
 
 
 def numbers(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    """The numeric values of ``metrics``, each as it is recorded (:func:`~prunetune.records.measured`)."""
+    return {k: measured(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

@@ -37,7 +37,9 @@ from prunetune import stops
 from prunetune.libs import ray
 from prunetune.records import (
     KIND_RECHECK,
+    KIND_TRIAL,
     PARENT,
+    TAG_ANSWER,
     TAG_KIND,
     TAG_STATUS,
     budget_unit,
@@ -234,6 +236,7 @@ def _decide(ctx: SearchContext, tolerances: list[float], result: SearchResult, r
         )
         for t in sorted(tolerances)
     ]
+    _mark_answers(ctx, answers, children)
     answer = MaxDropAnswer(
         answers,
         result.reference,
@@ -257,6 +260,26 @@ def _decide(ctx: SearchContext, tolerances: list[float], result: SearchResult, r
         models[key] = save_answer_model(ctx, trial, folder, _card_facts(answer, answered), register)
     chosen = {i.tolerance: models[i.mean_within.candidate.key] for i in answers if i.mean_within is not None}
     return dataclasses.replace(answer, models=chosen)
+
+
+def _mark_answers(ctx: SearchContext, answers: list[ToleranceAnswer], children: list[Any]) -> None:
+    """Each answer marked where a user looks (:data:`TAG_ANSWER`): on the trial that found it, the tolerances it
+    answers with their verdicts; on the search's run, the answer per tolerance."""
+    relative = ctx.spec.budget.relative
+    by_key = answers_by_configuration(answers)
+    for run in children:
+        if run.data.tags.get(TAG_KIND) != KIND_TRIAL or run.info.status != "FINISHED":
+            continue
+        answered = by_key.get(config_key(TrialConfig.from_flat(run.data.params)))
+        if answered:
+            verdicts = "; ".join(f"{in_budget_unit(t, relative)}: {f.verdict}" for t, f in answered)
+            ctx.mlflow.set_tag(run.info.run_id, TAG_ANSWER, f"max-drop answer at {verdicts}")
+    lines = []
+    for item in answers:
+        found = item.mean_within
+        what = "none within" if found is None else f"{found.candidate.layers_dropped} layers ({found.verdict})"
+        lines.append(f"{in_budget_unit(item.tolerance, relative)}: {what}")
+    ctx.mlflow.set_tag(ctx.parent, TAG_ANSWER, "; ".join(lines))
 
 
 def _card_facts(answer: MaxDropAnswer, answered: list[tuple[float, Finding]]) -> list[tuple[str, str]]:

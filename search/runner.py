@@ -60,6 +60,7 @@ from prunetune.records import (
     LAYER_SCORES_ARTIFACT,
     RUNNING,
     SPEC_ARTIFACT,
+    TAG_ANSWER,
     TAG_BEST,
     TAG_KIND,
     TAG_SEARCH,
@@ -75,8 +76,15 @@ from prunetune.records import (
 )
 
 log = logging.getLogger(__name__)
-# The metrics the link to MLflow opens its runs table on, beside the trial status (a trial run logs them per epoch).
-VIEW_METRICS = ("val_score", "drop", "layers_kept")
+# The columns the link to MLflow opens its runs table on, the search's trials unfolded: what a user decides on.
+VIEW_PARAMS = ("drop.strategy", "kept_layers", "training.learning_rate", "training.epochs")
+VIEW_METRICS = ("layers_dropped", "val_score", "drop")  # a trial run logs them per epoch
+VIEW_TAGS = (TAG_STATUS, TAG_ANSWER)
+# The spec's values a user filters searches by, as the search run's params; the whole spec is its artifact.
+SEARCH_PARAMS = (
+    "trial.model", "trial.task", "trial.data.source", "budget.tolerance", "budget.relative", "num_trials", "seeds",
+    "space.strategies", "objective",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -226,7 +234,10 @@ def _search(
             f"{lost_optuna} Optuna trial(s) told FAIL"
         )
     trial_phase = time.monotonic() - started  # Tune's trials alone: benchmarks 3 and 6 compare it to a loop
-    best, best_trial = _best_feasible(results)
+    best, best_trial, best_id = _best_feasible(results)
+    if best is not None and best_id is not None and save_best:  # max-drop's search only picks: it marks its own
+        budget = in_budget_unit(spec.budget.tolerance, spec.budget.relative)
+        mark_answer(ctx, str(best_id), f"search answer: the deepest drop within {budget}")
     model = None
     if best is not None and best_trial is not None and save_best and spec.save_model:
         stage.phase = "while training the answer's model"
@@ -334,12 +345,18 @@ def _open_store(spec: SearchSpec, resume: bool, say: Say) -> Store:
     parent = _parent_run(spec, mlflow, experiment, continuing)
     say(f"search {spec.name}: MLflow {tracking_uri} (experiment {experiment}, parent run {parent})")
     # The link opens the runs table on the columns that read a search (MLflow keeps columns per browser).
-    view_key, view = shared_view_state(list(VIEW_METRICS), [TAG_STATUS])
+    view_key, view = search_view(parent)
     mlflow.set_experiment_tag(experiment, view_key, view)  # the same tag on every start
     say(f"search {spec.name}: watch it in {ui_link(tracking_uri, experiment, view_key)}")
     if continuing:
         _close_interrupted_jobs(spec, mlflow, experiment, say)
     return Store(tracking_uri, mlflow, experiment, parent, experiment_path, restoring)
+
+
+def search_view(parent: str) -> tuple[str, str]:
+    """(experiment tag key, value) of the MLflow view the search's link opens: its trials unfolded under its run
+    ``parent``, with the columns a user decides on (:data:`VIEW_PARAMS`, :data:`VIEW_METRICS`, :data:`VIEW_TAGS`)."""
+    return shared_view_state(list(VIEW_METRICS), list(VIEW_TAGS), params=VIEW_PARAMS, expanded=(parent,))
 
 
 def _init_ray(spec: SearchSpec) -> None:
@@ -438,16 +455,31 @@ def _tuner(
     )
 
 
+def mark_answer(ctx: SearchContext, trial_id: str, answers: str) -> None:
+    """Tag the run of the trial ``trial_id`` with what it answers (:data:`TAG_ANSWER`), for the runs table."""
+    for run in ctx.mlflow.search_runs([ctx.experiment], runs_where(parent=ctx.parent, trial=trial_id), max_results=1):
+        ctx.mlflow.set_tag(run.info.run_id, TAG_ANSWER, answers)
+
+
+def describe_answer(best: dict[str, Any]) -> str:
+    """The answer in one line, as the search's run shows it."""
+    return (
+        f"{best['layers_dropped']} layers dropped: {best['strategy']} kept {best['kept_layers']}, "
+        f"lr {best['learning_rate']:.1e}, {best['epochs']} epochs, val_score {best['val_score']:.4f}"
+    )
+
+
 def _close_search(store: Store, best: dict[str, Any] | None, summary: dict[str, Any]) -> None:
     """The search's run: its summary metrics, the best result as a tag, FINISHED. The best result's
-    :data:`VIEW_METRICS` also go under their own names, so the search's row in MLflow's runs table (its trials
-    folded under it) reads as its answer."""
+    :data:`VIEW_METRICS` (and layers kept) also go under their own names, and the answer in one line as
+    :data:`TAG_ANSWER`, so the search's row in MLflow's runs table reads as its answer."""
     if best is not None:
         summary |= {f"best_{k}": v for k, v in best.items() if isinstance(v, (int, float))}
-        summary |= {k: best[k] for k in VIEW_METRICS if k in best}
+        summary |= {k: best[k] for k in (*VIEW_METRICS, "layers_kept") if k in best}
     log_params_and_metrics(store.mlflow, store.parent, {}, numbers(summary))
     if best is not None:
         store.mlflow.set_tag(store.parent, TAG_BEST, json.dumps(best))
+        store.mlflow.set_tag(store.parent, TAG_ANSWER, describe_answer(best))
     store.mlflow.set_tag(store.parent, TAG_STATUS, COMPLETE)  # over an "interrupted" a stop left
     store.mlflow.set_terminated(store.parent, "FINISHED")
 
@@ -504,9 +536,10 @@ def _parent_run(spec: SearchSpec, mlflow: TrackingClient, experiment: str, resum
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(run.info.run_id)
     _log_text(mlflow, run.info.run_id, spec.storage / spec.name / SPEC_ARTIFACT, json.dumps(spec.to_dict(), indent=2))
-    # The spec's values as params too, so the UI's run table can show and compare them ("spec." keeps them
-    # apart from the tuned reference's own params).
-    log_params_and_metrics(mlflow, run.info.run_id, flat_params(spec.to_dict(), "spec."), {})
+    # The spec's values a user filters on as params too ("spec." keeps them apart from the tuned reference's
+    # own); the rest stay in the spec artifact, where a base trial value does not read as a result.
+    every = flat_params(spec.to_dict(), "spec.")
+    log_params_and_metrics(mlflow, run.info.run_id, {f"spec.{k}": every[f"spec.{k}"] for k in SEARCH_PARAMS}, {})
     return str(run.info.run_id)
 
 
@@ -544,9 +577,9 @@ def _fail_orphaned_optuna_trials(spec: SearchSpec, parent_run_id: str) -> int:
     return len(orphans)
 
 
-def _best_feasible(results: Any) -> tuple[dict[str, Any] | None, TrialConfig | None]:
-    """The best finished feasible trial (:func:`records.preference`): its summary, and its config."""
-    best, best_trial = None, None
+def _best_feasible(results: Any) -> tuple[dict[str, Any] | None, TrialConfig | None, str | None]:
+    """The best finished feasible trial (:func:`records.preference`): its summary, its config, its Ray trial id."""
+    best, best_trial, best_id = None, None, None
     for result in results:
         metrics = result.metrics or {}
         if not metrics.get("feasible") or result.error:
@@ -567,5 +600,5 @@ def _best_feasible(results: Any) -> tuple[dict[str, Any] | None, TrialConfig | N
         if best is None or preference(row["layers_dropped"], row["val_score"]) > preference(
             best["layers_dropped"], best["val_score"]
         ):
-            best, best_trial = row, TrialConfig.from_dict(trial)
-    return best, best_trial
+            best, best_trial, best_id = row, TrialConfig.from_dict(trial), metrics.get("trial_id")
+    return best, best_trial, best_id

@@ -72,6 +72,14 @@ def searchable(strategy: Strategy) -> bool:
     return "count" in strategy.params and set(strategy.required) <= {"count", "start_fraction"}
 
 
+OBJECTIVE_MEANING = (
+    "layers dropped + val_score for a trial within the budget (so one more layer dropped always ranks higher); "
+    "for a trial over it, minus its budget excess (below every trial within). Each trial's learning_rate, "
+    "val_score and drop are its user attributes; the intermediate values are the objective per epoch."
+)
+MULTI_MEANING = "val_score (maximised) and the multi_axis (minimised): the Pareto front of score against size or speed"
+
+
 class BudgetSearch(OptunaSearch):
     def __init__(
         self,
@@ -108,6 +116,9 @@ class BudgetSearch(OptunaSearch):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             self.study.set_metric_names(["val_score", spec.multi_axis] if multi else [OBJECTIVE_NAME])
+        # What the objective means, where optuna-dashboard shows it (the study's user attributes).
+        self.study.set_user_attr("objective", OBJECTIVE_MEANING if not multi else MULTI_MEANING)
+        self.study.set_user_attr("budget", f"tolerance {spec.budget.tolerance:g}, relative: {spec.budget.relative}")
         self.num_layers = num_layers
         self.layer_scores = scores
         self.planned_epochs: dict[str, int] = {}
@@ -150,7 +161,15 @@ class BudgetSearch(OptunaSearch):
             self.points[point] = ot_trial.number
             self.planned_epochs[trial_id] = params["epochs"]
             # What a dashboard user looks for first, and where the trial's MLflow run is (tagged by this id).
-            for key, value in {"kept_layers": list(kept), "ray_trial_id": trial_id, **self.links}.items():
+            shown = {
+                "kept_layers": list(kept),
+                "strategy": params["strategy"],
+                "learning_rate": learning_rate,  # the real one: the sampled param is its multiple of the reference's
+                "epochs": params["epochs"],
+                "ray_trial_id": trial_id,
+                **self.links,
+            }
+            for key, value in shown.items():
                 ot_trial.set_user_attr(key, value)
             return {
                 "trial": trial_config(self.spec, params, drop_params, kept, learning_rate, distill),
@@ -177,11 +196,18 @@ class BudgetSearch(OptunaSearch):
             self._report(trial_id, result)
 
     def _report(self, trial_id: str, result: dict[str, Any]) -> None:
+        """The epoch's objective as the intermediate value: a trial stopped early is then plotted on the same axis
+        as a complete one (optuna-dashboard's History plots a pruned trial's last intermediate value); its
+        score and drop are user attributes."""
         step = int(result.get("epoch", 0))
-        if isinstance(self.metric, list) or "val_score" not in result or (trial_id, step) in self.reported:
+        if isinstance(self.metric, list) or OBJECTIVE not in result or (trial_id, step) in self.reported:
             return
         self.reported.add((trial_id, step))
-        optuna_trials(self)[trial_id].report(float(result["val_score"]), step)
+        ot_trial = optuna_trials(self)[trial_id]
+        ot_trial.report(float(result[OBJECTIVE]), step)
+        for key in ("val_score", "drop"):
+            if key in result:
+                ot_trial.set_user_attr(key, float(result[key]))
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         if trial_id in completed_trials(self) or self._told(trial_id):

@@ -344,16 +344,26 @@ SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
 SHARED_VIEW_PARAM = "viewStateShareKey"
 
 
-def shared_view_state(metrics: list[str], tags: list[str], attributes: tuple[str, ...] = ()) -> tuple[str, str]:
+def shared_view_state(
+    metrics: list[str],
+    tags: list[str],
+    attributes: tuple[str, ...] = (),
+    params: tuple[str, ...] = (),
+    expanded: tuple[str, ...] = (),
+) -> tuple[str, str]:
     """(experiment tag key, value) of an MLflow UI view whose runs table shows these columns: set the tag
     (``set_experiment_tag``) and open :func:`ui_link` with the key (the key's part after the prefix). The value is
     the UI state as plain JSON, which the UI accepts; what it leaves out (sort, filter, charts) takes the UI's
     defaults. ``attributes``: MLflow's own columns to keep (its default view shows Source, Models and Dataset; none
-    here, so that the metrics fit beside MLflow's assistant panel).
-    The key is a hash of the value: the same columns, the same tag, set again on every start."""
-    selected = [f"attributes.`{name}`" for name in attributes]
+    here, so that the metrics fit beside MLflow's assistant panel). ``params``: run params to show, before the
+    metrics. ``expanded``: runs whose child runs are shown unfolded (a search's run: its trials).
+    The key is a hash of the value: the same view, the same tag, set again on every start."""
+    selected = [f"attributes.`{name}`" for name in attributes] + [f"params.`{name}`" for name in params]
     selected += [f"metrics.`{name}`" for name in metrics] + [f"tags.`{name}`" for name in tags]
-    value = json.dumps({"selectedColumns": selected}, separators=(",", ":"))
+    state: dict[str, Any] = {"selectedColumns": selected}
+    if expanded:
+        state["runsExpanded"] = dict.fromkeys(expanded, True)
+    value = json.dumps(state, separators=(",", ":"))
     share_key = "prunetune-" + hashlib.sha256(value.encode()).hexdigest()[:12]
     return SHARED_VIEW_PREFIX + share_key, value
 

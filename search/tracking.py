@@ -243,6 +243,9 @@ class TrialRecorder(Callback):
         try:
             trial = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(name), int(number))
             storage.set_trial_user_attr(trial, "mlflow_run_id", run_id)
+            if self.tracking_uri.startswith(("http://", "https://")):  # a link the dashboard's user can open
+                link = f"{self.tracking_uri.rstrip('/')}/#/experiments/{self.experiment}/runs/{run_id}"
+                storage.set_trial_user_attr(trial, "mlflow_run", link)
         except (KeyError, RuntimeError) as err:  # no such trial, or finished
             log.info("Optuna trial %s not linked to its run: %s", number, err)
 

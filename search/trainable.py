@@ -13,7 +13,7 @@ from prunetune.search.spec import SearchSpec
 from prunetune.trainables.config import TrialConfig
 
 from prunetune.libs import ray, torch, transformers, tune
-from prunetune.records import drop, within
+from prunetune.records import drop, measured, within
 
 # What a trial reports to Tune each epoch: numbers only (Tune and MLflow want scalars).
 REPORTED = (
@@ -86,6 +86,7 @@ def run_trial(
         # The training state saved after this epoch, if one was due (``checkpoint_every_s``; never after the
         # last), is the trial's checkpoint: a retry continues from it. Each costs a copy to storage and a
         # snapshot of the experiment (benchmark 3).
+        row = {k: measured(v) if isinstance(v, float) else v for k, v in row.items()}  # what Optuna and MLflow get
         saved = checkpointing.saved_epoch == metrics["epoch"]
         tune.report(row, checkpoint=tune.Checkpoint.from_directory(work) if saved else None)
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 from tests.helpers import assert_loads_the_same, child_runs, reference_runs, tiny_spec
 
@@ -71,6 +72,12 @@ def test_max_drop_answers_each_tolerance_with_a_verdict_over_decision_seeds(
     assert references["42"].data.metrics["val_score"] == pytest.approx(reference["search_seed_score"])
     trials = child_runs(spec, answer["search_run_id"])
     assert {r.data.params["training.seed"] for r in trials} == {"42"}  # the search selects on its own seed
+    # Each answer is marked in MLflow: on the trial that found it (tolerances, verdicts), and on the search's run.
+    marked = [r for r in trials if "prunetune.answer" in r.data.tags]
+    assert marked and all(r.data.tags["prunetune.answer"].startswith("max-drop answer at ") for r in marked)
+    assert any(json.loads(r.data.params["kept_layers"]) == found["kept_layers"] for r in marked)
+    search_tags = MlflowClient(spec.tracking_uri).get_run(answer["search_run_id"]).data.tags
+    assert f"50 points: {found['layers_dropped']} layers ({found['verdict']})" in search_tags["prunetune.answer"]
 
     # The answer is a model: saved with its card, logged to the search's run, registered, loadable both ways.
     model = loose["model"]
@@ -80,7 +87,6 @@ def test_max_drop_answers_each_tolerance_with_a_verdict_over_decision_seeds(
     assert f"| layers kept | {found['kept_layers']} |" in card
     assert re.search(r"max-drop at tolerance\(s\) (0.1, )?50 points", card)  # one model may answer both
     assert_loads_the_same(model["path"], model["mlflow_model_uri"], spec.tracking_uri)
-    from mlflow.tracking import MlflowClient
 
     versions = MlflowClient(spec.tracking_uri).search_model_versions("name = 'tiny-pruned'")
     configurations = {(str(t["answer"]["kept_layers"]), t["answer"]["learning_rate"], t["answer"]["epochs"])

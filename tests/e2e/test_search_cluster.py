@@ -90,6 +90,15 @@ def test_search_spreads_over_nodes_records_every_trial_and_honours_the_budget(
     run_of = {r.data.tags["prunetune.ray_trial_id"]: r.info.run_id for r in runs}
     linked = [t for t in ran if "mlflow_run_id" in t.user_attrs]
     assert linked and all(t.user_attrs["mlflow_run_id"] == run_of[t.user_attrs["ray_trial_id"]] for t in linked)
+    assert all(t.user_attrs["mlflow_run"].endswith(f"/runs/{t.user_attrs['mlflow_run_id']}") for t in linked)
+    # optuna-dashboard reads as a pruning search: the objective explained, each trial's real learning rate, score
+    # and drop, and the objective (not the score) per epoch, so a trial stopped early shares the complete ones' axis.
+    assert "layers dropped + val_score" in study.user_attrs["objective"]
+    assert all({"learning_rate", "val_score", "drop", "strategy"} <= set(t.user_attrs) for t in ran)
+    lr_of = {r.data.tags["prunetune.ray_trial_id"]: float(r.data.params["training.learning_rate"]) for r in runs}
+    assert all(t.user_attrs["learning_rate"] == lr_of[t.user_attrs["ray_trial_id"]] for t in ran)
+    complete = [t for t in ran if t.state == optuna.trial.TrialState.COMPLETE]
+    assert complete and all(t.intermediate_values[max(t.intermediate_values)] == t.value for t in complete)
 
     # Disk stays bounded: finished trials keep no checkpoint; trial folders are named by id and strategy.
     from pathlib import Path
