@@ -25,7 +25,7 @@ from prunetune.search.trainable import MODEL_FILES
 from prunetune.trainables.config import TrialConfig
 
 from prunetune.errors import PrunetuneError
-from prunetune.libs import huggingface_hub, mlflow_fluent, sentence_transformers, transformers
+from prunetune.libs import huggingface_hub, mlflow_entities, mlflow_fluent, sentence_transformers, transformers
 from prunetune.records import JOB_KINDS, KIND_MODEL, PARENT, TAG_KIND, TAG_SEARCH, TAG_TEACHER, final_value
 
 
@@ -38,8 +38,18 @@ class SavedModel:
     registered: str | None = None  # "NAME version N" when registered
 
 
+@dataclass(frozen=True)
+class ModelFacts:
+    """How an answer's model was chosen, for its card (``rows``, read by a person) and for MLflow (``metrics`` and
+    ``tags`` of the logged model, beside its own scores)."""
+
+    rows: list[tuple[str, str]]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+
+
 def save_answer_model(
-    ctx: SearchContext, trial: TrialConfig, folder: Path, facts: list[tuple[str, str]], register: str | None = None
+    ctx: SearchContext, trial: TrialConfig, folder: Path, facts: ModelFacts, register: str | None = None
 ) -> SavedModel:
     """Train ``trial`` once more keeping its weights, save it with its card to ``folder``, and log it to the
     search's run. ``facts``: the card's rows about how it was chosen (scores with intervals, the reference)."""
@@ -49,8 +59,13 @@ def save_answer_model(
     _unpack(result.pop(MODEL_FILES), folder)
     scores = {k: float(result[k]) for k in ("val_score", "test_score") if isinstance(result.get(k), (int, float))}
     measured = [(f"this model's {k.replace('_', ' ')}", f"{v:.4f}") for k, v in scores.items()]
-    (folder / "README.md").write_text(model_card(trial, facts + measured, command()), encoding="utf-8")
-    model_uri, registered = log_model(ctx.spec.resolved_tracking_uri(), ctx.parent, folder, trial, register)
+    (folder / "README.md").write_text(model_card(trial, facts.rows + measured, command()), encoding="utf-8")
+    own = ModelFacts(
+        facts.rows, facts.metrics | scores | {"layers_kept": float(len(trial.kept_layers or []))}, facts.tags
+    )
+    model_uri, registered = log_model(
+        ctx.spec.resolved_tracking_uri(), run_id, ctx.parent, folder, trial, own, register
+    )
     ctx.say(
         f"model: saved to {folder}; MLflow model {model_uri}" + (f", registered as {registered}" if registered else "")
     )
@@ -138,15 +153,40 @@ def model_card(trial: TrialConfig, facts: list[tuple[str, str]], made_by: str) -
     )
 
 
+def model_params(trial: TrialConfig) -> dict[str, str]:
+    """The configuration a model was trained with, as its MLflow params: what it is, not the spec's defaults."""
+    t = trial.training
+    return {
+        "base_model": trial.model,
+        "kept_layers": str(list(trial.kept_layers or [])),
+        "strategy": trial.drop.strategy,
+        "learning_rate": f"{t.learning_rate:g}",
+        "epochs": str(t.epochs),
+        "seed": str(t.seed),
+        "task": trial.task,
+    }
+
+
 def log_model(
-    tracking_uri: str, parent_run_id: str, folder: Path, trial: TrialConfig, register: str | None
+    tracking_uri: str,
+    run_id: str,
+    search_run_id: str,
+    folder: Path,
+    trial: TrialConfig,
+    facts: ModelFacts,
+    register: str | None,
 ) -> tuple[str, str | None]:
-    """Log ``folder`` to the search's run as an MLflow model of the task's flavor; (model URI, registration)."""
+    """Log ``folder`` as an MLflow model of the task's flavor to the run that trained it (``run_id``), linked to the
+    search's run as one of its outputs, with the trained configuration as params and its own scores (and how it
+    was chosen) as metrics; registered as ``register`` with a description of what it is. (Model URI,
+    registration.)"""
     fluent = mlflow_fluent
     fluent.set_tracking_uri(tracking_uri)
     name = f"pruned-{len(trial.kept_layers or [])}-layers"
-    status = fluent.tracking.MlflowClient(tracking_uri).get_run(parent_run_id).info.status
-    with fluent.start_run(run_id=parent_run_id), _quiet_flavors():
+    client = fluent.tracking.MlflowClient(tracking_uri)
+    status = client.get_run(run_id).info.status
+    flavor = {"params": model_params(trial), "tags": facts.tags}
+    with fluent.start_run(run_id=run_id), _quiet_flavors():
         if trial.task == "classification":
             components = {  # loaded, not the folder's path: MLflow's path logging misreads transformers 5's tasks
                 "model": transformers.AutoModelForSequenceClassification.from_pretrained(folder),
@@ -159,6 +199,7 @@ def log_model(
                 model_card=huggingface_hub.ModelCard((folder / "README.md").read_text(encoding="utf-8")),
                 registered_model_name=register,
                 pip_requirements=_requirements("transformers", "torch"),  # not inferred: that loads the model again
+                **flavor,
             )
         else:
             info = fluent.sentence_transformers.log_model(
@@ -166,13 +207,25 @@ def log_model(
                 name=name,
                 registered_model_name=register,
                 pip_requirements=_requirements("sentence-transformers", "transformers", "torch"),
+                **flavor,
             )
-    if status != "FINISHED":  # start_run closed it on leaving; a search still running keeps its run open
-        fluent.tracking.MlflowClient(tracking_uri).update_run(parent_run_id, status=status)
+        fluent.log_metrics(facts.metrics, model_id=info.model_id)  # the model's own, on its page
+    if status != "RUNNING":  # start_run reopened the job's finished run, and closed it FINISHED on leaving
+        client.update_run(run_id, status=status)
+    client.log_outputs(search_run_id, [mlflow_entities.LoggedModelOutput(info.model_id, 0)])  # the search's too
     registered = None
     if register is not None and info.registered_model_version is not None:
-        registered = f"{register} version {info.registered_model_version}"
+        version = str(info.registered_model_version)
+        client.update_model_version(register, version, description=describe_model(trial, facts))
+        registered = f"{register} version {version}"
     return str(info.model_uri), registered
+
+
+def describe_model(trial: TrialConfig, facts: ModelFacts) -> str:
+    """What a registered version is, in one paragraph (the registry's description)."""
+    kept = list(trial.kept_layers or [])
+    chosen = "; ".join(f"{name}: {value}" for name, value in facts.rows)
+    return f"{trial.model} pruned by prunetune to {layers_kept(len(kept))} {kept} ({trial.drop.strategy}). {chosen}"
 
 
 @contextlib.contextmanager

@@ -13,10 +13,11 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from prunetune.search.answer_model import SavedModel, save_answer_model
+from prunetune.search.answer_model import ModelFacts, SavedModel, save_answer_model
 from prunetune.search.context import Say, SearchContext
 from prunetune.search.decide import (
     Candidate,
@@ -257,7 +258,7 @@ def _decide(ctx: SearchContext, tolerances: list[float], result: SearchResult, r
         kept = "-".join(map(str, c.kept_layers))
         taught = f"-kd{c.distill[0]:g}-t{c.distill[1]:g}" if c.distill[0] else ""
         folder = loosest.storage / loosest.name / f"model-kept-{kept}-lr{c.learning_rate:.0e}-ep{c.epochs}{taught}"
-        models[key] = save_answer_model(ctx, trial, folder, _card_facts(answer, answered), register)
+        models[key] = save_answer_model(ctx, trial, folder, _model_facts(answer, answered), register)
     chosen = {i.tolerance: models[i.mean_within.candidate.key] for i in answers if i.mean_within is not None}
     return dataclasses.replace(answer, models=chosen)
 
@@ -280,6 +281,15 @@ def _mark_answers(ctx: SearchContext, answers: list[ToleranceAnswer], children: 
         what = "none within" if found is None else f"{found.candidate.layers_dropped} layers ({found.verdict})"
         lines.append(f"{in_budget_unit(item.tolerance, relative)}: {what}")
     ctx.mlflow.set_tag(ctx.parent, TAG_ANSWER, "; ".join(lines))
+
+
+def _model_facts(answer: MaxDropAnswer, answered: list[tuple[float, Finding]]) -> ModelFacts:
+    """The card's rows, and the logged model's metrics (mean drop and its interval) and tags (verdict per
+    tolerance)."""
+    iv = answered[0][1].drops_interval
+    metrics = {"drop": iv.mean} | ({"drop_low": iv.low, "drop_high": iv.high} if iv.n > 1 else {})
+    tags = {f"verdict_{in_budget_unit(t)}": str(found.verdict) for t, found in answered}
+    return ModelFacts(_card_facts(answer, answered), {k: v for k, v in metrics.items() if math.isfinite(v)}, tags)
 
 
 def _card_facts(answer: MaxDropAnswer, answered: list[tuple[float, Finding]]) -> list[tuple[str, str]]:

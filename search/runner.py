@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prunetune.search.answer_model import SavedModel, save_answer_model
+from prunetune.search.answer_model import ModelFacts, SavedModel, save_answer_model
 from prunetune.search.context import Say, SearchContext
 from prunetune.search.decide import TunedReference
 from prunetune.search.disk import DropFinishedCheckpoints, trial_folder_name
@@ -323,7 +323,12 @@ def _save_best(
         ("drop", f"{drop} (tolerance {in_budget_unit(spec.budget.tolerance)})"),
     ]
     folder = spec.storage / spec.name / "model"
-    return save_answer_model(ctx, trial, folder, facts, register)
+    metrics = {
+        "drop": float(best["drop"]),
+        "tolerance": spec.budget.tolerance,
+        "selection_score": float(best["val_score"]),
+    }
+    return save_answer_model(ctx, trial, folder, ModelFacts(facts, metrics, {"answers": "search"}), register)
 
 
 def _open_store(spec: SearchSpec, resume: bool, say: Say) -> Store:
@@ -345,7 +350,7 @@ def _open_store(spec: SearchSpec, resume: bool, say: Say) -> Store:
     parent = _parent_run(spec, mlflow, experiment, continuing)
     say(f"search {spec.name}: MLflow {tracking_uri} (experiment {experiment}, parent run {parent})")
     # The link opens the runs table on the columns that read a search (MLflow keeps columns per browser).
-    view_key, view = search_view(parent)
+    view_key, view = search_view()
     mlflow.set_experiment_tag(experiment, view_key, view)  # the same tag on every start
     say(f"search {spec.name}: watch it in {ui_link(tracking_uri, experiment, view_key)}")
     if continuing:
@@ -353,10 +358,14 @@ def _open_store(spec: SearchSpec, resume: bool, say: Say) -> Store:
     return Store(tracking_uri, mlflow, experiment, parent, experiment_path, restoring)
 
 
-def search_view(parent: str) -> tuple[str, str]:
-    """(experiment tag key, value) of the MLflow view the search's link opens: its trials unfolded under its run
-    ``parent``, with the columns a user decides on (:data:`VIEW_PARAMS`, :data:`VIEW_METRICS`, :data:`VIEW_TAGS`)."""
-    return shared_view_state(list(VIEW_METRICS), list(VIEW_TAGS), params=VIEW_PARAMS, expanded=(parent,))
+# The view's sort: the deepest drops first, which lists the trials flat, not folded under the search's run.
+VIEW_ORDER = ("metrics.`layers_dropped`", False)
+
+
+def search_view() -> tuple[str, str]:
+    """(experiment tag key, value) of the MLflow view the search's link opens: every run flat, the deepest drops
+    first, with the columns a user decides on (:data:`VIEW_PARAMS`, :data:`VIEW_METRICS`, :data:`VIEW_TAGS`)."""
+    return shared_view_state(list(VIEW_METRICS), list(VIEW_TAGS), params=VIEW_PARAMS, order_by=VIEW_ORDER)
 
 
 def _init_ray(spec: SearchSpec) -> None:

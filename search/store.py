@@ -349,20 +349,23 @@ def shared_view_state(
     tags: list[str],
     attributes: tuple[str, ...] = (),
     params: tuple[str, ...] = (),
-    expanded: tuple[str, ...] = (),
+    order_by: tuple[str, bool] | None = None,
 ) -> tuple[str, str]:
     """(experiment tag key, value) of an MLflow UI view whose runs table shows these columns: set the tag
     (``set_experiment_tag``) and open :func:`ui_link` with the key (the key's part after the prefix). The value is
     the UI state as plain JSON, which the UI accepts; what it leaves out (sort, filter, charts) takes the UI's
     defaults. ``attributes``: MLflow's own columns to keep (its default view shows Source, Models and Dataset; none
     here, so that the metrics fit beside MLflow's assistant panel). ``params``: run params to show, before the
-    metrics. ``expanded``: runs whose child runs are shown unfolded (a search's run: its trials).
+    metrics. ``order_by``: (column, ascending) the runs are sorted by. Sorted by anything but the start time, the UI
+    lists child runs flat instead of folded under their parent (its runs table nests only on the default sort
+    or a date sort, with no filter); a view cannot unfold one run (MLflow 3.17 drops ``runsExpanded`` from a
+    shared view).
     The key is a hash of the value: the same view, the same tag, set again on every start."""
     selected = [f"attributes.`{name}`" for name in attributes] + [f"params.`{name}`" for name in params]
     selected += [f"metrics.`{name}`" for name in metrics] + [f"tags.`{name}`" for name in tags]
     state: dict[str, Any] = {"selectedColumns": selected}
-    if expanded:
-        state["runsExpanded"] = dict.fromkeys(expanded, True)
+    if order_by is not None:
+        state |= {"orderByKey": order_by[0], "orderByAsc": order_by[1]}
     value = json.dumps(state, separators=(",", ":"))
     share_key = "prunetune-" + hashlib.sha256(value.encode()).hexdigest()[:12]
     return SHARED_VIEW_PREFIX + share_key, value

@@ -181,14 +181,14 @@ def test_the_mlflow_ui_serves_the_search(finished_search) -> None:
         runs = json.load(answer)["runs"]
     # The trials, the scratch baseline and the answer's model (when one was saved), as the UI lists them.
     assert len(runs) == spec.num_trials + 1 + (result.model is not None)
-    # The view the printed link opens: the search's trials unfolded, with the columns a user decides on.
-    from prunetune.search.runner import VIEW_METRICS, VIEW_PARAMS, VIEW_TAGS
+    # The view the printed link opens: every run flat, deepest drops first, with the columns a user decides on.
+    from prunetune.search.runner import VIEW_METRICS, VIEW_ORDER, VIEW_PARAMS, VIEW_TAGS
     from prunetune.search.store import SHARED_VIEW_PREFIX
 
     mlflow = open_store(spec.tracking_uri)
     views = [json.loads(v) for k, v in mlflow.get_experiment(search.experiment_id).tags.items()
              if k.startswith(SHARED_VIEW_PREFIX)]  # fmt: skip
-    assert len(views) == 1 and views[0]["runsExpanded"] == {result.parent_run_id: True}
+    assert len(views) == 1 and (views[0]["orderByKey"], views[0]["orderByAsc"]) == VIEW_ORDER
     columns = views[0]["selectedColumns"]
     assert columns[: len(VIEW_PARAMS)] == [f"params.`{name}`" for name in VIEW_PARAMS]
     assert {f"metrics.`{m}`" for m in VIEW_METRICS} | {f"tags.`{t}`" for t in VIEW_TAGS} <= set(columns)

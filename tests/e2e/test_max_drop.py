@@ -87,8 +87,20 @@ def test_max_drop_answers_each_tolerance_with_a_verdict_over_decision_seeds(
     assert f"| layers kept | {found['kept_layers']} |" in card
     assert re.search(r"max-drop at tolerance\(s\) (0.1, )?50 points", card)  # one model may answer both
     assert_loads_the_same(model["path"], model["mlflow_model_uri"], spec.tracking_uri)
+    # The logged model carries its own facts: logged to the run that trained it, linked to the search's run, the
+    # trained configuration as params, its own scores and its decision as metrics and tags.
+    client = MlflowClient(spec.tracking_uri)
+    logged = client.get_logged_model(model["mlflow_model_uri"].removeprefix("models:/"))
+    assert client.get_run(logged.source_run_id).data.tags["prunetune.kind"] == "model"
+    assert logged.model_id in {o.model_id for o in client.get_run(answer["search_run_id"]).outputs.model_outputs}
+    assert logged.params["kept_layers"] == str(found["kept_layers"]) and logged.params["seed"] == "43"
+    own = {m.key: m.value for m in logged.metrics}
+    assert own["val_score"] == pytest.approx(model["scores"]["val_score"])
+    assert own["drop"] == pytest.approx(found["drop"])
+    assert own["layers_kept"] == len(found["kept_layers"]) and logged.tags["verdict_50"] == found["verdict"]
 
     versions = MlflowClient(spec.tracking_uri).search_model_versions("name = 'tiny-pruned'")
+    assert all("pruned by prunetune" in v.description for v in versions)  # the registry says what each version is
     configurations = {(str(t["answer"]["kept_layers"]), t["answer"]["learning_rate"], t["answer"]["epochs"])
                       for t in (tight, loose) if t["answer"]}  # fmt: skip
     assert len(versions) == len(configurations)  # one model per configuration, however many tolerances it answers

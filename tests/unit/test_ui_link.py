@@ -23,13 +23,14 @@ def test_the_shared_view_names_each_column_as_the_ui_does_and_its_key_follows_it
     assert dataset == ["attributes.`Dataset`", "metrics.`val_score`"]  # MLflow's own columns, when asked for
 
 
-def test_the_shared_view_shows_params_first_and_unfolds_the_search() -> None:
-    _, value = shared_view_state(["drop"], [], params=("drop.strategy",), expanded=("run1",))
+def test_the_shared_view_shows_params_first_and_sorts_the_runs_flat() -> None:
+    _, value = shared_view_state(["drop"], [], params=("drop.strategy",), order_by=("metrics.`drop`", False))
     assert json.loads(value) == {
         "selectedColumns": ["params.`drop.strategy`", "metrics.`drop`"],
-        "runsExpanded": {"run1": True},  # MLflow's UI state: the run's children shown under it
+        "orderByKey": "metrics.`drop`",  # MLflow's search facets: a sort that is not by date lists runs flat
+        "orderByAsc": False,
     }
-    assert shared_view_state(["drop"], [], expanded=("run2",))[0] != shared_view_state(["drop"], [])[0]
+    assert shared_view_state(["drop"], [], order_by=("metrics.`drop`", True))[0] != shared_view_state(["drop"], [])[0]
 
 
 def test_the_link_opens_the_model_training_view_and_the_shared_view() -> None:
