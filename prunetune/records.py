@@ -113,7 +113,10 @@ def in_budget_unit(value: float, relative: bool | None = None, signed: bool = Fa
     """A recorded drop or tolerance as a person reads it: 0.012 -> "1.2"; with ``relative`` given, its unit too
     ("1.2 points", "1.2 % of the reference"). ``signed``: a drop, two decimals and its sign ("+1.20")."""
     number = f"{100 * value:+.2f}" if signed else f"{100 * value:g}"
-    return number if relative is None else f"{number} {budget_unit(relative)}"
+    if relative is None:
+        return number
+    unit = "point" if not relative and number == "1" else budget_unit(relative)  # 1 point, 2 points
+    return f"{number} {unit}"
 
 
 def within(drop: float, tolerance: float) -> bool:

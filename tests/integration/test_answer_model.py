@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
-from prunetune.search.answer_model import log_model, model_card
+from prunetune.search.answer_model import ModelFacts, log_model, model_card
 from prunetune.search.store import experiment_id
 from prunetune.trainables.config import TrialConfig
 from prunetune.trainables.models import resolve_model
@@ -27,11 +27,18 @@ def tiny_classifier(folder: Path) -> None:
     tokenizer.save_pretrained(folder)
 
 
-def a_search_run(tmp_path: Path) -> tuple[str, MlflowClient, str]:
+def a_search_run(tmp_path: Path) -> tuple[str, MlflowClient, str, str]:
+    """A search's run, still running, and the finished run of the job that trained its answer's model."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow = MlflowClient(uri)
     experiment = experiment_id(mlflow, "answer", (tmp_path / "artifacts").as_uri())
-    return uri, mlflow, mlflow.create_run(experiment, tags={TAG_KIND: "search"}).info.run_id
+    parent = mlflow.create_run(experiment, tags={TAG_KIND: "search"}).info.run_id
+    job = mlflow.create_run(experiment, tags={TAG_KIND: "model", "mlflow.parentRunId": parent}).info.run_id
+    mlflow.set_terminated(job, "FINISHED")
+    return uri, mlflow, parent, job
+
+
+FACTS = ModelFacts([("verdict", "within at 1")], {"drop": 0.004, "val_score": 0.66}, {"verdict_1": "within"})
 
 
 def test_a_classifier_logged_to_the_search_loads_with_the_transformers_flavor_and_from_pretrained(tmp_path) -> None:
@@ -40,14 +47,20 @@ def test_a_classifier_logged_to_the_search_loads_with_the_transformers_flavor_an
     folder = tmp_path / "model"
     tiny_classifier(folder)
     (folder / "README.md").write_text("---\nlibrary_name: transformers\n---\n\n# the card prunetune wrote\n")
-    uri, client, parent = a_search_run(tmp_path)
+    uri, client, parent, job = a_search_run(tmp_path)
     trial = TrialConfig().with_overrides({"kept_layers": [0, 5]})
 
-    model_uri, registered = log_model(uri, parent, folder, trial, register="pruned-minilm")
+    model_uri, registered = log_model(uri, job, parent, folder, trial, FACTS, register="pruned-minilm")
 
     assert registered == "pruned-minilm version 1"
-    assert client.get_run(parent).outputs.model_outputs  # the Models column of the search's run
+    logged = client.get_logged_model(model_uri.removeprefix("models:/"))
+    assert logged.source_run_id == job and client.get_run(job).info.status == "FINISHED"  # left as it was
+    assert logged.model_id in {o.model_id for o in client.get_run(parent).outputs.model_outputs}  # the search's
     assert client.get_run(parent).info.status == "RUNNING"  # left as it was: the search closes it
+    assert logged.params["kept_layers"] == "[0, 5]" and logged.tags["verdict_1"] == "within"
+    assert {m.key: m.value for m in logged.metrics} == {"drop": 0.004, "val_score": 0.66}
+    (version,) = client.search_model_versions("name = 'pruned-minilm'")
+    assert "pruned by prunetune" in version.description and "within at 1" in version.description
     components = mlflow.transformers.load_model(model_uri, return_type="components")
     direct = AutoModelForSequenceClassification.from_pretrained(folder).eval()
     batch = components["tokenizer"](TEXTS, return_tensors="pt", padding=True)
@@ -67,10 +80,10 @@ def test_a_sentence_model_loads_with_the_sentence_transformers_flavor_and_its_fo
     folder = tmp_path / "model"
     SentenceTransformer(resolve_model("sentence-transformers/all-MiniLM-L6-v2"), device="cpu").save(str(folder))
     (folder / "README.md").write_text("# the card prunetune wrote\n")
-    uri, _, parent = a_search_run(tmp_path)
+    uri, _, parent, job = a_search_run(tmp_path)
     trial = TrialConfig().with_overrides({"task": "sentence-similarity", "kept_layers": [0, 1, 2, 3, 4, 5]})
 
-    model_uri, registered = log_model(uri, parent, folder, trial, register=None)
+    model_uri, registered = log_model(uri, job, parent, folder, trial, FACTS, register=None)
 
     assert registered is None
     logged = mlflow.sentence_transformers.load_model(model_uri)
