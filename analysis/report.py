@@ -130,7 +130,7 @@ def render(inputs: ReportInputs) -> str:
         f"0.01 is {in_budget_unit(0.01, relative)}.</p>",
         _table(tables.max_droppable(frame, inputs.tolerances).drop(columns=["run_id"], errors="ignore")),
         "<h2>Reference (unpruned, fine-tuned)</h2>",
-        _table(tables.reference_row(frame)),
+        _table(tables.reference_row(frame).dropna(axis=1, how="all")),  # no test split: no empty test_score column
         "<h2>Best score per strategy and layers kept</h2>",
         _table(tables.strategy_table(frame)),
         "<h2>Pruned vs trained from scratch, at equal depth</h2>",
