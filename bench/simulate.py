@@ -86,7 +86,6 @@ class Rule:
     max_finalists: int = 4
     num_trials: int = 24
     answer: str = "mean_within"  # which finding answers: "mean_within" (within or borderline), "confident"
-    model_from_recheck: bool = False  # the answer's model is the re-check run on its first seed, kept
 
 
 TODAY = Rule("today")
@@ -200,8 +199,7 @@ def simulate_run(world: World, rule: Rule, run: int, tolerances: Sequence[float]
         )
     jobs["rechecks"] = sum(seeds_run.values())
     chosen = {t: getattr(a, rule.answer) for t, a in answers.items()}
-    if not rule.model_from_recheck:
-        jobs["models"] = len({f.candidate.key for f in chosen.values() if f is not None})
+    jobs["models"] = len({f.candidate.key for f in chosen.values() if f is not None})
     point_of = {c.key: (c.kept_layers, c.learning_rate, c.epochs, (0.0, 0.0)) for c in trials}
     return Outcome(
         depths={t: 0 if f is None else f.candidate.layers_dropped for t, f in chosen.items()},

@@ -184,7 +184,6 @@ def log_model(
     fluent.set_tracking_uri(tracking_uri)
     name = f"pruned-{len(trial.kept_layers or [])}-layers"
     client = fluent.tracking.MlflowClient(tracking_uri)
-    status = client.get_run(run_id).info.status
     flavor = {"params": model_params(trial), "tags": facts.tags}
     with fluent.start_run(run_id=run_id), _quiet_flavors():
         if trial.task == "classification":
@@ -210,8 +209,6 @@ def log_model(
                 **flavor,
             )
         fluent.log_metrics(facts.metrics, model_id=info.model_id)  # the model's own, on its page
-    if status != "RUNNING":  # start_run reopened the job's finished run, and closed it FINISHED on leaving
-        client.update_run(run_id, status=status)
     client.log_outputs(search_run_id, [mlflow_entities.LoggedModelOutput(info.model_id, 0)])  # the search's too
     registered = None
     if register is not None and info.registered_model_version is not None:
