@@ -10,6 +10,7 @@ later search with the same settings reuses it instead of training it again.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from prunetune.search.context import SearchContext
 from prunetune.search.decide import TunedReference, best_reference
@@ -29,17 +30,31 @@ from prunetune.records import (
 )
 
 
-def reference_trials(spec: SearchSpec) -> list[TrialConfig]:
-    """Every run of the sweep: learning rates x epochs x decision seeds, the unpruned model."""
+def reference_trials(spec: SearchSpec, learning_rates: Sequence[float] | None = None) -> list[TrialConfig]:
+    """Every run of the sweep (or of ``learning_rates`` alone): learning rates x epochs x decision seeds, the
+    unpruned model."""
     base = spec.trial.with_overrides(
         {"drop.strategy": "none", "kept_layers": None, "variant": "pruned"} | NOT_DISTILLED
     )
     return [
         base.with_overrides({"training.learning_rate": lr, "training.epochs": epochs, "training.seed": seed})
-        for lr in spec.reference.learning_rates
+        for lr in (spec.reference.learning_rates if learning_rates is None else learning_rates)
         for epochs in reference_epochs(spec)
         for seed in decision_seeds(spec)
     ]
+
+
+def past_the_edge(learning_rates: Sequence[float], best: float) -> float | None:
+    """The learning rate to try next when ``best`` is the highest (x2) or the lowest (/2) of two or more swept
+    rates; None when it lies inside the sweep, or when the sweep is one rate (a reference the user fixed)."""
+    rates = sorted(set(learning_rates))
+    if len(rates) < 2:
+        return None
+    if best == rates[-1]:
+        return best * 2
+    if best == rates[0]:
+        return best / 2
+    return None
 
 
 def tuned_reference(ctx: SearchContext) -> TunedReference:
@@ -57,16 +72,28 @@ def tuned_reference(ctx: SearchContext) -> TunedReference:
         f"reference: the unpruned {spec.trial.model} at learning rates {list(spec.reference.learning_rates)} x "
         f"epochs {list(reference_epochs(spec))} x seeds {seeds}"
     )
-    done = run_or_reuse(ctx, trials)
-    runs = {
-        (t.training.learning_rate, t.training.epochs, t.training.seed): run for t, run in zip(trials, done, strict=True)
-    }
+    runs = _train(ctx, trials)
     best = best_reference([(lr, epochs, seed, score) for (lr, epochs, seed), (_, score) in runs.items()])
+    rates = list(spec.reference.learning_rates)
+    for _ in range(spec.reference.edge_steps):  # a best at the sweep's edge: one octave past it, while it stays there
+        beyond = past_the_edge(rates, best.learning_rate)
+        if beyond is None:
+            break
+        say(f"reference: lr {best.learning_rate:.1e} is the best and the sweep's edge: trying lr {beyond:.1e} too")
+        rates.append(beyond)
+        runs |= _train(ctx, reference_trials(spec, [beyond]))
+        best = best_reference([(lr, epochs, seed, score) for (lr, epochs, seed), (_, score) in runs.items()])
     best_runs = [runs[(best.learning_rate, best.epochs, seed)][0] for seed in seeds]
     for lr, epochs in sorted({(lr, e) for lr, e, _ in runs}):
         mean = sum(runs[(lr, epochs, s)][1] for s in seeds) / len(seeds)
         marker = "  <- best" if (lr, epochs) == (best.learning_rate, best.epochs) else ""
         say(f"reference: lr {lr:.1e}, {epochs} epochs: mean val_score {mean:.4f} over {len(seeds)} seed(s){marker}")
+    if past_the_edge(rates, best.learning_rate) is not None:
+        say(
+            f"reference: warning: lr {best.learning_rate:.1e}, the best, is still the edge of the learning rates tried "
+            f"({spec.reference.edge_steps} step(s) past the sweep): the reference may not be tuned, and every drop "
+            "is measured against it; widen reference.learning_rates or raise reference.edge_steps"
+        )
     mlflow.set_tag(parent_run_id, TAG_REFERENCE_RUN, best_runs[0])
     mlflow.set_tag(parent_run_id, TAG_REFERENCE_RUNS, json.dumps(best_runs))
     log_params_and_metrics(
@@ -76,6 +103,14 @@ def tuned_reference(ctx: SearchContext) -> TunedReference:
         {"reference_score": best.score},
     )
     return best
+
+
+def _train(ctx: SearchContext, trials: list[TrialConfig]) -> dict[tuple[float, int, int], tuple[str, float]]:
+    """(learning rate, epochs, seed) -> (run id, val_score) of each of ``trials``, trained or reused."""
+    done = run_or_reuse(ctx, trials)
+    return {
+        (t.training.learning_rate, t.training.epochs, t.training.seed): run for t, run in zip(trials, done, strict=True)
+    }
 
 
 def run_or_reuse(ctx: SearchContext, trials: list[TrialConfig]) -> list[tuple[str, float]]:

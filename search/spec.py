@@ -66,6 +66,10 @@ class ReferenceSweep:
 
     learning_rates: tuple[float, ...] = (1e-4, 2e-4, 4e-4)
     epochs: tuple[int, ...] = ()  # (): the most epochs the space allows
+    # While the best learning rate is the highest or lowest of a sweep of two or more, one more an octave past
+    # it (x2 or /2) is trained on every decision seed, at most this many times: a best at the edge is not yet
+    # tuned, and the trials' learning rates are scaled from it. 0: the sweep as given.
+    edge_steps: int = 2
 
 
 @dataclass(frozen=True)
@@ -171,6 +175,10 @@ class SearchSpec:
             (
                 not reference.learning_rates or min(reference.learning_rates) <= 0,
                 f"reference.learning_rates={list(reference.learning_rates)}: list at least one, all > 0",
+            ),
+            (
+                reference.edge_steps < 0,
+                f"reference.edge_steps={reference.edge_steps}: must be >= 0 (0: the sweep as given, never extended)",
             ),
             (
                 any(e < 1 for e in reference.epochs),
