@@ -57,6 +57,7 @@ from prunetune.search.decide import (  # noqa: E402
 )  # noqa: E402
 from prunetune.search.max_drop import finalists  # noqa: E402
 from prunetune.search.reference import past_the_edge  # noqa: E402
+from prunetune.search.spec import SearchSpec, recheck_plan  # noqa: E402
 from replay import (  # noqa: E402
     DEFAULT_SCORES,
     DEFAULT_TABLE,
@@ -77,29 +78,40 @@ NEAR = 0.04  # configurations within 4 points of the reference: a decision's fin
 
 @dataclass(frozen=True)
 class Rule:
-    """How a max-drop run spends its jobs and decides."""
+    """How a max-drop run spends its jobs and decides: the spec keys it sets, as the product reads them."""
 
     name: str
     # "decision-seeds": every sweep learning rate on every decision seed, the best mean chosen on them (today);
     # "search-seed": every sweep learning rate on the search seed alone, the best on the decision seeds after.
     reference: str = "decision-seeds"
-    plan: RecheckPlan = RecheckPlan()
-    max_finalists: int = 4
+    first_seeds: int | None = None
+    max_finalists: int = SearchSpec.max_finalists
     num_trials: int = 24
-    edge_steps: int = 2  # reference.edge_steps: octaves the sweep may extend past its edge (within the table's rates)
     answer: str = "mean_within"  # which finding answers: "mean_within" (within or borderline), "confident"
+    edge_steps: int = 2  # reference.edge_steps: octaves the sweep may extend past its edge (within the table's rates)
+    family: bool = True  # each interval at the family's level (decide.family_confidence); False: 95 % each
+
+    @property
+    def plan(self) -> RecheckPlan:
+        spec = SearchSpec(seeds=SEEDS, first_seeds=self.first_seeds, max_finalists=self.max_finalists)
+        plan = recheck_plan(spec)
+        return plan if self.family else RecheckPlan(plan.stages)
 
 
-TODAY = Rule("today", edge_steps=0)  # the defaults before issue 23: the reference's sweep as given
+SEEDS = 5  # decision seeds, the spec's default
+# The defaults before issue 23: 4 finalists, each interval at 95 %, the reference's sweep as given.
+TODAY = Rule("today", max_finalists=4, edge_steps=0, family=False)
 RULES = {  # what docs/benchmarks.md §1e compares; a rule here is one the product can run (its spec keys)
     "today": TODAY,
-    # The defaults now: the reference's sweep extended by up to two octaves while its best is at an edge.
+    # The defaults now: 3 finalists, intervals at the family's level (98.3 % each), the reference's sweep
+    # extended by up to two octaves while its best is at an edge.
     "new": Rule("new"),
+    "new-4-finalists": Rule("new-4-finalists", max_finalists=4),
     # first_seeds: 2, max_finalists: 2: a finalist clearly over on 2 seeds trains on no more, and at most two
     # finalists per tolerance.
-    "fewer-finalists": Rule("fewer-finalists", plan=RecheckPlan((2, 5)), max_finalists=2),
+    "fewer-finalists": Rule("fewer-finalists", first_seeds=2, max_finalists=2),
     # ... and 16 trials, not 24.
-    "fewer-trials": Rule("fewer-trials", plan=RecheckPlan((2, 5)), max_finalists=2, num_trials=16),
+    "fewer-trials": Rule("fewer-trials", first_seeds=2, max_finalists=2, num_trials=16),
 }
 
 

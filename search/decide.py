@@ -8,6 +8,9 @@ Pure functions on plain numbers, so every rule of the decision lives here and is
 * Over ``n`` seeds the mean drop has a 95 % Student-t interval ``mean ± t(0.975, n-1) · sd / sqrt(n)``.
 * The **verdict** at tolerance ``t``: *within* when the whole interval is at or under ``t``, *borderline*
   when only the mean is, *over* when the mean is above it. One seed has no interval: at best borderline.
+* **The level is the family's.** One tolerance's walk weighs up to ``max_finalists`` finalists and may call any
+  of them *within*, so each interval is at ``1 - 0.05 / max_finalists`` (Bonferroni, :func:`family_confidence`):
+  the chance that *some* finalist of the walk is falsely called within stays at 2.5 %, not 2.5 % per finalist.
 * A seed whose score is NaN (a diverged run, a collapsed sentence model's Spearman) is a **failed seed**: it is
   reported, and left out of the interval; a finalist with no seed left is *over*.
 * **Re-checks may be sequential** (:class:`RecheckPlan`): a finalist trains on a few seeds first, and on the
@@ -45,12 +48,22 @@ def t_quantile(n: int, confidence: float = 0.95) -> float:
     return float(stats.t.ppf(0.5 + confidence / 2, n - 1))
 
 
+FAMILY_CONFIDENCE = 0.95  # what a run's within verdicts hold together, over one tolerance's finalists
+
+
+def family_confidence(finalists: int) -> float:
+    """Each interval's two-sided level when ``finalists`` of them may each be called within: Bonferroni, so
+    that together they are falsely within at most (1 - FAMILY_CONFIDENCE) / 2 of the time."""
+    return 1 - (1 - FAMILY_CONFIDENCE) / finalists
+
+
 @dataclass(frozen=True)
 class Interval:
     mean: float
     low: float  # -inf / +inf with a single seed: one value says nothing about the spread
     high: float
     n: int
+    confidence: float = 0.95  # its two-sided level
 
 
 NO_EVIDENCE = Interval(math.inf, -math.inf, math.inf, 0)  # every seed failed: nothing says the drop is small
@@ -62,9 +75,9 @@ def interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
         raise ValueError("an interval needs at least one value")
     centre = mean(values)
     if len(values) == 1:
-        return Interval(centre, -math.inf, math.inf, 1)
+        return Interval(centre, -math.inf, math.inf, 1, confidence)
     half = t_quantile(len(values), confidence) * stdev(values) / math.sqrt(len(values))
-    return Interval(centre, centre - half, centre + half, len(values))
+    return Interval(centre, centre - half, centre + half, len(values), confidence)
 
 
 def verdict(drops: Interval, tolerance: float) -> Verdict:

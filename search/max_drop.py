@@ -7,7 +7,9 @@
    is the best of many on one seed, biased upward, so it only picks finalists and is reported apart.
    Each finalist's drop is paired seed by seed with the reference's best configuration on the same seed.
 3. **A verdict per tolerance** (:mod:`.decide`): the deepest drop whose mean is within, *within* when
-   its whole 95 % interval is, else *borderline*; and the deepest that is confidently within.
+   its whole interval is, else *borderline*; and the deepest that is confidently within. Each interval's level
+   is set so that a tolerance's finalists together are falsely *within* at most 2.5 % of the time
+   (:func:`.decide.family_confidence`).
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from typing import TYPE_CHECKING, Any
 from prunetune.search.answer_model import ModelFacts, SavedModel, save_answer_model
 from prunetune.search.context import Say, SearchContext
 from prunetune.search.decide import (
+    FAMILY_CONFIDENCE,
     Candidate,
     ConfigKey,
     Finding,
+    Interval,
     ToleranceAnswer,
     TunedReference,
     answer_tolerance,
@@ -298,7 +302,7 @@ def _card_facts(answer: MaxDropAnswer, answered: list[tuple[float, Finding]]) ->
     unit = budget_unit(answer.relative)
     found = answered[0][1]
     iv = found.drops_interval
-    spread = "no interval (1 seed)" if iv.n == 1 else f"95 % interval [{_pct(iv.low)}, {_pct(iv.high)}]"
+    spread = "no interval (1 seed)" if iv.n == 1 else f"{_level(iv)} interval [{_pct(iv.low)}, {_pct(iv.high)}]"
     scores = ", ".join(f"{s}: {v:.4f}" for s, v in sorted(found.scores.items()))
     verdicts = "; ".join(f"{f.verdict} at {in_budget_unit(t)}" for t, f in answered)
     return [
@@ -326,7 +330,7 @@ def render(answer: MaxDropAnswer) -> str:
         f"{answer.search_seed}, whose score only picked them (selection score, biased upward)",
         "",
         "| tolerance | layers dropped | verdict | strategy | kept layers | lr | epochs | mean score | "
-        "selection score | mean drop [95 % interval] | confidently within |",
+        "selection score | mean drop [interval] | confidently within |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for item in answer.tolerances:
@@ -349,9 +353,28 @@ def render(answer: MaxDropAnswer) -> str:
         f"\ntolerances and drops in {budget_unit(answer.relative)}; within: the whole interval under the tolerance; "
         "borderline: only the mean is"
     )
+    levels = {
+        f.drops_interval.confidence for item in answer.tolerances for f in item.findings if f.drops_interval.n > 1
+    }
+    if levels:
+        level = min(levels)
+        together = round((1 - FAMILY_CONFIDENCE) / (1 - level))
+        family = (
+            f", so that the up to {together} finalists weighed per tolerance hold together "
+            f"{100 * FAMILY_CONFIDENCE:g} % of the time"
+        )
+        lines.append(f"each interval is {_level_of(level)}" + (family if together > 1 else ""))
     for tolerance, model in sorted(answer.models.items()):
         lines.append(f"model for tolerance {in_budget_unit(tolerance)}: {model.path} (MLflow {model.model_uri})")
     return "\n".join(lines)
+
+
+def _level(iv: Interval) -> str:
+    return _level_of(iv.confidence)
+
+
+def _level_of(confidence: float) -> str:
+    return f"{100 * confidence:.4g} %"
 
 
 def _pct(value: float) -> str:

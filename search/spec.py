@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from prunetune.search.decide import RecheckPlan
+from prunetune.search.decide import RecheckPlan, family_confidence
 from prunetune.trainables.config import ConfigError, TrialConfig, load_yaml, with_overrides
 
 # A search's name becomes folder names and MLflow filter values: no path separator, no leading dot, no quote.
@@ -106,7 +106,9 @@ class SearchSpec:
     # not clearly over (its whole interval above the tolerance). None: on every decision seed at once. Off by
     # default: on the simulator it saved under 1 % of a run's jobs (docs/benchmarks.md §1e).
     first_seeds: int | None = None
-    max_finalists: int = 4  # per tolerance, finalists max-drop re-trains before it settles for what it has
+    # Per tolerance, finalists max-drop re-trains before it settles for what it has; each one's interval is at
+    # 1 - 0.05 / max_finalists, so that the walk's within verdicts together hold at 95 % (decide.family_confidence).
+    max_finalists: int = 3
     objective: Objective = "constrained"
     # The second axis of a multi-objective search, minimised against the score: layers kept, or the
     # inference latency each trial measures (ms per batch of 32 validation rows, on its own device).
@@ -262,7 +264,8 @@ def decision_seeds(spec: SearchSpec) -> list[int]:
 def recheck_plan(spec: SearchSpec) -> RecheckPlan:
     """How max-drop re-checks a finalist: ``first_seeds`` first, the rest only while undecided."""
     first = spec.first_seeds
-    return RecheckPlan((first, spec.seeds) if first is not None and first < spec.seeds else (spec.seeds,))
+    stages = (first, spec.seeds) if first is not None and first < spec.seeds else (spec.seeds,)
+    return RecheckPlan(stages, family_confidence(spec.max_finalists))
 
 
 def reference_epochs(spec: SearchSpec) -> tuple[int, ...]:

@@ -63,9 +63,9 @@ def test_the_answer_reads_with_its_verdict_interval_and_selection_score() -> Non
     candidate = Candidate((0, 5), 4, "window", 8e-4, 2, 0.6802)
     scores = {43: 0.6665, 44: 0.6821, 45: 0.6672}
     drops = {s: reference.scores[s] - scores[s] for s in scores}
-    borderline = finding(candidate, scores, drops, 0.01)
+    borderline = finding(candidate, scores, drops, 0.01, confidence=1 - 0.05 / 3)
     answer = MaxDropAnswer(
-        [ToleranceAnswer(0.01, borderline, None, 2), ToleranceAnswer(0.03, None, None, 0)],
+        [ToleranceAnswer(0.01, borderline, None, 2, (borderline,)), ToleranceAnswer(0.03, None, None, 0)],
         reference,
         [43, 44, 45],
         42,
@@ -78,6 +78,7 @@ def test_the_answer_reads_with_its_verdict_interval_and_selection_score() -> Non
     row = next(line for line in text.splitlines() if line.startswith("| 1 |"))
     assert "| 4 | borderline | window | [0, 5] | 8.0e-04 | 2 |" in row and "0.6802" in row and "| none |" in row
     assert "| 3 | none within |" in text and "tolerances and drops in points" in text
+    assert "each interval is 98.33 %, so that the up to 3 finalists weighed per tolerance hold together 95 %" in text
     document = answer.to_dict()
     assert document["reference"]["score"] == pytest.approx(0.68)
     assert document["reference"]["search_seed_score"] == 0.684

@@ -78,3 +78,22 @@ def test_a_reference_configuration_that_failed_on_a_seed_is_not_chosen() -> None
     assert best_reference(runs).learning_rate == 1e-4
     with pytest.raises(ValueError, match="failed"):
         best_reference([(2e-4, 2, 1, math.nan)])
+
+
+def test_the_within_verdicts_of_a_walk_hold_together_at_95_percent() -> None:
+    """Each interval is at 1 - 0.05 / max_finalists (Bonferroni), so the walk's finalists are falsely within at
+    most 2.5 % of the time together; a drop within at 95 % alone may be only borderline for the family."""
+    from prunetune.search.decide import Candidate, family_confidence, finding
+    from prunetune.search.spec import load_spec, recheck_plan
+
+    assert family_confidence(1) == pytest.approx(0.95) and family_confidence(4) == pytest.approx(0.9875)
+    plan = recheck_plan(load_spec(None, {}))
+    assert plan.confidence == pytest.approx(1 - 0.05 / 3) and plan.stages == (5,)
+    assert recheck_plan(load_spec(None, {"max_finalists": 5, "first_seeds": 2})).confidence == pytest.approx(0.99)
+    drops = {s: d for s, d in enumerate([0.2, 0.5, 0.8, 0.4, 0.6])}  # mean 0.5, sd 0.24
+    alone = finding(Candidate((0, 5), 4, "top", 4e-4, 2, 0.7), drops, drops, 0.85, 0.95)
+    family = finding(Candidate((0, 5), 4, "top", 4e-4, 2, 0.7), drops, drops, 0.85, plan.confidence)
+    assert (alone.verdict, family.verdict) == ("within", "borderline")
+    assert (
+        family.drops_interval.confidence == plan.confidence and family.drops_interval.high > alone.drops_interval.high
+    )
