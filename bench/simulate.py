@@ -56,7 +56,7 @@ from prunetune.search.decide import (  # noqa: E402
     interval,
 )  # noqa: E402
 from prunetune.search.max_drop import finalists  # noqa: E402
-from prunetune.search.reference import past_the_edge  # noqa: E402
+from prunetune.search.reference import sweep_past_edges  # noqa: E402
 from prunetune.search.spec import SearchSpec, recheck_plan  # noqa: E402
 from replay import (  # noqa: E402
     DEFAULT_SCORES,
@@ -175,16 +175,17 @@ def simulate_run(world: World, rule: Rule, run: int, tolerances: Sequence[float]
         return best_reference([(lr, e, s, world.score(run, (lr, e), s)) for lr, e in configs for s in seeds])
 
     if rule.reference == "decision-seeds":
-        reference = reference_on(decision, sweep)
-        rates = [lr for lr, _ in sweep]
-        for _ in range(rule.edge_steps):  # as reference.tuned_reference extends it, where the table has the rate
-            beyond = past_the_edge(rates, reference.learning_rate)
-            if beyond is None or (beyond, 2) not in world.reference_means:
-                break
-            rates.append(beyond)
-            sweep.append((beyond, 2))
-            reference = reference_on(decision, sweep)
-            jobs["reference"] -= len(decision) * (len(sweep) - 1)  # the earlier rates were trained already
+        tried: list[Reference] = []
+
+        def train(rates: list[float]) -> Any:
+            """The product's sweep and its extension (reference.sweep_past_edges), over the rates the table has:
+            a rate it lacks is not trained, so the best stays inside the rates tried and the extension stops."""
+            new = [(lr, 2) for lr in rates if (lr, 2) in world.reference_means]
+            jobs["reference"] += len(decision) * len(new)
+            tried.extend(new)
+            return best_reference([(lr, e, s, world.score(run, (lr, e), s)) for lr, e in tried for s in decision])
+
+        reference, _ = sweep_past_edges(REFERENCE_SWEEP, rule.edge_steps, train, lambda line: None)
         jobs["reference"] += 1  # its configuration on the search seed, to pair the trials with
         on_search_seed = world.score(run, (reference.learning_rate, reference.epochs), search_seed)
     else:

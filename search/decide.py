@@ -5,7 +5,8 @@ Pure functions on plain numbers, so every rule of the decision lives here and is
 * The **drop** of a pruned model on seed ``s`` is ``reference_s - score_s`` (relative: divided by
   ``reference_s``), where ``reference_s`` is the tuned reference trained on the same seed — the same data
   order and initialisation of the head — so the seed's luck cancels as far as it can (*paired*).
-* Over ``n`` seeds the mean drop has a 95 % Student-t interval ``mean ± t(0.975, n-1) · sd / sqrt(n)``.
+* Over ``n`` seeds the mean drop has a Student-t interval ``mean ± t(0.5 + c/2, n-1) · sd / sqrt(n)`` at level
+  ``c`` (95 % unless told; max-drop's is the family's, below).
 * The **verdict** at tolerance ``t``: *within* when the whole interval is at or under ``t``, *borderline*
   when only the mean is, *over* when the mean is above it. One seed has no interval: at best borderline.
 * **The level is the family's.** One tolerance's walk weighs up to ``max_finalists`` finalists and may call any

@@ -26,7 +26,6 @@ from prunetune.search.decide import (
     Candidate,
     ConfigKey,
     Finding,
-    Interval,
     ToleranceAnswer,
     TunedReference,
     answer_tolerance,
@@ -302,7 +301,9 @@ def _card_facts(answer: MaxDropAnswer, answered: list[tuple[float, Finding]]) ->
     unit = budget_unit(answer.relative)
     found = answered[0][1]
     iv = found.drops_interval
-    spread = "no interval (1 seed)" if iv.n == 1 else f"{_level(iv)} interval [{_pct(iv.low)}, {_pct(iv.high)}]"
+    spread = (
+        "no interval (1 seed)" if iv.n == 1 else f"{_level(iv.confidence)} interval [{_pct(iv.low)}, {_pct(iv.high)}]"
+    )
     scores = ", ".join(f"{s}: {v:.4f}" for s, v in sorted(found.scores.items()))
     verdicts = "; ".join(f"{f.verdict} at {in_budget_unit(t)}" for t, f in answered)
     return [
@@ -363,17 +364,13 @@ def render(answer: MaxDropAnswer) -> str:
             f", so that the up to {together} finalists weighed per tolerance hold together "
             f"{100 * FAMILY_CONFIDENCE:g} % of the time"
         )
-        lines.append(f"each interval is {_level_of(level)}" + (family if together > 1 else ""))
+        lines.append(f"each interval is {_level(level)}" + (family if together > 1 else ""))
     for tolerance, model in sorted(answer.models.items()):
         lines.append(f"model for tolerance {in_budget_unit(tolerance)}: {model.path} (MLflow {model.model_uri})")
     return "\n".join(lines)
 
 
-def _level(iv: Interval) -> str:
-    return _level_of(iv.confidence)
-
-
-def _level_of(confidence: float) -> str:
+def _level(confidence: float) -> str:
     return f"{100 * confidence:.4g} %"
 
 

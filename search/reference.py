@@ -10,9 +10,9 @@ later search with the same settings reuses it instead of training it again.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from prunetune.search.context import SearchContext
+from prunetune.search.context import Say, SearchContext
 from prunetune.search.decide import TunedReference, best_reference
 from prunetune.search.jobs import run_jobs
 from prunetune.search.spec import SearchSpec, decision_seeds, reference_epochs, reference_key
@@ -57,6 +57,24 @@ def past_the_edge(learning_rates: Sequence[float], best: float) -> float | None:
     return None
 
 
+def sweep_past_edges(
+    learning_rates: Sequence[float], steps: int, train: Callable[[list[float]], TunedReference], say: Say
+) -> tuple[TunedReference, list[float]]:
+    """The sweep, then one rate an octave past its edge while the best sits there, at most ``steps`` times.
+    ``train(rates)`` trains those rates (on every decision seed) and returns the best of every rate trained so
+    far. Returns that best and the rates tried: the best is at their edge still only if ``steps`` ran out."""
+    tried = list(learning_rates)
+    best = train(list(tried))  # a copy: ``tried`` grows below
+    for _ in range(steps):
+        beyond = past_the_edge(tried, best.learning_rate)
+        if beyond is None:
+            break
+        say(f"reference: lr {best.learning_rate:.1e} is the best and the sweep's edge: trying lr {beyond:.1e} too")
+        tried.append(beyond)
+        best = train([beyond])
+    return best, tried
+
+
 def tuned_reference(ctx: SearchContext) -> TunedReference:
     """Run (or reuse) the sweep, record which configuration won on the search's run, and return it."""
     spec, mlflow, parent_run_id, say = ctx.spec, ctx.mlflow, ctx.parent, ctx.say
@@ -66,23 +84,21 @@ def tuned_reference(ctx: SearchContext) -> TunedReference:
         trial = spec.trial.training
         return TunedReference(trial.learning_rate, trial.epochs, {}, given=spec.budget.reference_score)
 
-    trials = reference_trials(spec)
     seeds = decision_seeds(spec)
     say(
         f"reference: the unpruned {spec.trial.model} at learning rates {list(spec.reference.learning_rates)} x "
         f"epochs {list(reference_epochs(spec))} x seeds {seeds}"
     )
-    runs = _train(ctx, trials)
-    best = best_reference([(lr, epochs, seed, score) for (lr, epochs, seed), (_, score) in runs.items()])
-    rates = list(spec.reference.learning_rates)
-    for _ in range(spec.reference.edge_steps):  # a best at the sweep's edge: one octave past it, while it stays there
-        beyond = past_the_edge(rates, best.learning_rate)
-        if beyond is None:
-            break
-        say(f"reference: lr {best.learning_rate:.1e} is the best and the sweep's edge: trying lr {beyond:.1e} too")
-        rates.append(beyond)
-        runs |= _train(ctx, reference_trials(spec, [beyond]))
-        best = best_reference([(lr, epochs, seed, score) for (lr, epochs, seed), (_, score) in runs.items()])
+    runs: dict[tuple[float, int, int], tuple[str, float]] = {}  # (lr, epochs, seed) -> (run id, val_score)
+
+    def train(rates: list[float]) -> TunedReference:
+        trials = reference_trials(spec, rates)
+        done = run_or_reuse(ctx, trials)
+        for t, run in zip(trials, done, strict=True):
+            runs[(t.training.learning_rate, t.training.epochs, t.training.seed)] = run
+        return best_reference([(lr, epochs, seed, score) for (lr, epochs, seed), (_, score) in runs.items()])
+
+    best, rates = sweep_past_edges(spec.reference.learning_rates, spec.reference.edge_steps, train, say)
     best_runs = [runs[(best.learning_rate, best.epochs, seed)][0] for seed in seeds]
     for lr, epochs in sorted({(lr, e) for lr, e, _ in runs}):
         mean = sum(runs[(lr, epochs, s)][1] for s in seeds) / len(seeds)
@@ -103,14 +119,6 @@ def tuned_reference(ctx: SearchContext) -> TunedReference:
         {"reference_score": best.score},
     )
     return best
-
-
-def _train(ctx: SearchContext, trials: list[TrialConfig]) -> dict[tuple[float, int, int], tuple[str, float]]:
-    """(learning rate, epochs, seed) -> (run id, val_score) of each of ``trials``, trained or reused."""
-    done = run_or_reuse(ctx, trials)
-    return {
-        (t.training.learning_rate, t.training.epochs, t.training.seed): run for t, run in zip(trials, done, strict=True)
-    }
 
 
 def run_or_reuse(ctx: SearchContext, trials: list[TrialConfig]) -> list[tuple[str, float]]:
