@@ -345,7 +345,7 @@ def replay(
     table: Table,
     layer_scores: LayerScores | None,
     tolerances: Sequence[float],
-    max_finalists: int = 4,
+    max_finalists: int = SearchSpec.max_finalists,
     max_trials: int | None = None,
 ) -> Replay:
     """One max-drop replayed by ``searcher`` (prunetune / random / grid) with replay seed ``replay_seed``."""
@@ -547,7 +547,7 @@ def run_all(
     layer_scores: LayerScores | None,
     tolerances: Sequence[float],
     seeds: int,
-    max_finalists: int = 4,
+    max_finalists: int = SearchSpec.max_finalists,
     max_trials: int | None = None,
     searchers: Sequence[str] = SEARCHERS,
     progress: Callable[[str], None] | None = None,
@@ -657,7 +657,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=100, help="replay seeds")
     parser.add_argument("--json", type=Path, required=True, help="write the report here")
     parser.add_argument("--tolerances", type=float, nargs="+", default=[0.01, 0.02, 0.03])
-    parser.add_argument("--max-finalists", type=int, default=4)
+    parser.add_argument("--max-finalists", type=int, default=SearchSpec.max_finalists)
     parser.add_argument("--max-trials", type=int, help="stop each search after this many trials (default: none)")
     args = parser.parse_args(argv)
 

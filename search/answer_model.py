@@ -2,13 +2,16 @@
 Face (classification) or sentence-transformers format with a model card, and logged to the search's run as an
 MLflow model (``transformers`` or ``sentence_transformers`` flavor), registered under a name if asked.
 
-Trials keep no weights (a search of a thousand trials would keep a thousand models), so the answer's model is
-one more job: its configuration and seed are the answer's, its own scores are measured and written on its card.
+Trials keep no weights (a search of a thousand trials would keep a thousand models), so a search's answer's model
+is one more job: its configuration and seed are the answer's, its own scores are measured and written on its card.
+max-drop's answers were all re-trained on the first decision seed already, so there each re-check on that seed keeps
+its model (:func:`keep_trained`) and the answer's is the one its re-check trained (``trained``), not a job more.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -48,16 +51,62 @@ class ModelFacts:
     tags: dict[str, str]
 
 
-def save_answer_model(
-    ctx: SearchContext, trial: TrialConfig, folder: Path, facts: ModelFacts, register: str | None = None
-) -> SavedModel:
-    """Train ``trial`` once more keeping its weights, save it with its card to ``folder``, and log it to the
-    search's run. ``facts``: the card's rows about how it was chosen (scores with intervals, the reference)."""
-    ctx.say(f"model: training {_describe(trial)} once more to keep its weights")
-    jobs = [(trial, KIND_MODEL, {PARENT: ctx.parent})]
-    ((run_id, result),) = run_jobs(ctx, jobs, keep_model=True, progress=False)
+@dataclass(frozen=True)
+class TrainedModel:
+    """A job's model kept on disk before anyone knows whether it answers: its folder, the run that trained it, and
+    that run's own scores."""
+
+    folder: Path
+    run_id: str
+    scores: dict[str, float]
+
+
+def keep_trained(result: dict[str, Any], run_id: str, folder: Path) -> TrainedModel:
+    """The model a job kept (``result``'s :data:`MODEL_FILES`, taken out of it) written to ``folder``, with a note
+    beside it naming its run and scores, so that a resumed driver finds it too (:func:`kept_trained`)."""
     _unpack(result.pop(MODEL_FILES), folder)
-    scores = {k: float(result[k]) for k in ("val_score", "test_score") if isinstance(result.get(k), (int, float))}
+    trained = TrainedModel(folder, run_id, _own_scores(result))
+    note = {"run_id": run_id, "scores": trained.scores}
+    _note_of(folder).write_text(json.dumps(note), encoding="utf-8")  # after the folder: a note means it is whole
+    return trained
+
+
+def kept_trained(folder: Path) -> TrainedModel | None:
+    """The model :func:`keep_trained` wrote to ``folder``, if it is there whole."""
+    note = _note_of(folder)
+    if not (folder.is_dir() and note.is_file()):
+        return None
+    found = json.loads(note.read_text(encoding="utf-8"))
+    return TrainedModel(folder, str(found["run_id"]), {k: float(v) for k, v in found["scores"].items()})
+
+
+def _note_of(folder: Path) -> Path:
+    return folder.with_name(folder.name + ".json")
+
+
+def save_answer_model(
+    ctx: SearchContext,
+    trial: TrialConfig,
+    folder: Path,
+    facts: ModelFacts,
+    register: str | None = None,
+    trained: TrainedModel | None = None,
+) -> SavedModel:
+    """Save ``trial``'s model with its card to ``folder`` and log it to the search's run: the model ``trained`` kept
+    (the same configuration and seed) if given, else ``trial`` trained once more keeping its weights. ``facts``:
+    the card's rows about how it was chosen (scores with intervals, the reference)."""
+    if trained is None:
+        ctx.say(f"model: training {_describe(trial)} once more to keep its weights")
+        jobs = [(trial, KIND_MODEL, {PARENT: ctx.parent})]
+        ((run_id, result),) = run_jobs(ctx, jobs, keep_model=True, progress=False)
+        _unpack(result.pop(MODEL_FILES), folder)
+        scores = _own_scores(result)
+    else:
+        seed = trial.training.seed
+        ctx.say(f"model: {_describe(trial)} as its re-check on seed {seed} trained it (run {trained.run_id})")
+        _replace(trained.folder, folder)
+        _note_of(trained.folder).unlink(missing_ok=True)
+        run_id, scores = trained.run_id, trained.scores
     measured = [(f"this model's {k.replace('_', ' ')}", f"{v:.4f}") for k, v in scores.items()]
     (folder / "README.md").write_text(model_card(trial, facts.rows + measured, command()), encoding="utf-8")
     own = ModelFacts(
@@ -261,6 +310,10 @@ def _requirements(*packages: str) -> list[str]:
     return [f"{package}=={version(package)}" for package in packages]
 
 
+def _own_scores(result: dict[str, Any]) -> dict[str, float]:
+    return {k: float(result[k]) for k in ("val_score", "test_score") if isinstance(result.get(k), (int, float))}
+
+
 def _unpack(files: dict[str, bytes], folder: Path) -> None:
     """Write the model's files to ``folder``, replacing an older model there only once all are written."""
     partial = folder.with_name(folder.name + ".partial")
@@ -269,9 +322,15 @@ def _unpack(files: dict[str, bytes], folder: Path) -> None:
         target = partial / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
+    _replace(partial, folder)
+
+
+def _replace(source: Path, folder: Path) -> None:
+    """Move the folder ``source`` to ``folder``, replacing what was there."""
     if folder.exists():
         shutil.rmtree(folder)
-    os.replace(partial, folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, folder)
 
 
 def layers_kept(count: int) -> str:

@@ -92,18 +92,19 @@ Job = tuple[TrialConfig, str, dict[str, str]]  # what to train, its run's kind, 
 def run_jobs(
     ctx: SearchContext,
     jobs: list[Job],
-    keep_model: bool = False,
+    keep_model: bool | Callable[[TrialConfig], bool] = False,
     train_outputs: bool = False,
     progress: bool = True,
 ) -> list[tuple[str, dict[str, Any]]]:
     """Run jobs all at once (in parallel where the cluster has room); each job's (run id, result), in order.
     Every run is opened before any job starts, and every one is closed. ``progress``: a line per finished job,
-    so minutes of baselines show progress. ``keep_model``: each result carries its trained model's files too;
-    ``train_outputs``: its outputs on the training rows (logits, embeddings)."""
+    so minutes of baselines show progress. ``keep_model``: each result carries its trained model's files too (or
+    those of the jobs it is true of); ``train_outputs``: its outputs on the training rows (logits, embeddings)."""
     launched, started = [], time.monotonic()
     for trial, kind, tags in jobs:
         run_id = open_job_run(ctx, trial, kind, tags)
-        launched.append((run_id, trial, launch_job(ctx.spec, trial, ctx.shared, keep_model, train_outputs)))
+        keep = keep_model(trial) if callable(keep_model) else keep_model
+        launched.append((run_id, trial, launch_job(ctx.spec, trial, ctx.shared, keep, train_outputs)))
     results, failure = [], None
     for number, (run_id, trial, ref) in enumerate(launched, 1):
         try:

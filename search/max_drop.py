@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from prunetune.search.answer_model import ModelFacts, SavedModel, save_answer_model
+from prunetune.search.answer_model import ModelFacts, SavedModel, keep_trained, kept_trained, save_answer_model
 from prunetune.search.context import Say, SearchContext
 from prunetune.search.decide import (
     FAMILY_CONFIDENCE,
@@ -35,6 +36,7 @@ from prunetune.search.decide import (
 from prunetune.search.space import distilled
 from prunetune.search.spec import SearchSpec, decision_seeds, recheck_plan
 from prunetune.search.store import TrackingClient
+from prunetune.search.trainable import MODEL_FILES
 from prunetune.trainables.config import TrialConfig
 
 from prunetune import stops
@@ -207,6 +209,12 @@ def _decide(ctx: SearchContext, tolerances: list[float], result: SearchResult, r
     seeds = decision_seeds(loosest)
     relative = loosest.budget.relative
     measured: dict[ConfigKey, tuple[dict[int, float], dict[int, float]]] = {}
+    # With a model asked for, each finalist's re-check on the first seed keeps its model until the answers are
+    # known: an answer's model is then the one its re-check trained (same configuration, same seed), not a job more.
+    staging = loosest.storage / loosest.name / "recheck-models"
+
+    def keeps_model(trial: TrialConfig) -> bool:
+        return loosest.save_model and trial.training.seed == seeds[0]
 
     def measure(candidate: Candidate, wanted: int) -> tuple[dict[int, float], dict[int, float]]:
         """A finalist re-trained on at least the first ``wanted`` decision seeds (each seed once, whatever the
@@ -222,7 +230,10 @@ def _decide(ctx: SearchContext, tolerances: list[float], result: SearchResult, r
             base = configs[candidate.key]
             tags = {PARENT: ctx.parent}
             jobs = [(base.with_overrides({"training.seed": seed}), KIND_RECHECK, tags) for seed in todo]
-            ran = run_jobs(ctx, jobs)
+            ran = run_jobs(ctx, jobs, keep_model=keeps_model)
+            for run_id, r in ran:
+                if MODEL_FILES in r:  # the first seed's: the answer's model, should this finalist answer
+                    keep_trained(r, run_id, staging / model_folder(candidate))
             scores |= {seed: float(r["val_score"]) for seed, (_, r) in zip(todo, ran, strict=True)}
         scores = dict(sorted(scores.items()))
         measured[candidate.key] = (scores, paired_drops(result.reference.on_seeds(), scores, relative))
@@ -257,13 +268,20 @@ def _decide(ctx: SearchContext, tolerances: list[float], result: SearchResult, r
     for key, answered in answers_by_configuration(answers).items():  # one model may answer several tolerances
         found = answered[0][1]
         trial = configs[key].with_overrides({"training.seed": seeds[0]})
-        c = found.candidate  # a folder per configuration: two answers may drop as many layers differently
-        kept = "-".join(map(str, c.kept_layers))
-        taught = f"-kd{c.distill[0]:g}-t{c.distill[1]:g}" if c.distill[0] else ""
-        folder = loosest.storage / loosest.name / f"model-kept-{kept}-lr{c.learning_rate:.0e}-ep{c.epochs}{taught}"
-        models[key] = save_answer_model(ctx, trial, folder, _model_facts(answer, answered), register)
+        name = model_folder(found.candidate)
+        trained = kept_trained(staging / name)  # none if a killed driver had not written it: trained once more
+        facts = _model_facts(answer, answered)
+        models[key] = save_answer_model(ctx, trial, loosest.storage / loosest.name / name, facts, register, trained)
+    shutil.rmtree(staging, ignore_errors=True)  # the finalists that answer nothing
     chosen = {i.tolerance: models[i.mean_within.candidate.key] for i in answers if i.mean_within is not None}
     return dataclasses.replace(answer, models=chosen)
+
+
+def model_folder(c: Candidate) -> str:
+    """A folder name per configuration: two answers may drop as many layers differently."""
+    kept = "-".join(map(str, c.kept_layers))
+    taught = f"-kd{c.distill[0]:g}-t{c.distill[1]:g}" if c.distill[0] else ""
+    return f"model-kept-{kept}-lr{c.learning_rate:.0e}-ep{c.epochs}{taught}"
 
 
 def _mark_answers(ctx: SearchContext, answers: list[ToleranceAnswer], children: list[Any]) -> None:

@@ -91,7 +91,12 @@ def test_max_drop_answers_each_tolerance_with_a_verdict_over_decision_seeds(
     # trained configuration as params, its own scores and its decision as metrics and tags.
     client = MlflowClient(spec.tracking_uri)
     logged = client.get_logged_model(model["mlflow_model_uri"].removeprefix("models:/"))
-    assert client.get_run(logged.source_run_id).data.tags["prunetune.kind"] == "model"
+    # That run is the answer's re-check on the first decision seed: its model was kept, not trained once more.
+    trained_by = client.get_run(logged.source_run_id)
+    assert trained_by.data.tags["prunetune.kind"] == "recheck" and trained_by.data.params["training.seed"] == "43"
+    assert model["scores"]["val_score"] == pytest.approx(found["scores"]["43"])
+    assert not child_runs(spec, answer["search_run_id"], kind="model")
+    assert not (spec.storage / spec.name / "recheck-models").exists()  # the other finalists' models are gone
     assert logged.model_id in {o.model_id for o in client.get_run(answer["search_run_id"]).outputs.model_outputs}
     assert logged.params["kept_layers"] == str(found["kept_layers"]) and logged.params["seed"] == "43"
     own = {m.key: m.value for m in logged.metrics}

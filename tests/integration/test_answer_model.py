@@ -101,3 +101,39 @@ def test_the_model_card_names_what_made_the_model() -> None:
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def test_a_model_kept_by_its_re_check_becomes_the_answers_model_without_a_job_more(tmp_path) -> None:
+    """max-drop's answer is the model its re-check on the first decision seed kept: moved into place from where it
+    waited (found again as a resumed driver would), its card written, logged to the re-check's run."""
+    from prunetune.search.answer_model import keep_trained, kept_trained, save_answer_model
+    from prunetune.search.context import SearchContext
+    from prunetune.search.spec import load_spec
+    from prunetune.search.trainable import MODEL_FILES
+
+    made = tmp_path / "made"
+    tiny_classifier(made)
+    files = {str(p.relative_to(made)): p.read_bytes() for p in made.rglob("*") if p.is_file()}
+    uri, client, parent, recheck = a_search_run(tmp_path)
+    result = {"val_score": 0.61, "test_score": 0.6, "kept_layers": [0, 5], MODEL_FILES: files}
+    waiting = tmp_path / "recheck-models" / "model-kept-0-5"
+    kept = keep_trained(result, recheck, waiting)
+    assert MODEL_FILES not in result and kept_trained(waiting) == kept  # a resumed driver finds it whole
+    assert kept_trained(tmp_path / "recheck-models" / "another") is None
+
+    spec = load_spec(None, {"tracking_uri": uri, "trial.kept_layers": "[0, 5]", "trial.training.seed": 43})
+    ctx = SearchContext(spec, client, client.get_run(parent).info.experiment_id, parent, lambda line: None)
+    experiment = ctx.experiment
+    runs_before = len(client.search_runs([experiment]))
+    saved = save_answer_model(ctx, spec.trial, tmp_path / "answer", FACTS, trained=kept_trained(waiting))
+
+    assert len(client.search_runs([experiment])) == runs_before  # no job more
+    assert saved.run_id == recheck and saved.scores == {"val_score": 0.61, "test_score": 0.6}
+    assert not waiting.exists() and kept_trained(waiting) is None  # moved, its note gone
+    assert "| this model's val score | 0.6100 |" in (saved.path / "README.md").read_text()
+    assert client.get_logged_model(saved.model_uri.removeprefix("models:/")).source_run_id == recheck
+    direct = AutoModelForSequenceClassification.from_pretrained(made).eval()
+    moved = AutoModelForSequenceClassification.from_pretrained(saved.path).eval()
+    batch = AutoTokenizer.from_pretrained(saved.path)(TEXTS, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        assert torch.equal(moved(**batch).logits, direct(**batch).logits)
