@@ -76,6 +76,7 @@ from prunetune.search.space import (
     tell_repeat,
 )
 from prunetune.search.spec import SearchSpec, load_spec
+from prunetune.search.upstream import TPE_STARTUP_TRIALS
 from prunetune.trainables.strategies import StrategyError, kept_layers
 
 from prunetune.records import EPSILON, LayerScores, drop
@@ -347,6 +348,7 @@ def replay(
     tolerances: Sequence[float],
     max_finalists: int = SearchSpec.max_finalists,
     max_trials: int | None = None,
+    startup_trials: int = TPE_STARTUP_TRIALS,
 ) -> Replay:
     """One max-drop replayed by ``searcher`` (prunetune / random / grid) with replay seed ``replay_seed``."""
     rng = random.Random(replay_seed)
@@ -388,6 +390,7 @@ def replay(
         trained,
         max_trials,
         result,
+        startup_trials,
     )
     return result
 
@@ -403,6 +406,7 @@ def sampled_search(
     trained: Callable[[Point, str], float],
     max_trials: int | None,
     counts: Any = None,
+    startup_trials: int = TPE_STARTUP_TRIALS,
 ) -> str:
     """A search as ``BudgetSearch`` runs it (``prunetune``: TPE; ``random``), each new point trained through
     ``trained(point, strategy) -> score``; why it stopped. ``counts`` (a :class:`Replay`) gets its repeats and
@@ -411,7 +415,7 @@ def sampled_search(
 
     n = table.num_layers
     if searcher == "prunetune":
-        sampler: Any = optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=4)  # as BudgetSearch builds it
+        sampler: Any = optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=startup_trials)  # as make_sampler
     elif searcher == "random":
         sampler = optuna.samplers.RandomSampler(seed=sampler_seed)
     else:
@@ -551,6 +555,7 @@ def run_all(
     max_trials: int | None = None,
     searchers: Sequence[str] = SEARCHERS,
     progress: Callable[[str], None] | None = None,
+    startup_trials: int = TPE_STARTUP_TRIALS,
 ) -> dict[str, Any]:
     """Every searcher over replay seeds 0..seeds-1; the report as a JSON-ready dict."""
     import optuna
@@ -564,7 +569,8 @@ def run_all(
     for name in searchers:
         started = time.monotonic()
         replays[name] = [
-            replay(name, r, table, layer_scores, tolerances, max_finalists, max_trials) for r in range(seeds)
+            replay(name, r, table, layer_scores, tolerances, max_finalists, max_trials, startup_trials)
+            for r in range(seeds)
         ]
         if progress:
             progress(f"{name}: {seeds} replays in {time.monotonic() - started:.0f} s")
@@ -589,6 +595,7 @@ def run_all(
         "max_trials": max_trials,
         "tolerances": tolerances,
         "max_finalists": max_finalists,
+        "startup_trials": startup_trials,
         "seeds": table.seeds,
         "space": {
             "strategies": STRATEGIES,
@@ -659,6 +666,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--tolerances", type=float, nargs="+", default=[0.01, 0.02, 0.03])
     parser.add_argument("--max-finalists", type=int, default=SearchSpec.max_finalists)
     parser.add_argument("--max-trials", type=int, help="stop each search after this many trials (default: none)")
+    parser.add_argument("--startup-trials", type=int, default=TPE_STARTUP_TRIALS, help="TPE's random trials first")
+    parser.add_argument("--searchers", nargs="+", default=list(SEARCHERS), choices=SEARCHERS)
     args = parser.parse_args(argv)
 
     table = load_table(args.table)
@@ -667,8 +676,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(f"{args.scores} scores {layer_scores.num_layers} layers; the table has {table.num_layers}")
     started = time.monotonic()
     report = run_all(
-        table, layer_scores, args.tolerances, args.seeds, args.max_finalists, args.max_trials, progress=print
-    )
+        table, layer_scores, args.tolerances, args.seeds, args.max_finalists, args.max_trials, args.searchers,
+        progress=print, startup_trials=args.startup_trials,
+    )  # fmt: skip
     report["seconds"] = round(time.monotonic() - started, 1)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1) + "\n")

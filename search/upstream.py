@@ -68,11 +68,17 @@ class TPESampler(LocksMadeAnew, optuna.samplers.TPESampler):
     pass
 
 
+# Random trials before TPE models the space. 8 and 12 were measured on the replay and were no better
+# (docs/benchmarks.md §1e).
+TPE_STARTUP_TRIALS = 4
+
+
 def make_sampler(multi_objective: bool, seed: int | None) -> optuna.samplers.BaseSampler:
-    """The search's sampler: NSGA-II for a Pareto front, else TPE (4 random trials first)."""
+    """The search's sampler: NSGA-II for a Pareto front, else TPE (:data:`TPE_STARTUP_TRIALS` random trials
+    first)."""
     if multi_objective:
         return NSGAIISampler(seed=seed)
-    return TPESampler(seed=seed, n_startup_trials=4)
+    return TPESampler(seed=seed, n_startup_trials=TPE_STARTUP_TRIALS)
 
 
 def check_private_state(searcher: Any) -> None:
