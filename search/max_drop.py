@@ -278,10 +278,12 @@ def _decide(ctx: SearchContext, tolerances: list[float], result: SearchResult, r
 
 
 def model_folder(c: Candidate) -> str:
-    """A folder name per configuration: two answers may drop as many layers differently."""
+    """A folder name per configuration: two answers may drop as many layers differently, and two finalists may
+    keep the same layers at sampled learning rates that differ in their second digit (1.4e-4, 1.3e-4), so the
+    rate is written to 6 significant digits."""
     kept = "-".join(map(str, c.kept_layers))
     taught = f"-kd{c.distill[0]:g}-t{c.distill[1]:g}" if c.distill[0] else ""
-    return f"model-kept-{kept}-lr{c.learning_rate:.0e}-ep{c.epochs}{taught}"
+    return f"model-kept-{kept}-lr{c.learning_rate:g}-ep{c.epochs}{taught}"
 
 
 def _mark_answers(ctx: SearchContext, answers: list[ToleranceAnswer], children: list[Any]) -> None:

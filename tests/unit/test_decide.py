@@ -169,3 +169,15 @@ def test_a_configuration_answering_several_tolerances_is_grouped_with_each_verdi
     grouped = answers_by_configuration([loose, unanswered, tight])
     assert list(grouped) == [deep.key]
     assert [(t, f.verdict) for t, f in grouped[deep.key]] == [(0.0, "borderline"), (0.5, "within")]
+
+
+def test_each_finalist_keeps_its_model_in_a_folder_of_its_own() -> None:
+    """The answers' models wait in folders named by configuration: finalists that keep the same layers at
+    sampled learning rates a digit apart, or learn from a teacher, must not share one."""
+    from prunetune.search.max_drop import model_folder
+
+    sampled = [Candidate((0, 1), 4, "top", lr, 2, 0.6) for lr in (1.4e-4, 1.3e-4, 1.4e-4 * 1.001)]
+    taught = Candidate((0, 1), 4, "top", 1.4e-4, 2, 0.6, distill=(0.5, 2.0))
+    names = [model_folder(c) for c in [*sampled, taught]]
+    assert len(set(names)) == 4
+    assert names[0] == "model-kept-0-1-lr0.00014-ep2" and names[3] == "model-kept-0-1-lr0.00014-ep2-kd0.5-t2"
