@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
 from typing import Any
 
@@ -131,6 +132,21 @@ def _shared_inputs(trial: TrialConfig, shared: SharedWork | None) -> dict[str, A
 
 
 def _quiet() -> None:
+    sys.unraisablehook = ignore_exit_in_callbacks
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # a line per checkpoint
     transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]  # progress, not load reports
     transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+
+
+def ignore_exit_in_callbacks(unraisable: Any) -> None:
+    """A worker's hook for exceptions Python cannot raise (in a weakref callback, a ``__del__``): the exit Ray
+    asks of a worker it no longer needs goes unshown, the rest as Python shows it.
+
+    Ray ends a trial's process after the search, or any worker when the driver leaves, with SIGTERM, which its
+    handler turns into ``SystemExit`` wherever the worker is. Landing in a weakref callback, the exit cannot be
+    raised there, and Python printed "Exception ignored in ... Traceback ... SystemExit: 1" to the worker's
+    stderr, which Ray forwards to the user's terminal under a finished search. The exit itself is unchanged:
+    an ignored one was never raised, and Ray kills the process after its grace period as before."""
+    if isinstance(unraisable.exc_value, SystemExit):
+        return
+    sys.__unraisablehook__(unraisable)
