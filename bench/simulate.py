@@ -56,8 +56,8 @@ from prunetune.search.decide import (  # noqa: E402
     interval,
 )  # noqa: E402
 from prunetune.search.max_drop import finalists  # noqa: E402
-from prunetune.search.reference import sweep_past_edges  # noqa: E402
-from prunetune.search.spec import SearchSpec, recheck_plan  # noqa: E402
+from prunetune.search.reference import ScreenedSweep, sweep_past_edges  # noqa: E402
+from prunetune.search.spec import ReferenceSweep, SearchSpec, recheck_plan  # noqa: E402
 from replay import (  # noqa: E402
     DEFAULT_SCORES,
     DEFAULT_TABLE,
@@ -89,6 +89,10 @@ class Rule:
     num_trials: int = 24
     answer: str = "mean_within"  # which finding answers: "mean_within" (within or borderline), "confident"
     edge_steps: int = 2  # reference.edge_steps: octaves the sweep may extend past its edge (within the table's rates)
+    # reference.screen_seeds and screen_margin: each learning rate on this many decision seeds first, the rest
+    # only while within the margin of the best there (reference.ScreenedSweep). None: every seed at once.
+    screen_seeds: int | None = ReferenceSweep.screen_seeds
+    screen_margin: float = ReferenceSweep.screen_margin
     family: bool = True  # each interval at the family's level (decide.family_confidence); False: 95 % each
     # The answers' models kept from their re-checks on the first decision seed (max_drop); False: each answer
     # trained once more, as before issue 23.
@@ -104,13 +108,15 @@ class Rule:
 SEEDS = 5  # decision seeds, the spec's default
 # The defaults before issue 23: 4 finalists, each interval at 95 %, the reference's sweep as given, each answer's
 # model trained once more.
-TODAY = Rule("today", max_finalists=4, edge_steps=0, family=False, models_kept=False)
+TODAY = Rule("today", max_finalists=4, edge_steps=0, family=False, models_kept=False, screen_seeds=None)
 RULES = {  # what docs/benchmarks.md §1e compares; a rule here is one the product can run (its spec keys)
     "today": TODAY,
     # The defaults now: 3 finalists, intervals at the family's level (98.3 % each), the reference's sweep
-    # extended by up to two octaves while its best is at an edge.
+    # extended by up to two octaves while its best is at an edge and screened on 2 decision seeds.
     "new": Rule("new"),
     "new-4-finalists": Rule("new-4-finalists", max_finalists=4),
+    # The defaults before the reference's sweep was screened: every rate on every decision seed at once.
+    "new-unscreened": Rule("new-unscreened", screen_seeds=None),
     # first_seeds: 2, max_finalists: 2: a finalist clearly over on 2 seeds trains on no more, and at most two
     # finalists per tolerance.
     "fewer-finalists": Rule("fewer-finalists", first_seeds=2, max_finalists=2),
@@ -179,17 +185,19 @@ def simulate_run(world: World, rule: Rule, run: int, tolerances: Sequence[float]
         return best_reference([(lr, e, s, world.score(run, (lr, e), s)) for lr, e in configs for s in seeds])
 
     if rule.reference == "decision-seeds":
-        tried: list[Reference] = []
 
-        def train(rates: list[float]) -> Any:
+        def train(configs: list[Reference], seeds: list[int]) -> dict[tuple[float, int, int], float]:
+            jobs["reference"] += len(seeds) * len(configs)
+            return {(lr, e, s): world.score(run, (lr, e), s) for lr, e in configs for s in seeds}
+
+        screened = ScreenedSweep([2], decision, rule.screen_seeds, rule.screen_margin, train, lambda line: None)
+
+        def in_table(rates: list[float]) -> Any:
             """The product's sweep and its extension (reference.sweep_past_edges), over the rates the table has:
             a rate it lacks is not trained, so the best stays inside the rates tried and the extension stops."""
-            new = [(lr, 2) for lr in rates if (lr, 2) in world.reference_means]
-            jobs["reference"] += len(decision) * len(new)
-            tried.extend(new)
-            return best_reference([(lr, e, s, world.score(run, (lr, e), s)) for lr, e in tried for s in decision])
+            return screened([lr for lr in rates if (lr, 2) in world.reference_means])
 
-        reference, _ = sweep_past_edges(REFERENCE_SWEEP, rule.edge_steps, train, lambda line: None)
+        reference, _ = sweep_past_edges(REFERENCE_SWEEP, rule.edge_steps, in_table, lambda line: None)
         jobs["reference"] += 1  # its configuration on the search seed, to pair the trials with
         on_search_seed = world.score(run, (reference.learning_rate, reference.epochs), search_seed)
     else:

@@ -10,7 +10,9 @@ later search with the same settings reuses it instead of training it again.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
+from statistics import mean
 
 from prunetune.search.context import Say, SearchContext
 from prunetune.search.decide import TunedReference, best_reference
@@ -21,6 +23,7 @@ from prunetune.search.tracking import log_params_and_metrics
 from prunetune.trainables.config import NOT_DISTILLED, TrialConfig
 
 from prunetune.records import (
+    EPSILON,
     KIND_REFERENCE,
     TAG_REFERENCE_KEY,
     TAG_REFERENCE_RUN,
@@ -29,19 +32,100 @@ from prunetune.records import (
     runs_where,
 )
 
+Config = tuple[float, int]  # a reference configuration: learning rate, epochs
 
-def reference_trials(spec: SearchSpec, learning_rates: Sequence[float] | None = None) -> list[TrialConfig]:
-    """Every run of the sweep (or of ``learning_rates`` alone): learning rates x epochs x decision seeds, the
-    unpruned model."""
+
+def reference_trials(
+    spec: SearchSpec, learning_rates: Sequence[float] | None = None, seeds: Sequence[int] | None = None
+) -> list[TrialConfig]:
+    """Every run of the sweep (or of ``learning_rates`` alone): learning rates x epochs x decision seeds (or
+    ``seeds``), the unpruned model."""
+    rates = spec.reference.learning_rates if learning_rates is None else learning_rates
+    configs = [(lr, epochs) for lr in rates for epochs in reference_epochs(spec)]
+    return config_trials(spec, configs, decision_seeds(spec) if seeds is None else seeds)
+
+
+def config_trials(spec: SearchSpec, configs: Sequence[Config], seeds: Sequence[int]) -> list[TrialConfig]:
+    """The unpruned model at each of ``configs`` on each of ``seeds``."""
     base = spec.trial.with_overrides(
         {"drop.strategy": "none", "kept_layers": None, "variant": "pruned"} | NOT_DISTILLED
     )
     return [
         base.with_overrides({"training.learning_rate": lr, "training.epochs": epochs, "training.seed": seed})
-        for lr in (spec.reference.learning_rates if learning_rates is None else learning_rates)
-        for epochs in reference_epochs(spec)
-        for seed in decision_seeds(spec)
+        for lr, epochs in configs
+        for seed in seeds
     ]
+
+
+RunKey = tuple[float, int, int]  # a reference run: learning rate, epochs, seed
+
+
+def worth_confirming(first_means: Mapping[Config, float], margin: float) -> list[Config]:
+    """The configurations that may still be the best: mean on the screening seeds within ``margin`` of the
+    best mean there. One that failed there (NaN) is not."""
+    finite = {config: m for config, m in first_means.items() if not math.isnan(m)}
+    if not finite:
+        return []
+    best = max(finite.values())
+    return sorted(config for config, m in finite.items() if m >= best - margin - EPSILON)
+
+
+class ScreenedSweep:
+    """The sweep's training step, for :func:`sweep_past_edges`: called with learning rates, it trains them and
+    returns the best configuration over every one trained so far on all ``seeds``.
+
+    With ``screen_seeds`` (fewer than the seeds), each configuration trains on the first ``screen_seeds`` and on
+    the rest only while :func:`worth_confirming` keeps it: a rate far below the best on those seeds cannot
+    become the reference, and the rest of its seeds would buy nothing. ``train(configs, seeds)`` trains (or
+    reuses) those runs and returns their scores."""
+
+    def __init__(
+        self,
+        epochs: Sequence[int],
+        seeds: Sequence[int],
+        screen_seeds: int | None,
+        margin: float,
+        train: Callable[[list[Config], list[int]], Mapping[RunKey, float]],
+        say: Say,
+    ) -> None:
+        self.epochs, self.seeds, self.margin, self._train, self._say = list(epochs), list(seeds), margin, train, say
+        screened = screen_seeds is not None and screen_seeds < len(self.seeds)
+        self.first = self.seeds[:screen_seeds] if screened else self.seeds
+        self.scores: dict[RunKey, float] = {}
+        self.screened_out: list[Config] = []
+
+    def on(self, config: Config, seeds: Sequence[int]) -> list[float]:
+        """``config``'s scores on those of ``seeds`` it was trained on."""
+        return [self.scores[(*config, seed)] for seed in seeds if (*config, seed) in self.scores]
+
+    def _trained(self, configs: list[Config], seeds: list[int]) -> None:
+        if configs:
+            self.scores.update(self._train(configs, seeds))
+
+    def complete(self, config: Config) -> bool:
+        """Trained on every seed: one that may be the reference."""
+        return len(self.on(config, self.seeds)) == len(self.seeds)
+
+    def __call__(self, rates: list[float]) -> TunedReference:
+        self._trained([(lr, e) for lr in rates for e in self.epochs], self.first)
+        if self.first != self.seeds:
+            tried = sorted({(lr, epochs) for lr, epochs, _ in self.scores})
+            means = {config: mean(self.on(config, self.first)) for config in tried}
+            keep = worth_confirming(means, self.margin)
+            for lr, epochs in (c for c in tried if c not in keep and c not in self.screened_out):
+                self.screened_out.append((lr, epochs))
+                m, margin = means[(lr, epochs)], self.margin * 100
+                found = (
+                    "failed on one"
+                    if math.isnan(m)
+                    else f"mean val_score {m:.4f}, over {margin:g} points below the best"
+                )
+                self._say(
+                    f"reference: lr {lr:.1e}, {epochs} epochs on seeds {self.first}: {found}; not trained on the rest"
+                )
+            self._trained([c for c in keep if not self.complete(c)], self.seeds[len(self.first) :])
+        complete = [(*key, score) for key, score in self.scores.items() if self.complete(key[:2])]
+        return best_reference(complete)
 
 
 def past_the_edge(learning_rates: Sequence[float], best: float) -> float | None:
@@ -89,21 +173,26 @@ def tuned_reference(ctx: SearchContext) -> TunedReference:
         f"reference: the unpruned {spec.trial.model} at learning rates {list(spec.reference.learning_rates)} x "
         f"epochs {list(reference_epochs(spec))} x seeds {seeds}"
     )
-    runs: dict[tuple[float, int, int], tuple[str, float]] = {}  # (lr, epochs, seed) -> (run id, val_score)
+    runs: dict[RunKey, str] = {}  # (lr, epochs, seed) -> run id
 
-    def train(rates: list[float]) -> TunedReference:
-        trials = reference_trials(spec, rates)
-        done = run_or_reuse(ctx, trials)
-        for t, run in zip(trials, done, strict=True):
-            runs[(t.training.learning_rate, t.training.epochs, t.training.seed)] = run
-        return best_reference([(lr, epochs, seed, score) for (lr, epochs, seed), (_, score) in runs.items()])
+    def train(configs: list[Config], on: list[int]) -> dict[RunKey, float]:
+        trials = config_trials(spec, configs, on)
+        scores = {}
+        for t, (run_id, score) in zip(trials, run_or_reuse(ctx, trials), strict=True):
+            key = (t.training.learning_rate, t.training.epochs, t.training.seed)
+            runs[key], scores[key] = run_id, score
+        return scores
 
-    best, rates = sweep_past_edges(spec.reference.learning_rates, spec.reference.edge_steps, train, say)
-    best_runs = [runs[(best.learning_rate, best.epochs, seed)][0] for seed in seeds]
+    reference = spec.reference
+    sweep = ScreenedSweep(reference_epochs(spec), seeds, reference.screen_seeds, reference.screen_margin, train, say)
+    best, rates = sweep_past_edges(reference.learning_rates, reference.edge_steps, sweep, say)
+    best_runs = [runs[(best.learning_rate, best.epochs, seed)] for seed in seeds]
     for lr, epochs in sorted({(lr, e) for lr, e, _ in runs}):
-        mean = sum(runs[(lr, epochs, s)][1] for s in seeds) / len(seeds)
+        done = sweep.on((lr, epochs), seeds)
         marker = "  <- best" if (lr, epochs) == (best.learning_rate, best.epochs) else ""
-        say(f"reference: lr {lr:.1e}, {epochs} epochs: mean val_score {mean:.4f} over {len(seeds)} seed(s){marker}")
+        say(
+            f"reference: lr {lr:.1e}, {epochs} epochs: mean val_score {mean(done):.4f} over {len(done)} seed(s){marker}"
+        )
     if past_the_edge(rates, best.learning_rate) is not None:
         say(
             f"reference: warning: lr {best.learning_rate:.1e}, the best, is still the edge of the learning rates tried "

@@ -100,3 +100,30 @@ def test_a_resumed_max_drop_finds_the_finished_rechecks_again(tmp_path) -> None:
     children = mlflow.search_runs([experiment], filter_string=f"tags.`mlflow.parentRunId` = '{parent}'")
     not_distilled = (0.0, 0.0)
     assert finished_rechecks(children) == {(((0, 5), 8e-4, 2, not_distilled), 43): pytest.approx(0.703)}
+
+
+def test_a_screened_sweep_asks_the_other_seeds_only_of_the_rates_near_the_best(tmp_path) -> None:
+    """Every rate on the first two of three decision seeds; 1e-4, 8 points below there, is not asked for on
+    the third. The runs are recorded already, so each stage's request shows as runs reused."""
+    mlflow, experiment, parent = _store(tmp_path)
+    spec = load_spec(None, {"reference.learning_rates": "[1e-4, 2e-4]", "seeds": 3, "reference.edge_steps": 0})
+    scores = {(1e-4, 43): 0.60, (1e-4, 44): 0.61, (1e-4, 45): 0.62, (2e-4, 43): 0.68, (2e-4, 44): 0.69}
+    scores[(2e-4, 45)] = 0.67
+    for trial in reference_trials(spec):
+        key = (trial.training.learning_rate, trial.training.seed)
+        run = mlflow.create_run(
+            experiment, tags={TAG_KIND: "reference", TAG_REFERENCE_KEY: reference_key(trial)}
+        ).info.run_id
+        mlflow.log_metric(run, "val_score", scores[key])
+        mlflow.set_terminated(run, "FINISHED")
+    lines: list[str] = []
+    reference = tuned_reference(SearchContext(spec, mlflow, experiment, parent, lines.append))
+    # 1e-4's third seed is recorded but never asked for: its mean is over the two seeds it was screened on.
+    assert (reference.learning_rate, reference.scores) == (2e-4, {43: 0.68, 44: 0.69, 45: 0.67})
+    asked = [line for line in lines if line.startswith("reference: ") and "runs reused" in line]
+    assert asked == ["reference: 4 runs reused, 0 to train", "reference: 1 runs reused, 0 to train"]
+    assert any(
+        "lr 1.0e-04, 2 epochs on seeds [43, 44]: mean val_score 0.6050, over 1.5 points below" in x for x in lines
+    )
+    assert any(x.startswith("reference: lr 1.0e-04, 2 epochs: mean val_score 0.6050 over 2 seed(s)") for x in lines)
+    assert mlflow.get_run(parent).data.metrics["reference_score"] == pytest.approx(0.68)
