@@ -33,6 +33,8 @@ Searchers compared, over many replay seeds:
   constraint and the constrained objective, as ``BudgetSearch`` runs it;
 * ``random`` — Optuna's RandomSampler over the same space and the same repeat rule;
 * ``grid`` — every distinct pruned (kept layers, learning rate) of the table once, in a random order.
+* ``cycled`` (measured, not the product's; not run unless named) — one TPE study per tolerance, the trials asked
+  of each in turn, every trained point told to all (docs/benchmarks.md §1e).
 
 The goal (issue 14): the right answer within a fifth of the grid's points, in at least 80 % of the replay
 seeds, at every tolerance.
@@ -52,7 +54,7 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +87,8 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TABLE = REPO.parent / "shared" / "tables" / "minilm-l6-indicnews-en-lr-seeds.csv"
 DEFAULT_SCORES = REPO / "bench" / "results" / "grid-minilm-indicnews-en-scores.json"
 STRATEGIES = ["top", "bottom", "middle", "window", "alternate-even", "alternate-odd", "contribution"]
-SEARCHERS = ("prunetune", "random", "grid")
+SEARCHERS = ("prunetune", "random", "grid", "cycled")
+DEFAULT_SEARCHERS = SEARCHERS[:3]  # cycled: measured in docs/benchmarks.md §1e, not the product's
 MAX_ASKS = 100  # as BudgetSearch.suggest: this many asks without a new point and the search is done
 GOAL_SHARE = 0.8  # the issue's goal: the right answer within a fifth of the grid in >= 80 % of replay seeds
 
@@ -391,6 +394,7 @@ def replay(
         max_trials,
         result,
         startup_trials,
+        tolerances,
     )
     return result
 
@@ -407,29 +411,42 @@ def sampled_search(
     max_trials: int | None,
     counts: Any = None,
     startup_trials: int = TPE_STARTUP_TRIALS,
+    tolerances: Sequence[float] = (),
 ) -> str:
     """A search as ``BudgetSearch`` runs it (``prunetune``: TPE; ``random``), each new point trained through
     ``trained(point, strategy) -> score``; why it stopped. ``counts`` (a :class:`Replay`) gets its repeats and
-    unrealisable asks."""
+    unrealisable asks.
+
+    ``cycled`` (measured, not the product's): one TPE study per tolerance in ``tolerances``, each with the
+    budget at its own tolerance; trial i is asked of study i mod k, and every trained point is told to every
+    study with that study's objective and constraint, so each sees all the evidence and aims at its own depth."""
     import optuna
 
     n = table.num_layers
-    if searcher == "prunetune":
-        sampler: Any = optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=startup_trials)  # as make_sampler
-    elif searcher == "random":
-        sampler = optuna.samplers.RandomSampler(seed=sampler_seed)
-    else:
+    budgets = sorted(tolerances) if searcher == "cycled" else [spec.budget.tolerance]
+    if searcher == "cycled" and not budgets:
+        raise ValueError("the cycled searcher needs the tolerances")
+
+    def sampler(j: int) -> Any:
+        if searcher in ("prunetune", "cycled"):  # as make_sampler
+            return optuna.samplers.TPESampler(seed=sampler_seed + j, n_startup_trials=startup_trials)
+        if searcher == "random":
+            return optuna.samplers.RandomSampler(seed=sampler_seed)
         raise ValueError(f"unknown searcher {searcher!r}: one of {SEARCHERS}")
+
+    specs = [replace(spec, budget=replace(spec.budget, tolerance=t)) for t in budgets]
     space = DefineSpace(spec, n, anchor_lr, layer_scores)
     reachable = reachable_points(space, table, layer_scores)
-    study = optuna.create_study(direction="maximize", sampler=sampler)
-    outcomes: dict[Point, int] = {}  # point -> number of the Optuna trial that ran it
+    studies = [optuna.create_study(direction="maximize", sampler=sampler(j)) for j in range(len(budgets))]
+    outcomes: list[dict[Point, Any]] = [{} for _ in budgets]  # per study: point -> its frozen trial there
     while True:
-        if reachable <= outcomes.keys():
+        trained_points = outcomes[0].keys()
+        if reachable <= trained_points:
             return "space exhausted"
-        if max_trials is not None and len(outcomes) >= max_trials:
+        if max_trials is not None and len(trained_points) >= max_trials:
             return "max trials"
-        repeats = 0
+        j = len(trained_points) % len(budgets)
+        study, repeats = studies[j], 0
         for _ in range(MAX_ASKS):  # as BudgetSearch.suggest: unrealisable or repeated points are re-asked
             trial = study.ask()
             space(trial)
@@ -442,17 +459,27 @@ def sampled_search(
                     counts.unrealisable += 1
                 continue
             point = point_key(kept, snap(space.learning_rate(params), table.learning_rates), params["epochs"])
-            if point in outcomes:  # as BudgetSearch: the earlier trial's outcome, no training
-                tell_repeat(study, trial, study.get_trials(deepcopy=False)[outcomes[point]])  # numbered 0, 1, …
+            if point in outcomes[j]:  # as BudgetSearch: the earlier trial's outcome, no training
+                tell_repeat(study, trial, outcomes[j][point])
                 repeats += 1
                 if counts is not None:
                     counts.repeats += 1
                 continue
             score = trained(point, params["strategy"])
-            excess = budget_excess(spec, reference_score, score)
-            trial.set_constraint(CONSTRAINT, excess)
-            study.tell(trial, objective(n - len(kept), score, excess))
-            outcomes[point] = trial.number
+            for i, (other, budget) in enumerate(zip(studies, specs, strict=True)):
+                excess = budget_excess(budget, reference_score, score)
+                value = objective(n - len(kept), score, excess)
+                if i == j:
+                    trial.set_constraint(CONSTRAINT, excess)
+                    study.tell(trial, value)
+                else:
+                    other.add_trial(
+                        optuna.trial.create_trial(
+                            params=params, distributions=trial.distributions, value=value,
+                            constraints={CONSTRAINT: excess},
+                        )
+                    )  # fmt: skip
+                outcomes[i][point] = other.get_trials(deepcopy=False)[-1]
             break
         else:
             # BudgetSearch returns FINISHED after a repeat among them, else raises RuntimeError ("the search
@@ -553,7 +580,7 @@ def run_all(
     seeds: int,
     max_finalists: int = SearchSpec.max_finalists,
     max_trials: int | None = None,
-    searchers: Sequence[str] = SEARCHERS,
+    searchers: Sequence[str] = DEFAULT_SEARCHERS,
     progress: Callable[[str], None] | None = None,
     startup_trials: int = TPE_STARTUP_TRIALS,
 ) -> dict[str, Any]:
@@ -667,7 +694,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--max-finalists", type=int, default=SearchSpec.max_finalists)
     parser.add_argument("--max-trials", type=int, help="stop each search after this many trials (default: none)")
     parser.add_argument("--startup-trials", type=int, default=TPE_STARTUP_TRIALS, help="TPE's random trials first")
-    parser.add_argument("--searchers", nargs="+", default=list(SEARCHERS), choices=SEARCHERS)
+    parser.add_argument("--searchers", nargs="+", default=list(DEFAULT_SEARCHERS), choices=SEARCHERS)
     args = parser.parse_args(argv)
 
     table = load_table(args.table)

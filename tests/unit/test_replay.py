@@ -99,7 +99,7 @@ def test_true_answers_come_from_the_seed_means(bench, report):
     assert all(row["tolerances"]["0.02"]["true_answer"] == expected for row in report["searchers"].values())
 
 
-@pytest.mark.parametrize("searcher", ["prunetune", "random", "grid"])
+@pytest.mark.parametrize("searcher", ["prunetune", "random", "grid", "cycled"])
 def test_never_trains_a_point_twice_on_one_seed(bench, table, layer_scores, searcher):
     for replay_seed in (0, 1):
         run = bench.replay(searcher, replay_seed, table, layer_scores, TOLERANCES, max_trials=40)
