@@ -71,6 +71,8 @@ def test_report_has_every_field(bench, table, report):
             ):
                 assert key in row, (name, key)
             assert sum(row["verdicts_at_goal"].values()) == 2
+            # the same depth as the full-table answer is as near the truth as it: the second share holds the first
+            assert 0 <= row["answer_at_goal_equals_full_table"] <= row["answer_at_goal_as_near_as_full_table"] <= 1
             assert set(row["verdicts_at_goal"]) <= {"within", "borderline", "none"}
             assert 1 <= row["median_trials"] <= report["grid_size"] + 1
         assert len(report["per_seed"][name]) == 2
