@@ -41,7 +41,7 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -100,22 +100,28 @@ class Rule:
     # The search: "prunetune" (BudgetSearch's TPE, the budget at the loosest tolerance) or "cycled" (one TPE
     # study per tolerance, the trials asked of each in turn: replay.sampled_search; measured, not the product's).
     searcher: str = "prunetune"
+    # collapse_margin: a finalist one of whose seeds drops more than this past the tolerance is over (decide).
+    collapse_margin: float | None = SearchSpec.collapse_margin
 
     @property
     def plan(self) -> RecheckPlan:
         spec = SearchSpec(seeds=SEEDS, first_seeds=self.first_seeds, max_finalists=self.max_finalists)
+        spec = replace(spec, collapse_margin=self.collapse_margin)
         plan = recheck_plan(spec)
-        return plan if self.family else RecheckPlan(plan.stages)
+        return plan if self.family else replace(plan, confidence=RecheckPlan.confidence)
 
 
 SEEDS = 5  # decision seeds, the spec's default
 # The defaults before issue 23: 4 finalists, each interval at 95 %, the reference's sweep as given, each answer's
 # model trained once more.
-TODAY = Rule("today", max_finalists=4, edge_steps=0, family=False, models_kept=False, screen_seeds=None)
+TODAY = Rule(
+    "today", max_finalists=4, edge_steps=0, family=False, models_kept=False, screen_seeds=None, collapse_margin=None
+)
 RULES = {  # what docs/benchmarks.md §1e compares; a rule here is one the product can run (its spec keys), but "cycled"
     "today": TODAY,
     # The defaults now: 3 finalists, intervals at the family's level (98.3 % each), the reference's sweep
-    # extended by up to two octaves while its best is at an edge and screened on 2 decision seeds.
+    # extended by up to two octaves while its best is at an edge and screened on 2 decision seeds, a finalist with
+    # a seed more than 5 points past the tolerance over.
     "new": Rule("new"),
     "new-4-finalists": Rule("new-4-finalists", max_finalists=4),
     # The defaults before the reference's sweep was screened: every rate on every decision seed at once.
@@ -127,6 +133,12 @@ RULES = {  # what docs/benchmarks.md §1e compares; a rule here is one the produ
     "fewer-trials": Rule("fewer-trials", first_seeds=2, max_finalists=2, num_trials=16),
     # The new defaults with the trials cycled across the tolerances (docs/benchmarks.md §1e; not the product's).
     "cycled": Rule("cycled", searcher="cycled"),
+    # The defaults before a collapsed seed made a finalist over: the interval alone decides.
+    "new-no-collapse": Rule("new-no-collapse", collapse_margin=None),
+    # first_seeds: 2: a finalist that collapsed on one of its first two seeds trains on no more.
+    "new-first-seeds-2": Rule("new-first-seeds-2", first_seeds=2),
+    "new-margin-3": Rule("new-margin-3", collapse_margin=0.03),
+    "new-margin-10": Rule("new-margin-10", collapse_margin=0.10),
 }
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import mean, stdev
 from typing import Literal
 
@@ -224,6 +224,9 @@ class RecheckPlan:
 
     stages: tuple[int, ...] = (5,)
     confidence: float = 0.95
+    # A finalist one of whose seeds drops more than this past the tolerance is over (:func:`collapsed_seeds`), and
+    # its later stages are not trained. None: the interval alone decides.
+    collapse_margin: float | None = None
 
     def __post_init__(self) -> None:
         if not self.stages or list(self.stages) != sorted(set(self.stages)) or self.stages[0] < 1:
@@ -248,9 +251,21 @@ def recheck(
         found = finding(candidate, scores, drops, tolerance, plan.confidence)
         if found.drops_interval.low > tolerance + EPSILON:  # clearly over: more seeds cannot make it within
             return found
+        if collapsed_seeds(found, tolerance, plan.collapse_margin):
+            return replace(found, verdict="over")
     # Within is called on every seed only: a within called early, on a few seeds, was called falsely three times
     # as often on the simulator (bench/simulate.py), and the walk calls within for many finalists and tolerances.
     return found
+
+
+def collapsed_seeds(found: Finding, tolerance: float, margin: float | None) -> list[int]:
+    """The seeds on which the finalist dropped more than ``margin`` past the tolerance: a run that collapsed (one
+    seed's drop spreads by about a point; on the seed table a collapse costs 20 points and more). Such a finalist is
+    over whatever its mean: its model, kept from the first seed, may be the collapsed one, and a mean that hides a
+    collapse is luck on the other seeds (fewer answers deeper than the truth: docs/benchmarks.md §1e)."""
+    if margin is None:
+        return []
+    return [seed for seed, d in sorted(found.drops.items()) if d > tolerance + margin + EPSILON]
 
 
 def ranked(candidates: Sequence[Candidate]) -> list[Candidate]:

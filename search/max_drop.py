@@ -31,6 +31,7 @@ from prunetune.search.decide import (
     TunedReference,
     answer_tolerance,
     answers_by_configuration,
+    collapsed_seeds,
     paired_drops,
 )
 from prunetune.search.space import distilled
@@ -251,6 +252,7 @@ def _decide(ctx: SearchContext, tolerances: list[float], result: SearchResult, r
         )
         for t in sorted(tolerances)
     ]
+    _say_collapses(answers, loosest.collapse_margin, relative, say)
     _mark_answers(ctx, answers, children)
     answer = MaxDropAnswer(
         answers,
@@ -284,6 +286,23 @@ def model_folder(c: Candidate) -> str:
     kept = "-".join(map(str, c.kept_layers))
     taught = f"-kd{c.distill[0]:g}-t{c.distill[1]:g}" if c.distill[0] else ""
     return f"model-kept-{kept}-lr{c.learning_rate:g}-ep{c.epochs}{taught}"
+
+
+def _say_collapses(answers: list[ToleranceAnswer], margin: float | None, relative: bool, say: Say) -> None:
+    """Why a finalist whose mean may look within is over: one of its seeds collapsed (said once per finalist)."""
+    told: set[ConfigKey] = set()
+    for answer in answers:
+        for found in answer.findings:
+            seeds = collapsed_seeds(found, answer.tolerance, margin)
+            if seeds and found.candidate.key not in told:
+                told.add(found.candidate.key)
+                c, worst = found.candidate, max(found.drops[s] for s in seeds)
+                tolerance = in_budget_unit(answer.tolerance, relative)
+                past = f"collapse_margin ({in_budget_unit(margin or 0.0)}) past {tolerance}"
+                say(
+                    f"over: {c.strategy} kept {list(c.kept_layers)} (lr {c.learning_rate:.1e}, {c.epochs} epochs) "
+                    f"collapsed: it dropped {in_budget_unit(worst, relative)} on seed(s) {seeds}, more than {past}"
+                )
 
 
 def _mark_answers(ctx: SearchContext, answers: list[ToleranceAnswer], children: list[Any]) -> None:

@@ -113,6 +113,10 @@ class SearchSpec:
     # not clearly over (its whole interval above the tolerance). None: on every decision seed at once. Off by
     # default: on the simulator it saved under 1 % of a run's jobs (docs/benchmarks.md §1e).
     first_seeds: int | None = None
+    # A finalist one of whose decision seeds drops more than this past the tolerance (score units: 0.05 is 5 points)
+    # is over: that run collapsed, and a mean within would be luck on the other seeds. One seed's paired drop
+    # spreads by about 0.9 points, a collapse by 20 and more. None: the interval alone decides.
+    collapse_margin: float | None = 0.05
     # Per tolerance, finalists max-drop re-trains before it settles for what it has; each one's interval is at
     # 1 - 0.05 / max_finalists, so that the walk's within verdicts together hold at 95 % (decide.family_confidence).
     max_finalists: int = 3
@@ -210,6 +214,11 @@ class SearchSpec:
             (self.seeds < 1, f"seeds={self.seeds}: must be at least 1 (5 gives a 95 % interval of about ±1 point)"),
             (self.max_finalists < 1, f"max_finalists={self.max_finalists}: must be at least 1"),
             (
+                self.collapse_margin is not None and not 0 < self.collapse_margin < 1,
+                f"collapse_margin={self.collapse_margin}: a score difference in (0, 1), e.g. 0.05 for 5 points past "
+                "the tolerance, or null to let the interval alone decide",
+            ),
+            (
                 self.first_seeds is not None and not 2 <= self.first_seeds <= self.seeds,
                 f"first_seeds={self.first_seeds}: between 2 (the fewest with an interval) and seeds={self.seeds}, "
                 "or null to re-check on every seed at once",
@@ -286,7 +295,7 @@ def recheck_plan(spec: SearchSpec) -> RecheckPlan:
     """How max-drop re-checks a finalist: ``first_seeds`` first, the rest only while undecided."""
     first = spec.first_seeds
     stages = (first, spec.seeds) if first is not None and first < spec.seeds else (spec.seeds,)
-    return RecheckPlan(stages, family_confidence(spec.max_finalists))
+    return RecheckPlan(stages, family_confidence(spec.max_finalists), spec.collapse_margin)
 
 
 def reference_epochs(spec: SearchSpec) -> tuple[int, ...]:

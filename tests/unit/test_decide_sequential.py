@@ -10,6 +10,7 @@ from prunetune.search.decide import (
     RecheckPlan,
     answer_tolerance,
     best_reference,
+    collapsed_seeds,
     finding,
     recheck,
 )
@@ -45,6 +46,34 @@ def test_an_undecided_finalist_trains_on_more_seeds() -> None:
     measure, asked = measuring({1: 0.0, 2: 0.02, 3: 0.005, 4: 0.004, 5: 0.006})
     found = recheck(CANDIDATE, measure, 0.01, RecheckPlan((3, 5)))
     assert asked == [3, 5] and found.drops_interval.n == 5
+
+
+def test_a_seed_that_collapsed_makes_the_finalist_over_whatever_its_mean() -> None:
+    # four seeds a point under the tolerance of 3 points, one collapsed (9 points): the mean is within
+    drops = {1: 0.01, 2: 0.09, 3: 0.01, 4: 0.01, 5: 0.0}
+    measure, _ = measuring(drops)
+    assert recheck(CANDIDATE, measure, 0.03, RecheckPlan((5,))).verdict == "borderline"  # the interval alone
+    found = recheck(CANDIDATE, measure, 0.03, RecheckPlan((5,), collapse_margin=0.05))
+    assert found.verdict == "over" and found.drops_interval.mean < 0.03
+    assert collapsed_seeds(found, 0.03, 0.05) == [2] and collapsed_seeds(found, 0.03, None) == []
+    # staged: the collapse on the second seed ends it there; the other three are never trained
+    measure, asked = measuring(drops)
+    assert recheck(CANDIDATE, measure, 0.03, RecheckPlan((2, 5), collapse_margin=0.05)).verdict == "over"
+    assert asked == [2]
+    # a drop at the margin is not a collapse: only past it
+    measure, _ = measuring({1: 0.08, 2: 0.0, 3: 0.0, 4: 0.0, 5: 0.0})
+    assert recheck(CANDIDATE, measure, 0.03, RecheckPlan((5,), collapse_margin=0.05)).verdict == "borderline"
+
+
+def test_collapse_margin_defaults_to_5_points_and_is_checked_before_anything_runs() -> None:
+    from prunetune.search.spec import load_spec, recheck_plan
+    from prunetune.trainables.config import ConfigError
+
+    assert recheck_plan(load_spec(None, {})).collapse_margin == 0.05
+    assert recheck_plan(load_spec(None, {"collapse_margin": "null"})).collapse_margin is None
+    for bad in (0, -0.05, 1.5):
+        with pytest.raises(ConfigError, match=f"collapse_margin={bad}"):
+            load_spec(None, {"collapse_margin": bad})
 
 
 def test_stages_must_grow_from_one() -> None:
