@@ -298,7 +298,7 @@ def _say_collapses(answers: list[ToleranceAnswer], margin: float | None, relativ
                 told.add(found.candidate.key)
                 c, worst = found.candidate, max(found.drops[s] for s in seeds)
                 tolerance = in_budget_unit(answer.tolerance, relative)
-                past = f"collapse_margin ({in_budget_unit(margin or 0.0)}) past {tolerance}"
+                past = f"collapse_margin ({in_budget_unit(margin or 0.0, relative)}) past {tolerance}"
                 say(
                     f"over: {c.strategy} kept {list(c.kept_layers)} (lr {c.learning_rate:.1e}, {c.epochs} epochs) "
                     f"collapsed: it dropped {in_budget_unit(worst, relative)} on seed(s) {seeds}, more than {past}"

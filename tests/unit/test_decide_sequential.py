@@ -126,3 +126,21 @@ def test_the_within_verdicts_of_a_walk_hold_together_at_95_percent() -> None:
     assert (
         family.drops_interval.confidence == plan.confidence and family.drops_interval.high > alone.drops_interval.high
     )
+
+
+def test_the_terminal_says_which_seed_collapsed_once_per_finalist() -> None:
+    from prunetune.search.decide import ToleranceAnswer
+    from prunetune.search.max_drop import _say_collapses
+
+    measure, _ = measuring({1: 0.01, 2: 0.09, 3: 0.01})
+    plan = RecheckPlan((3,), collapse_margin=0.05)
+    answers = [ToleranceAnswer(t, None, None, 1, (recheck(CANDIDATE, measure, t, plan),)) for t in (0.01, 0.02, 0.03)]
+    lines: list[str] = []
+    _say_collapses(answers, 0.05, False, lines.append)
+    assert lines == [
+        "over: window kept [0, 5] (lr 4.0e-04, 2 epochs) collapsed: it dropped 9 points on seed(s) [2], "
+        "more than collapse_margin (5 points) past 1 point"
+    ]
+    lines.clear()
+    _say_collapses(answers, None, False, lines.append)
+    assert lines == []
