@@ -105,8 +105,12 @@ class Rule:
 
     @property
     def plan(self) -> RecheckPlan:
-        spec = SearchSpec(seeds=SEEDS, first_seeds=self.first_seeds, max_finalists=self.max_finalists)
-        spec = replace(spec, collapse_margin=self.collapse_margin)
+        spec = SearchSpec(
+            seeds=SEEDS,
+            first_seeds=self.first_seeds,
+            max_finalists=self.max_finalists,
+            collapse_margin=self.collapse_margin,
+        )
         plan = recheck_plan(spec)
         return plan if self.family else replace(plan, confidence=RecheckPlan.confidence)
 

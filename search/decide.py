@@ -169,6 +169,7 @@ class Finding:
     drops: dict[int, float]  # seed -> paired drop
     drops_interval: Interval  # over the seeds that did not fail
     verdict: Verdict
+    collapsed: tuple[int, ...] = ()  # seeds that made it over whatever its mean (RecheckPlan.collapse_margin)
 
     @property
     def failed_seeds(self) -> list[int]:
@@ -219,8 +220,8 @@ def finding(
 @dataclass(frozen=True)
 class RecheckPlan:
     """How finalists are re-trained on the decision seeds: on ``stages[0]`` seeds first, then on more (up to each
-    next stage) only while not clearly over (the whole interval above the tolerance); a verdict of *within* is
-    reached on the last stage's seeds alone. ``confidence``: the two-sided level of every interval."""
+    next stage) only while neither clearly over (the whole interval above the tolerance) nor collapsed; a verdict
+    of *within* is reached on the last stage's seeds alone. ``confidence``: the two-sided level of every interval."""
 
     stages: tuple[int, ...] = (5,)
     confidence: float = 0.95
@@ -251,8 +252,9 @@ def recheck(
         found = finding(candidate, scores, drops, tolerance, plan.confidence)
         if found.drops_interval.low > tolerance + EPSILON:  # clearly over: more seeds cannot make it within
             return found
-        if collapsed_seeds(found, tolerance, plan.collapse_margin):
-            return replace(found, verdict="over")
+        collapsed = collapsed_seeds(found, tolerance, plan.collapse_margin)
+        if collapsed:
+            return replace(found, verdict="over", collapsed=tuple(collapsed))
     # Within is called on every seed only: a within called early, on a few seeds, was called falsely three times
     # as often on the simulator (bench/simulate.py), and the walk calls within for many finalists and tolerances.
     return found

@@ -31,7 +31,6 @@ from prunetune.search.decide import (
     TunedReference,
     answer_tolerance,
     answers_by_configuration,
-    collapsed_seeds,
     paired_drops,
 )
 from prunetune.search.space import distilled
@@ -289,14 +288,15 @@ def model_folder(c: Candidate) -> str:
 
 
 def _say_collapses(answers: list[ToleranceAnswer], margin: float | None, relative: bool, say: Say) -> None:
-    """Why a finalist whose mean may look within is over: one of its seeds collapsed (said once per finalist)."""
+    """Why a finalist whose mean may look within is over: the decision found one of its seeds collapsed (said once
+    per finalist). ``margin``: the plan's ``collapse_margin``, for the message."""
     told: set[ConfigKey] = set()
     for answer in answers:
         for found in answer.findings:
-            seeds = collapsed_seeds(found, answer.tolerance, margin)
-            if seeds and found.candidate.key not in told:
+            if found.collapsed and found.candidate.key not in told:
                 told.add(found.candidate.key)
-                c, worst = found.candidate, max(found.drops[s] for s in seeds)
+                c, seeds = found.candidate, list(found.collapsed)
+                worst = max(found.drops[s] for s in seeds)
                 tolerance = in_budget_unit(answer.tolerance, relative)
                 past = f"collapse_margin ({in_budget_unit(margin or 0.0, relative)}) past {tolerance}"
                 say(

@@ -35,14 +35,12 @@ from prunetune.records import (
 Config = tuple[float, int]  # a reference configuration: learning rate, epochs
 
 
-def reference_trials(
-    spec: SearchSpec, learning_rates: Sequence[float] | None = None, seeds: Sequence[int] | None = None
-) -> list[TrialConfig]:
-    """Every run of the sweep (or of ``learning_rates`` alone): learning rates x epochs x decision seeds (or
-    ``seeds``), the unpruned model."""
+def reference_trials(spec: SearchSpec, learning_rates: Sequence[float] | None = None) -> list[TrialConfig]:
+    """Every run of the sweep (or of ``learning_rates`` alone): learning rates x epochs x decision seeds, the
+    unpruned model."""
     rates = spec.reference.learning_rates if learning_rates is None else learning_rates
     configs = [(lr, epochs) for lr in rates for epochs in reference_epochs(spec)]
-    return config_trials(spec, configs, decision_seeds(spec) if seeds is None else seeds)
+    return config_trials(spec, configs, decision_seeds(spec))
 
 
 def config_trials(spec: SearchSpec, configs: Sequence[Config], seeds: Sequence[int]) -> list[TrialConfig]:

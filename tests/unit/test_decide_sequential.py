@@ -54,7 +54,7 @@ def test_a_seed_that_collapsed_makes_the_finalist_over_whatever_its_mean() -> No
     measure, _ = measuring(drops)
     assert recheck(CANDIDATE, measure, 0.03, RecheckPlan((5,))).verdict == "borderline"  # the interval alone
     found = recheck(CANDIDATE, measure, 0.03, RecheckPlan((5,), collapse_margin=0.05))
-    assert found.verdict == "over" and found.drops_interval.mean < 0.03
+    assert found.verdict == "over" and found.drops_interval.mean < 0.03 and found.collapsed == (2,)
     assert collapsed_seeds(found, 0.03, 0.05) == [2] and collapsed_seeds(found, 0.03, None) == []
     # staged: the collapse on the second seed ends it there; the other three are never trained
     measure, asked = measuring(drops)
@@ -142,5 +142,8 @@ def test_the_terminal_says_which_seed_collapsed_once_per_finalist() -> None:
         "more than collapse_margin (5 points) past 1 point"
     ]
     lines.clear()
-    _say_collapses(answers, None, False, lines.append)
+    unruled = RecheckPlan((3,))  # no collapse_margin: the same seeds, and nothing to say
+    measure, _ = measuring({1: 0.01, 2: 0.09, 3: 0.01})
+    quiet = [ToleranceAnswer(t, None, None, 1, (recheck(CANDIDATE, measure, t, unruled),)) for t in (0.01, 0.03)]
+    _say_collapses(quiet, 0.05, False, lines.append)
     assert lines == []
