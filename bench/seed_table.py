@@ -1,0 +1,154 @@
+"""More seeds for a seed table: every configuration of the table at each of its learning rates, trained on new
+seeds by K plain worker processes sharing one device, and written in the table's own columns.
+
+The shared seed table has seeds 0 and 1; a decision of ``max-drop``'s 5 seeds needs more to be replayed and
+its noise to be checked. Each row here is one ``run_job`` call (no Ray, no MLflow) of the trial of
+``--spec`` (the table's setting: examples/max-drop-minilm-indicnews.yaml) with the row's kept layers,
+learning rate, epochs and seed. Rows are appended as they finish, so a run cut short keeps what it trained
+and a second run skips it; jobs go seed by seed, so whole seeds come first. ``--stop-after`` starts no job
+after that many seconds (the device call's own limit), and lets the running ones finish.
+
+    bench/seed_table.py --seeds 3 4 5 --output bench/results/minilm-l6-indicnews-en-seeds-3-5.csv
+    bench/seed-table-device     # on the lent GPU machine, from the kit: 14 workers, seeds 3 onwards
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import csv
+import json
+import multiprocessing
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+TABLE = HERE.parents[1] / "shared" / "tables" / "minilm-l6-indicnews-en-lr-seeds.csv"
+COLUMNS = ("config", "kept_layers", "layers_dropped", "variant", "learning_rate", "epochs", "seed", "val_score")
+_WORKER: dict[str, Any] = {}
+
+
+def table_points(table: Path, variants: list[str]) -> list[dict[str, str]]:
+    """The table's distinct (configuration, learning rate, epochs), in the table's order, seeds left out."""
+    points: dict[tuple[str, str, str], dict[str, str]] = {}
+    with table.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row["variant"] in variants:
+                points.setdefault((row["config"], row["learning_rate"], row["epochs"]), row)
+    return [{c: row[c] for c in COLUMNS if c not in ("seed", "val_score")} for row in points.values()]
+
+
+def trial_config(base: Any, point: dict[str, str], seed: int) -> Any:
+    """The point's trial: the reference keeps every layer (no surgery), a pruned row its kept layers."""
+    kept = None if point["variant"] == "reference" else json.loads(point["kept_layers"])
+    return base.with_overrides(
+        {
+            "kept_layers": kept,
+            "training.learning_rate": float(point["learning_rate"]),
+            "training.epochs": int(point["epochs"]),
+            "training.seed": seed,
+        }
+    )
+
+
+def _start_worker(threads: int, base: Any) -> None:
+    """A plain worker: its threads, and the data read and tokenized once (it does not depend on the seed)."""
+    import torch
+    from prunetune.trainables.models import load_tokenizer
+    from prunetune.trainables.prepared import prepare_classification
+
+    torch.set_num_threads(threads)
+    _WORKER["prepared"] = prepare_classification(base, load_tokenizer(base.model), base.model)
+
+
+def _job(config: Any) -> tuple[float, float]:
+    from prunetune.trainables.jobs import run_job
+
+    started = time.monotonic()
+    score = float(run_job(config, prepared=_WORKER["prepared"])["val_score"])
+    return score, time.monotonic() - started
+
+
+def _done(output: Path) -> set[tuple[str, str, str, str]]:
+    if not output.exists():
+        with output.open("w", newline="") as handle:
+            csv.writer(handle).writerow(COLUMNS)
+        return set()
+    with output.open(newline="") as handle:
+        return {(r["config"], r["learning_rate"], r["epochs"], r["seed"]) for r in csv.DictReader(handle)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--table", type=Path, default=TABLE, help="the table whose configurations are trained")
+    parser.add_argument("--spec", default=str(HERE.parent / "examples" / "max-drop-minilm-indicnews.yaml"))
+    parser.add_argument("--seeds", type=int, nargs="+", required=True)
+    parser.add_argument("--variants", nargs="+", default=["reference", "pruned"])
+    parser.add_argument("--concurrency", type=int, default=2, help="K: plain workers sharing the device")
+    parser.add_argument("--threads", type=int, default=1, help="cores per worker")
+    parser.add_argument("--stop-after", type=float, default=None, help="seconds after which no job starts")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="trial overrides")
+    parser.add_argument("--output", type=Path, required=True)
+    args = parser.parse_args()
+
+    import torch
+    from prunetune.trainables.config import TrialConfig, parse_overrides
+
+    from prunetune.libs import yaml
+
+    raw = yaml.safe_load(Path(args.spec).read_text())["trial"]
+    base = TrialConfig.from_dict(raw).with_overrides({"training.device": "auto"} | parse_overrides(args.set))
+    points = table_points(args.table, args.variants)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    done = _done(args.output)
+    plan = [
+        (point, seed)
+        for seed in args.seeds
+        for point in points
+        if (point["config"], point["learning_rate"], point["epochs"], str(seed)) not in done
+    ]
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    print(
+        f"{len(points)} configurations x seeds {args.seeds}: {len(plan)} jobs to train "
+        f"({len(points) * len(args.seeds) - len(plan)} already in {args.output}), "
+        f"{args.concurrency} workers on {device}, {args.threads} core(s) each",
+        flush=True,
+    )
+    context = multiprocessing.get_context("spawn")
+    started = time.monotonic()
+    trained = 0
+    with concurrent.futures.ProcessPoolExecutor(
+        args.concurrency, mp_context=context, initializer=_start_worker, initargs=(args.threads, base)
+    ) as pool:
+        waiting = list(reversed(plan))
+        running: dict[concurrent.futures.Future[tuple[float, float]], tuple[dict[str, str], int]] = {}
+        while waiting or running:
+            late = args.stop_after is not None and time.monotonic() - started > args.stop_after
+            while waiting and not late and len(running) < args.concurrency + 2:  # a short queue: stops promptly
+                point, seed = waiting.pop()
+                running[pool.submit(_job, trial_config(base, point, seed))] = (point, seed)
+            if late and waiting:
+                queued = [future for future in running if future.cancel()]
+                for future in queued:
+                    waiting.append(running.pop(future))
+                print(f"stop-after {args.stop_after:g} s: {len(waiting)} jobs not started", flush=True)
+                waiting = []
+            finished, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in finished:
+                point, seed = running.pop(future)
+                score, seconds = future.result()
+                with args.output.open("a", newline="") as handle:
+                    csv.writer(handle).writerow([*point.values(), seed, round(score, 4)])
+                trained += 1
+                print(
+                    f"[{trained}/{len(plan)}] seed {seed} {point['config']} lr {float(point['learning_rate']):g}: "
+                    f"{score:.4f} ({seconds:.1f} s)",
+                    flush=True,
+                )
+    wall = time.monotonic() - started
+    print(f"{trained} jobs in {wall:.0f} s, workers' start included: {trained / wall:.3f} jobs/s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
