@@ -70,7 +70,8 @@ def _job(config: Any) -> tuple[float, float]:
     return score, time.monotonic() - started
 
 
-def _done(output: Path) -> set[tuple[str, str, str, str]]:
+def trained_rows(output: Path) -> set[tuple[str, str, str, str]]:
+    """(configuration, learning rate, epochs, seed) already in ``output``; a new file gets its header."""
     if not output.exists():
         with output.open("w", newline="") as handle:
             csv.writer(handle).writerow(COLUMNS)
@@ -101,7 +102,7 @@ def main() -> None:
     base = TrialConfig.from_dict(raw).with_overrides({"training.device": "auto"} | parse_overrides(args.set))
     points = table_points(args.table, args.variants)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    done = _done(args.output)
+    done = trained_rows(args.output)
     plan = [
         (point, seed)
         for seed in args.seeds
