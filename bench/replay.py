@@ -76,6 +76,7 @@ from prunetune.search.space import (
     point_key,
     strategy_params,
     tell_repeat,
+    warm_start_points,
 )
 from prunetune.search.spec import SearchSpec, load_spec
 from prunetune.search.upstream import TPE_STARTUP_TRIALS
@@ -201,12 +202,13 @@ def true_answers(table: Table, tolerances: Sequence[float]) -> tuple[TunedRefere
     return reference, answers
 
 
-def make_spec(table: Table, tolerances: Sequence[float], max_finalists: int) -> SearchSpec:
+def make_spec(table: Table, tolerances: Sequence[float], max_finalists: int, warm_start: bool = True) -> SearchSpec:
     return load_spec(
         None,
         {
             "space.strategies": STRATEGIES,
             "space.epochs": [min(table.epochs), max(table.epochs)],
+            "space.warm_start": warm_start,
             "budget.tolerance": max(tolerances),
             "max_finalists": max_finalists,
         },
@@ -352,13 +354,14 @@ def replay(
     max_finalists: int = SearchSpec.max_finalists,
     max_trials: int | None = None,
     startup_trials: int = TPE_STARTUP_TRIALS,
+    warm_start: bool = True,
 ) -> Replay:
     """One max-drop replayed by ``searcher`` (prunetune / random / grid) with replay seed ``replay_seed``."""
     rng = random.Random(replay_seed)
     search_seed = rng.choice(table.seeds)
     decision = [seed for seed in table.seeds if seed != search_seed]
     reference = tuned_reference(table, decision)
-    spec = make_spec(table, tolerances, max_finalists)
+    spec = make_spec(table, tolerances, max_finalists, warm_start)
     answers = Answers(table, reference, search_seed, decision, tolerances, max_finalists)
     result = Replay(searcher, replay_seed, search_seed, decision, reference)
     result.depths = {t: [] for t in tolerances}
@@ -438,6 +441,10 @@ def sampled_search(
     space = DefineSpace(spec, n, anchor_lr, layer_scores)
     reachable = reachable_points(space, table, layer_scores)
     studies = [optuna.create_study(direction="maximize", sampler=sampler(j)) for j in range(len(budgets))]
+    if searcher == "prunetune":  # as BudgetSearch: the warm start first (space.warm_start), half the trials at most
+        limit = (max_trials or len(reachable)) // 2
+        for params in warm_start_points(space, spec, n, layer_scores, anchor_lr, limit):
+            studies[0].enqueue_trial(params)
     outcomes: list[dict[Point, Any]] = [{} for _ in budgets]  # per study: point -> its frozen trial there
     while True:
         trained_points = outcomes[0].keys()
@@ -591,6 +598,7 @@ def run_all(
     searchers: Sequence[str] = DEFAULT_SEARCHERS,
     progress: Callable[[str], None] | None = None,
     startup_trials: int = TPE_STARTUP_TRIALS,
+    warm_start: bool = True,
 ) -> dict[str, Any]:
     """Every searcher over replay seeds 0..seeds-1; the report as a JSON-ready dict."""
     import optuna
@@ -604,7 +612,7 @@ def run_all(
     for name in searchers:
         started = time.monotonic()
         replays[name] = [
-            replay(name, r, table, layer_scores, tolerances, max_finalists, max_trials, startup_trials)
+            replay(name, r, table, layer_scores, tolerances, max_finalists, max_trials, startup_trials, warm_start)
             for r in range(seeds)
         ]
         if progress:
@@ -631,6 +639,7 @@ def run_all(
         "tolerances": tolerances,
         "max_finalists": max_finalists,
         "startup_trials": startup_trials,
+        "warm_start": warm_start,
         "seeds": table.seeds,
         "space": {
             "strategies": STRATEGIES,
@@ -705,6 +714,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--max-trials", type=int, help="stop each search after this many trials (default: none)")
     parser.add_argument("--startup-trials", type=int, default=TPE_STARTUP_TRIALS, help="TPE's random trials first")
     parser.add_argument("--searchers", nargs="+", default=list(DEFAULT_SEARCHERS), choices=SEARCHERS)
+    parser.add_argument("--no-warm-start", action="store_true", help="prunetune's searcher without its warm start")
     args = parser.parse_args(argv)
 
     table = load_table(args.table)
@@ -714,7 +724,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     started = time.monotonic()
     report = run_all(
         table, layer_scores, args.tolerances, args.seeds, args.max_finalists, args.max_trials, args.searchers,
-        progress=print, startup_trials=args.startup_trials,
+        progress=print, startup_trials=args.startup_trials, warm_start=not args.no_warm_start,
     )  # fmt: skip
     report["seconds"] = round(time.monotonic() - started, 1)
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -102,6 +102,8 @@ class Rule:
     searcher: str = "prunetune"
     # collapse_margin: a finalist one of whose seeds drops more than this past the tolerance is over (decide).
     collapse_margin: float | None = SearchSpec.collapse_margin
+    # space.warm_start: the search's first trials are the angular block of each depth at 2x the reference's rate.
+    warm_start: bool = True
 
     @property
     def plan(self) -> RecheckPlan:
@@ -119,7 +121,14 @@ SEEDS = 5  # decision seeds, the spec's default
 # The defaults before issue 23: 4 finalists, each interval at 95 %, the reference's sweep as given, each answer's
 # model trained once more.
 TODAY = Rule(
-    "today", max_finalists=4, edge_steps=0, family=False, models_kept=False, screen_seeds=None, collapse_margin=None
+    "today",
+    max_finalists=4,
+    edge_steps=0,
+    family=False,
+    models_kept=False,
+    screen_seeds=None,
+    collapse_margin=None,
+    warm_start=False,
 )
 RULES = {  # what docs/benchmarks.md §1e compares; a rule here is one the product can run (its spec keys), but "cycled"
     "today": TODAY,
@@ -143,6 +152,10 @@ RULES = {  # what docs/benchmarks.md §1e compares; a rule here is one the produ
     "new-first-seeds-2": Rule("new-first-seeds-2", first_seeds=2),
     "new-margin-3": Rule("new-margin-3", collapse_margin=0.03),
     "new-margin-10": Rule("new-margin-10", collapse_margin=0.10),
+    # The defaults before the warm start: the sampler alone picks every trial.
+    "new-no-warm-start": Rule("new-no-warm-start", warm_start=False),
+    # 16 trials, the rest the defaults: what the warm start may save in trials.
+    "new-16-trials": Rule("new-16-trials", num_trials=16),
 }
 
 
@@ -226,7 +239,7 @@ def simulate_run(world: World, rule: Rule, run: int, tolerances: Sequence[float]
         on_search_seed = picked.score
         reference = reference_on(decision, [(picked.learning_rate, picked.epochs)])
 
-    spec = make_spec(table, tolerances, rule.max_finalists)
+    spec = make_spec(table, tolerances, rule.max_finalists, rule.warm_start)
     trials: list[Candidate] = []
 
     def trained(point: Point, strategy: str) -> float:

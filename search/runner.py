@@ -213,7 +213,7 @@ def _search(
         if recorder.unreachable:
             raise recorder.stopped()
     callbacks = [recorder, _progress(spec, say)] + ([] if spec.keep_checkpoints else [DropFinishedCheckpoints()])
-    tuner = _tuner(spec, store, reference, scores, num_layers, shared, callbacks)
+    tuner = _tuner(spec, store, reference, scores, num_layers, shared, callbacks, say)
     started = time.monotonic()
     stage.phase = "during the trials"
     try:
@@ -400,10 +400,11 @@ def _tuner(
     num_layers: int,
     shared: SharedWork | None,
     callbacks: list[Any],
+    say: Say,
 ) -> Any:
     """Tune's experiment: restored on resume (with the Optuna state), else new with prunetune's searcher."""
     from prunetune.search.searcher import BudgetSearch
-    from prunetune.search.space import OBJECTIVE
+    from prunetune.search.space import OBJECTIVE, WARM_START_LR_SCALE
     from prunetune.search.trainable import run_trial
 
     # The data travel as a SharedData (a reference): trials read the same single copy as the baselines,
@@ -433,6 +434,12 @@ def _tuner(
         study_name=_study_name(spec, store.parent),
         links={"mlflow_search_run_id": store.parent, "mlflow_experiment_id": store.experiment},
     )
+    if searcher.warm_start:
+        depths = ", ".join(str(p["count"]) for p in searcher.warm_start)
+        say(
+            f"first {len(searcher.warm_start)} trials (space.warm_start): the angular block of {depths} layer(s), "
+            f"at {WARM_START_LR_SCALE:g}x the reference's learning rate; the sampler picks the rest"
+        )
     multi = spec.objective == "multi"
     max_epochs = int(spec.space.epochs[1])
     scheduler = (

@@ -33,6 +33,7 @@ from prunetune.search.space import (
     strategy_params,
     tell_repeat,
     trial_config,
+    warm_start_points,
 )
 from prunetune.search.spec import SearchSpec
 from prunetune.search.upstream import check_private_state, completed_trials, make_sampler, optuna_trials
@@ -104,9 +105,18 @@ class BudgetSearch(OptunaSearch):
         # The storage is kept for reading trials back by number (Optuna's public storage API); without one
         # the study lives in memory, as Ray's default.
         self.storage = storage if storage is not None else optuna.storages.InMemoryStorage()
-        self.space = DefineSpace(spec, num_layers, anchor_lr or spec.trial.training.learning_rate, scores)
+        anchor = anchor_lr or spec.trial.training.learning_rate
+        self.space = DefineSpace(spec, num_layers, anchor, scores)
+        # Half the trials at most: the sampler needs the rest to search.
+        self.warm_start = warm_start_points(self.space, spec, num_layers, scores, anchor, spec.num_trials // 2)
         super().__init__(
-            space=self.space, metric=metric, mode=mode, sampler=sampler, storage=self.storage, study_name=study_name
+            space=self.space,
+            metric=metric,
+            mode=mode,
+            sampler=sampler,
+            storage=self.storage,
+            study_name=study_name,
+            points_to_evaluate=self.warm_start or None,
         )
         check_private_state(self)
         self.spec = spec

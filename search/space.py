@@ -9,6 +9,8 @@
   (:func:`~prunetune.trainables.strategies.threshold_range`), so every τ drops between min_count and
   max_count layers.
 * Ranges stay static for the whole search (Optuna's samplers need that, docs/design.md §2).
+* The **warm start** (``space.warm_start``) gives the sampler its first points: the angular block of each depth
+  at twice the reference's learning rate (:func:`warm_start_points`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import math
 from typing import Any
 
 from prunetune.search.spec import SearchSpec
-from prunetune.trainables.strategies import count_limit, get_strategy, threshold_range
+from prunetune.trainables.strategies import angular_block, count_limit, get_strategy, threshold_range
 
 from prunetune.libs import optuna
 from prunetune.records import LayerScores, drop, within
@@ -30,6 +32,11 @@ LR_STEPS_PER_OCTAVE = 2  # half-octaves: the seed table's optimum is broad (2e-4
 DISTILL_ALPHA = (0.0, 1.0)  # the soft term's weight, when a trial distils
 DISTILL_TEMPERATURE = (1.0, 8.0)  # sampled log-uniformly
 NO_DISTILL = (0.0, 0.0)  # (alpha, temperature) of a trial that does not distil: the temperature plays no part
+# The warm start's learning rate, as a multiple of the tuned reference's. Pruned models want a higher rate than
+# the full model (the seed table: 2x at 2 to 4 layers dropped, 4x at 5). At 1x the warm start was worse than none
+# on the replay (57 / 71 / 96 % against 58 / 79 / 100 %); at 2x, and at 2x rising to 4x with depth, 83 / 100 /
+# 100 % both (docs/benchmarks.md §1e), so the simpler rule.
+WARM_START_LR_SCALE = 2.0
 
 
 def on_grid(learning_rate: float, anchor: float, low: float, high: float) -> float:
@@ -91,6 +98,39 @@ class DefineSpace:
         """The learning rate a sampled point trains with: on the half-octave grid, inside the range."""
         low, high = (bound * self.lr_unit for bound in self.lr_range)
         return on_grid(params[self.lr_name] * self.lr_unit, self.lr_anchor, low, high)
+
+
+def warm_start_points(
+    space: DefineSpace, spec: SearchSpec, num_layers: int, scores: LayerScores | None, anchor_lr: float, limit: int
+) -> list[dict[str, Any]]:
+    """The search's first points, in ``space``'s own parameters: at each depth from ``min_count`` to ``max_count``
+    (at most ``limit`` of them, spread evenly from the shallowest to the deepest), the block whose input and output
+    are closest in angle (Gromov et al.; the layer scores the search computes), at :data:`WARM_START_LR_SCALE`
+    times ``anchor_lr``, the tuned reference's learning rate; the spec's epochs, no distillation. A window at the
+    block's start expresses it, else the angular-block strategy; none without either strategy or the scores."""
+    if not spec.space.warm_start or scores is None or limit < 1:
+        return []
+    strategy = next((s for s in ("window", "angular-block") if s in space.strategies), None)
+    if strategy is None:
+        return []
+    depths = list(range(space.min_count, space.max_count + 1))
+    if len(depths) > limit:
+        step = (len(depths) - 1) / max(limit - 1, 1)
+        depths = sorted({depths[round(i * step)] for i in range(limit)})
+    low, high = space.lr_range
+    lr = min(max(WARM_START_LR_SCALE * anchor_lr / space.lr_unit, low), high)
+    epochs = min(max(spec.trial.training.epochs, space.epochs[0]), space.epochs[1])
+    points = []
+    for count in depths:
+        point: dict[str, Any] = {"strategy": strategy, "count": count}
+        if strategy == "window":
+            start = min(angular_block(num_layers, scores, count))
+            point["start_fraction"] = start / (num_layers - count)
+        point |= {space.lr_name: lr, "epochs": epochs}
+        if space.distill:
+            point["distill"] = False
+        points.append(point)
+    return points
 
 
 def strategy_params(params: dict[str, Any], num_layers: int) -> dict[str, Any]:
