@@ -435,10 +435,14 @@ def _tuner(
         links={"mlflow_search_run_id": store.parent, "mlflow_experiment_id": store.experiment},
     )
     if searcher.warm_start:
-        depths = ", ".join(str(p["count"]) for p in searcher.warm_start)
+        counts = [str(p["count"]) for p in searcher.warm_start]
+        depths = counts[0] if len(counts) == 1 else ", ".join(counts[:-1]) + " and " + counts[-1]
+        rate = searcher.space.learning_rate(searcher.warm_start[0])
+        first = "the first trial" if len(counts) == 1 else f"the first {len(counts)} trials"
+        layers = "layer" if counts == ["1"] else "layers"
         say(
-            f"first {len(searcher.warm_start)} trials (space.warm_start): the angular block of {depths} layer(s), "
-            f"at {WARM_START_LR_SCALE:g}x the reference's learning rate; the sampler picks the rest"
+            f"{first} (space.warm_start): the angular block of {depths} {layers}, at lr {rate:.1e} "
+            f"({WARM_START_LR_SCALE:g}x the reference's); the sampler picks the rest"
         )
     multi = spec.objective == "multi"
     max_epochs = int(spec.space.epochs[1])

@@ -32,7 +32,7 @@ def test_a_search_prints_its_progress_on_stderr_its_answer_on_stdout_and_no_bann
         "trial.training.epochs": 1,
         "trial.training.max_length": 24,
         "space.epochs": "[1, 1]",
-        "space.strategies": "[top, middle]",
+        "space.strategies": "[top, window]",
         "reference.learning_rates": "[1e-3]",
         "budget.tolerance": 0.5,
         "seeds": 1,
@@ -53,5 +53,7 @@ def test_a_search_prints_its_progress_on_stderr_its_answer_on_stdout_and_no_bann
     assert [banner for banner in BANNERS if banner.lower() in (out + err).lower()] == [], err[-3000:]
     assert len(re.findall(r"skipped \d+ empty text", err)) == 1  # the data warning, once per search
     assert "\x1b[" not in out + err
+    # The warm start is named before the trials: num_trials 2 leaves it one trial, the 1-layer block.
+    assert "the first trial (space.warm_start): the angular block of 1 layer, at lr 2.0e-03" in err, err[-3000:]
     for line in err.splitlines():  # every line is prunetune's: a progress line or a warning of its own
-        assert line.startswith(("search ", "reference", "  [", "[", "model: ", "WARNING ")), line
+        assert line.startswith(("search ", "reference", "the first ", "  [", "[", "model: ", "WARNING ")), line
