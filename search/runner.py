@@ -404,7 +404,7 @@ def _tuner(
 ) -> Any:
     """Tune's experiment: restored on resume (with the Optuna state), else new with prunetune's searcher."""
     from prunetune.search.searcher import BudgetSearch
-    from prunetune.search.space import OBJECTIVE, WARM_START_LR_SCALE
+    from prunetune.search.space import OBJECTIVE, warm_start_line
     from prunetune.search.trainable import run_trial
 
     # The data travel as a SharedData (a reference): trials read the same single copy as the baselines,
@@ -435,15 +435,7 @@ def _tuner(
         links={"mlflow_search_run_id": store.parent, "mlflow_experiment_id": store.experiment},
     )
     if searcher.warm_start:
-        counts = [str(p["count"]) for p in searcher.warm_start]
-        depths = counts[0] if len(counts) == 1 else ", ".join(counts[:-1]) + " and " + counts[-1]
-        rate = searcher.space.learning_rate(searcher.warm_start[0])
-        first = "the first trial" if len(counts) == 1 else f"the first {len(counts)} trials"
-        layers = "layer" if counts == ["1"] else "layers"
-        say(
-            f"{first} (space.warm_start): the angular block of {depths} {layers}, at lr {rate:.1e} "
-            f"({WARM_START_LR_SCALE:g}x the reference's); the sampler picks the rest"
-        )
+        say(warm_start_line(searcher.warm_start, searcher.space.learning_rate(searcher.warm_start[0])))
     multi = spec.objective == "multi"
     max_epochs = int(spec.space.epochs[1])
     scheduler = (

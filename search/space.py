@@ -133,6 +133,19 @@ def warm_start_points(
     return points
 
 
+def warm_start_line(points: list[dict[str, Any]], learning_rate: float) -> str:
+    """What the terminal says of the warm start before the trials, e.g. "the first 3 trials (space.warm_start):
+    the angular block of 1, 3 and 5 layers, at lr 4.0e-04 (2x the reference's); the sampler picks the rest"."""
+    counts = [str(p["count"]) for p in points]
+    depths = counts[0] if len(counts) == 1 else ", ".join(counts[:-1]) + " and " + counts[-1]
+    first = "the first trial" if len(counts) == 1 else f"the first {len(counts)} trials"
+    layers = "layer" if counts == ["1"] else "layers"
+    return (
+        f"{first} (space.warm_start): the angular block of {depths} {layers}, at lr {learning_rate:.1e} "
+        f"({WARM_START_LR_SCALE:g}x the reference's); the sampler picks the rest"
+    )
+
+
 def strategy_params(params: dict[str, Any], num_layers: int) -> dict[str, Any]:
     """The sampled values the strategy takes (count or threshold, start fraction), the count mapped into
     what the strategy can drop: the range stays static while alternate-even/odd drop at most half the layers

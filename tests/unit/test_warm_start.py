@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from prunetune.search.searcher import BudgetSearch
-from prunetune.search.space import WARM_START_LR_SCALE, DefineSpace, warm_start_points
+from prunetune.search.space import WARM_START_LR_SCALE, DefineSpace, warm_start_line, warm_start_points
 from prunetune.search.spec import load_spec
 from prunetune.trainables.strategies import angular_block, kept_layers
 
@@ -75,3 +75,13 @@ def test_the_search_trains_the_warm_start_first_then_samples() -> None:
     for s in warm:
         dropped = [i for i in range(n) if i not in s["kept_layers"]]
         assert dropped == list(angular_block(n, scores, len(dropped)))
+
+
+def test_the_terminal_names_the_depths_and_the_rate_in_a_sentence() -> None:
+    points = _points({}, limit=3)
+    assert warm_start_line(points, 4e-4) == (
+        "the first 3 trials (space.warm_start): the angular block of 1, 3 and 5 layers, at lr 4.0e-04 "
+        "(2x the reference's); the sampler picks the rest"
+    )
+    one = warm_start_line(points[:1], 4e-4)
+    assert one.startswith("the first trial (space.warm_start): the angular block of 1 layer,")
