@@ -21,46 +21,29 @@ import argparse
 import concurrent.futures
 import multiprocessing
 import pickle
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # plain_workers, beside this script (imports too)
+import plain_workers  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
-_WORKER: dict[str, Any] = {}
 
 
-def _start_worker(threads: int, base: Any) -> None:
-    """A plain worker: its threads, and the data read and tokenized once, before the clock starts."""
-    import torch
-    from prunetune.trainables.models import load_tokenizer
-    from prunetune.trainables.prepared import prepare_classification
-
-    torch.set_num_threads(threads)
-    _WORKER["prepared"] = prepare_classification(base, load_tokenizer(base.model), base.model)
-
-
-def _ready(_: int) -> bool:
-    return "prepared" in _WORKER
-
-
-def _job(config: Any) -> float:
-    from prunetune.trainables.jobs import run_job
-
-    return float(run_job(config, prepared=_WORKER["prepared"])["val_score"])
-
-
-def plain_workers(configs: list[Any], concurrency: int, threads: int) -> tuple[float, float]:
+def plain_run(configs: list[Any], concurrency: int, threads: int) -> tuple[float, float]:
     """Seconds for K plain processes to run ``configs``: (from the start of the processes to their end, from
     when every worker has started and prepared its data to the last job's end)."""
     context = multiprocessing.get_context("spawn")
     init = (threads, configs[0])
     started = time.monotonic()
     with concurrent.futures.ProcessPoolExecutor(
-        concurrency, mp_context=context, initializer=_start_worker, initargs=init
+        concurrency, mp_context=context, initializer=plain_workers.start, initargs=init
     ) as pool:
-        list(pool.map(_ready, range(concurrency)))  # every worker started and holding its data
+        list(pool.map(plain_workers.ready, range(concurrency)))  # every worker started and holding its data
         began = time.monotonic()
-        list(pool.map(_job, configs))
+        list(pool.map(plain_workers.run, configs))
         ran = time.monotonic()
     return time.monotonic() - started, ran - began  # the first, like Tune's trial phase, ends with the processes
 
@@ -178,7 +161,7 @@ def main() -> None:
             f"bench: {len(trained)} of {args.jobs} trials recorded, {len(unfinished)} not complete: see the log above"
         )
     configs = [TrialConfig.from_flat(mlflow.get_run(run_id).data.params) for run_id in trained["run_id"]]
-    plain_started, plain = plain_workers(configs, args.concurrency, args.threads)
+    plain_started, plain = plain_run(configs, args.concurrency, args.threads)
 
     n, k = len(configs), args.concurrency
     print(f"\n{n} jobs trained, {k} at a time, {args.threads} core(s) each, on {device}; torch {torch.__version__}")

@@ -441,9 +441,8 @@ def sampled_search(
     space = DefineSpace(spec, n, anchor_lr, layer_scores)
     reachable = reachable_points(space, table, layer_scores)
     studies = [optuna.create_study(direction="maximize", sampler=sampler(j)) for j in range(len(budgets))]
-    if searcher == "prunetune":  # as BudgetSearch: the warm start first (space.warm_start), half the trials at most
-        limit = (max_trials or len(reachable)) // 2
-        for params in warm_start_points(space, spec, n, layer_scores, anchor_lr, limit):
+    if searcher == "prunetune":  # as BudgetSearch: the warm start first (space.warm_start)
+        for params in warm_start_points(space, spec, n, layer_scores, anchor_lr, max_trials or len(reachable)):
             studies[0].enqueue_trial(params)
     outcomes: list[dict[Point, Any]] = [{} for _ in budgets]  # per study: point -> its frozen trial there
     while True:

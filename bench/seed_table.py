@@ -19,14 +19,17 @@ import concurrent.futures
 import csv
 import json
 import multiprocessing
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # plain_workers, beside this script (imports too)
+import plain_workers  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 TABLE = HERE.parents[1] / "shared" / "tables" / "minilm-l6-indicnews-en-lr-seeds.csv"
 COLUMNS = ("config", "kept_layers", "layers_dropped", "variant", "learning_rate", "epochs", "seed", "val_score")
-_WORKER: dict[str, Any] = {}
 
 
 def table_points(table: Path, variants: list[str]) -> list[dict[str, str]]:
@@ -50,24 +53,6 @@ def trial_config(base: Any, point: dict[str, str], seed: int) -> Any:
             "training.seed": seed,
         }
     )
-
-
-def _start_worker(threads: int, base: Any) -> None:
-    """A plain worker: its threads, and the data read and tokenized once (it does not depend on the seed)."""
-    import torch
-    from prunetune.trainables.models import load_tokenizer
-    from prunetune.trainables.prepared import prepare_classification
-
-    torch.set_num_threads(threads)
-    _WORKER["prepared"] = prepare_classification(base, load_tokenizer(base.model), base.model)
-
-
-def _job(config: Any) -> tuple[float, float]:
-    from prunetune.trainables.jobs import run_job
-
-    started = time.monotonic()
-    score = float(run_job(config, prepared=_WORKER["prepared"])["val_score"])
-    return score, time.monotonic() - started
 
 
 def trained_rows(output: Path) -> set[tuple[str, str, str, str]]:
@@ -120,7 +105,7 @@ def main() -> None:
     started = time.monotonic()
     trained = 0
     with concurrent.futures.ProcessPoolExecutor(
-        args.concurrency, mp_context=context, initializer=_start_worker, initargs=(args.threads, base)
+        args.concurrency, mp_context=context, initializer=plain_workers.start, initargs=(args.threads, base)
     ) as pool:
         waiting = list(reversed(plan))
         running: dict[concurrent.futures.Future[tuple[float, float]], tuple[dict[str, str], int]] = {}
@@ -128,7 +113,7 @@ def main() -> None:
             late = args.stop_after is not None and time.monotonic() - started > args.stop_after
             while waiting and not late and len(running) < args.concurrency + 2:  # a short queue: stops promptly
                 point, seed = waiting.pop()
-                running[pool.submit(_job, trial_config(base, point, seed))] = (point, seed)
+                running[pool.submit(plain_workers.run, trial_config(base, point, seed))] = (point, seed)
             if late and waiting:
                 queued = [future for future in running if future.cancel()]
                 for future in queued:

@@ -107,8 +107,7 @@ class BudgetSearch(OptunaSearch):
         self.storage = storage if storage is not None else optuna.storages.InMemoryStorage()
         anchor = anchor_lr or spec.trial.training.learning_rate
         self.space = DefineSpace(spec, num_layers, anchor, scores)
-        # Half the trials at most: the sampler needs the rest to search.
-        self.warm_start = warm_start_points(self.space, spec, num_layers, scores, anchor, spec.num_trials // 2)
+        self.warm_start = warm_start_points(self.space, spec, num_layers, scores, anchor, spec.num_trials)
         super().__init__(
             space=self.space,
             metric=metric,

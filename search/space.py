@@ -101,13 +101,15 @@ class DefineSpace:
 
 
 def warm_start_points(
-    space: DefineSpace, spec: SearchSpec, num_layers: int, scores: LayerScores | None, anchor_lr: float, limit: int
+    space: DefineSpace, spec: SearchSpec, num_layers: int, scores: LayerScores | None, anchor_lr: float, num_trials: int
 ) -> list[dict[str, Any]]:
     """The search's first points, in ``space``'s own parameters: at each depth from ``min_count`` to ``max_count``
-    (at most ``limit`` of them, spread evenly from the shallowest to the deepest), the block whose input and output
+    (at most half the search's ``num_trials``, for the sampler needs the rest; spread evenly from the shallowest
+    depth to the deepest when there are more), the block whose input and output
     are closest in angle (Gromov et al.; the layer scores the search computes), at :data:`WARM_START_LR_SCALE`
     times ``anchor_lr``, the tuned reference's learning rate; the spec's epochs, no distillation. A window at the
     block's start expresses it, else the angular-block strategy; none without either strategy or the scores."""
+    limit = num_trials // 2
     if not spec.space.warm_start or scores is None or limit < 1:
         return []
     strategy = next((s for s in ("window", "angular-block") if s in space.strategies), None)

@@ -19,10 +19,10 @@ def scores_where_layers_are_alike(n: int, alike: set[int]) -> LayerScores:
     return LayerScores("m", n, 10, 16, tuple(map(tuple, cosine)), tuple(map(tuple, angle)))
 
 
-def _points(overrides: dict[str, object], n: int = 6, limit: int = 12, anchor: float = 2e-4) -> list[dict]:
+def _points(overrides: dict[str, object], n: int = 6, num_trials: int = 24, anchor: float = 2e-4) -> list[dict]:
     spec = load_spec(None, {"space.epochs": "[2, 2]"} | overrides)
     scores = scores_where_layers_are_alike(n, {2, 3, 4})
-    return warm_start_points(DefineSpace(spec, n, anchor, scores), spec, n, scores, anchor, limit)
+    return warm_start_points(DefineSpace(spec, n, anchor, scores), spec, n, scores, anchor, num_trials)
 
 
 def test_each_depth_is_its_angular_block_as_a_window_at_twice_the_references_rate() -> None:
@@ -30,7 +30,7 @@ def test_each_depth_is_its_angular_block_as_a_window_at_twice_the_references_rat
     scores = scores_where_layers_are_alike(n, {2, 3, 4})
     spec = load_spec(None, {"space.epochs": "[2, 2]"})
     space = DefineSpace(spec, n, 2e-4, scores)
-    points = warm_start_points(space, spec, n, scores, 2e-4, 12)
+    points = warm_start_points(space, spec, n, scores, 2e-4, 24)
     assert [p["count"] for p in points] == [1, 2, 3, 4, 5]
     for point in points:
         kept = kept_layers("window", n, {"count": point["count"], "start_fraction": point["start_fraction"]})
@@ -42,8 +42,8 @@ def test_each_depth_is_its_angular_block_as_a_window_at_twice_the_references_rat
     assert kept_layers("window", n, {"count": 3, "start_fraction": three["start_fraction"]}) == (0, 1, 5)
 
 
-def test_more_depths_than_the_limit_are_spread_from_the_shallowest_to_the_deepest() -> None:
-    points = _points({}, n=12, limit=4)
+def test_more_depths_than_half_the_trials_are_spread_from_the_shallowest_to_the_deepest() -> None:
+    points = _points({}, n=12, num_trials=8)
     assert [p["count"] for p in points] == [1, 4, 8, 11]
 
 
@@ -78,7 +78,7 @@ def test_the_search_trains_the_warm_start_first_then_samples() -> None:
 
 
 def test_the_terminal_names_the_depths_and_the_rate_in_a_sentence() -> None:
-    points = _points({}, limit=3)
+    points = _points({}, num_trials=6)
     assert warm_start_line(points, 4e-4) == (
         "the first 3 trials (space.warm_start): the angular block of 1, 3 and 5 layers, at lr 4.0e-04 "
         "(2x the reference's); the sampler picks the rest"
