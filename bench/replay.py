@@ -1,6 +1,6 @@
 """Benchmark 1b: replay max-drop against a table of seeds — how many trials until the right answer?
 
-The table (``../shared/tables/minilm-l6-indicnews-en-lr-seeds.csv``) holds the validation score of every
+The table (``bench/tables/minilm-l6-indicnews-en-lr-seeds.csv``) holds the validation score of every
 kept-layer set x learning rate (and the unpruned reference at every learning rate) on every seed. A replay
 runs ``prunetune max-drop`` as it runs for real, reading scores from the table instead of training:
 
@@ -48,9 +48,9 @@ import argparse
 import csv
 import json
 import math
-import os
 import random
 import statistics
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -84,9 +84,11 @@ from prunetune.trainables.strategies import StrategyError, kept_layers
 
 from prunetune.records import EPSILON, LayerScores, drop
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_TABLE = REPO.parent / "shared" / "tables" / "minilm-l6-indicnews-en-lr-seeds.csv"
-DEFAULT_SCORES = REPO / "bench" / "results" / "grid-minilm-indicnews-en-scores.json"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # paths, beside this script
+from paths import LAYER_SCORES, SEED_TABLE, shown  # noqa: E402
+
+DEFAULT_TABLE = SEED_TABLE
+DEFAULT_SCORES = LAYER_SCORES
 STRATEGIES = ["top", "bottom", "middle", "window", "alternate-even", "alternate-odd", "contribution"]
 SEARCHERS = ("prunetune", "random", "grid", "cycled")
 DEFAULT_SEARCHERS = SEARCHERS[:3]  # cycled: measured in docs/benchmarks.md §1e, not the product's
@@ -629,7 +631,7 @@ def run_all(
     spec = make_spec(table, tolerances, max_finalists)
     full_answers = {seed: full_table_answer(table, seed, tolerances, max_finalists) for seed in table.seeds}
     return {
-        "table": os.path.relpath(table.path, REPO),  # relative to the checkout: results travel between machines
+        "table": shown(Path(table.path)),  # relative to the checkout: results travel between machines
         "grid_size": grid_size,
         "goal_trials": goal,
         "goal": f"the true answer within {goal} trials (a fifth of the grid) in >= {GOAL_SHARE:.0%} of replay seeds",

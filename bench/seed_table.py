@@ -1,7 +1,7 @@
 """More seeds for a seed table: every configuration of the table at each of its learning rates, trained on new
 seeds by K plain worker processes sharing one device, and written in the table's own columns.
 
-The shared seed table has seeds 0 and 1; a decision of ``max-drop``'s 5 seeds needs more to be replayed and
+The seed table (bench/tables/) has seeds 0 and 1; a decision of ``max-drop``'s 5 seeds needs more to be replayed and
 its noise to be checked. Each row here is one ``run_job`` call (no Ray, no MLflow) of the trial of
 ``--spec`` (the table's setting: examples/max-drop-minilm-indicnews.yaml) with the row's kept layers,
 learning rate, epochs and seed. Rows are appended as they finish, so a run cut short keeps what it trained
@@ -26,9 +26,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # plain_workers, beside this script (imports too)
 import plain_workers  # noqa: E402
+from paths import SEED_TABLE  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-TABLE = HERE.parents[1] / "shared" / "tables" / "minilm-l6-indicnews-en-lr-seeds.csv"
+TABLE = SEED_TABLE
 COLUMNS = ("config", "kept_layers", "layers_dropped", "variant", "learning_rate", "epochs", "seed", "val_score")
 
 

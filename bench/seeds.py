@@ -6,7 +6,7 @@ reference: the configurations a max-drop decision is about), the paired drop on 
 seeds, ``(d_0 - d_1)² / 2`` estimates the variance of one seed's drop; pooled over the configurations it gives
 ``sd``. The 95 % interval of a mean over ``n`` seeds is then ``± t(0.975, n-1) · sd / √n``.
 
-    bench/seeds.py --table ../shared/tables/minilm-l6-indicnews-en-lr-seeds.csv
+    bench/seeds.py     # the seed table of bench/tables/ unless --table says otherwise
 """
 
 from __future__ import annotations
@@ -16,11 +16,15 @@ import csv
 import json
 import math
 import statistics
+import sys
 from pathlib import Path
 
 from prunetune.search.decide import best_reference, half_width
 
-TABLE = Path(__file__).resolve().parents[2] / "shared" / "tables" / "minilm-l6-indicnews-en-lr-seeds.csv"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # paths, beside this script
+from paths import SEED_TABLE  # noqa: E402
+
+TABLE = SEED_TABLE
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ table's own seeds (two). The simulator draws as many seeds as a rule asks for:
 * **The noise.** A seed's score is the true score plus a residual drawn from the table's own residuals around
   the means (``score - mean``, scaled by ``sqrt(n / (n - 1))`` since a residual around a mean of ``n`` spreads
   less than a seed does), pooled by learning rate and by whether the configuration is within 4 points of the
-  reference. Why this model: on the shared table the two seeds differ by 0.2 points on average over the
+  reference. Why this model: on the seed table the two seeds differ by 0.2 points on average over the
   configurations up to 4e-4, so no seed effect shared by every configuration is worth modelling, and draws are
   independent per configuration and seed; but the spread depends on the learning rate (at 8e-4 a run collapses
   on one seed in two) and on the configuration's quality (within 4 points, one seed's score spreads by 0.5 to
@@ -47,6 +47,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from paths import shown  # noqa: E402
 from prunetune.search.decide import (  # noqa: E402
     Candidate,
     RecheckPlan,
@@ -61,7 +62,6 @@ from prunetune.search.spec import ReferenceSweep, SearchSpec, recheck_plan  # no
 from replay import (  # noqa: E402
     DEFAULT_SCORES,
     DEFAULT_TABLE,
-    REPO,
     Point,
     Table,
     load_table,
@@ -363,7 +363,7 @@ def run_all(
         if say:
             say(f"{name}: {runs} runs in {time.monotonic() - started:.0f} s")
     truth = {str(t): world.true_depth(t) for t in sorted(tolerances)}
-    table_name = str(Path(table.path).resolve().relative_to(REPO.parent))
+    table_name = shown(Path(table.path))
     return report | {"details": details, "true_depth": truth, "runs": runs, "table": table_name}
 
 
