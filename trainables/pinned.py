@@ -39,7 +39,7 @@ INDICNEWS_SHA256 = {
 }
 
 # The STS Benchmark translated to Marathi (l3cube-pune/MarathiNLP), at its commit of 2025-09-14; the sums were
-# computed from that commit's files, and match the copies in ../shared/data/stsb-marathi.
+# computed from that commit's files, and match the offline copies the tests read ($PRUNETUNE_DATA_DIR/stsb-marathi).
 STSB_MR_COMMIT = "8ee29fa1329d6a841030eb46659d3c10614b5e59"
 
 STSB_MR_SHA256 = {
