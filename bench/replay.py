@@ -288,7 +288,9 @@ class Answers:
         for t in self.tolerances:
             if finalists([(candidate, None)], self.on_search_seed, t, False):  # as max_drop picks finalists
                 self.candidates[t].append(candidate)
-                self.answers[t] = answer_tolerance(t, self.candidates[t], self.measure, self.max_finalists)
+                self.answers[t] = answer_tolerance(
+                    t, self.candidates[t], self.measure, self.max_finalists, seek_confident=SearchSpec.seek_confident
+                )
 
     def depth(self, t: float) -> int:
         answer = self.answers[t]

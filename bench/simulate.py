@@ -104,6 +104,8 @@ class Rule:
     collapse_margin: float | None = SearchSpec.collapse_margin
     # space.warm_start: the search's first trials are the angular block of each depth at 2x the reference's rate.
     warm_start: bool = True
+    # seek_confident: once a tolerance's answer is found, re-train more finalists in search of one confidently within.
+    seek_confident: bool = SearchSpec.seek_confident
 
     @property
     def plan(self) -> RecheckPlan:
@@ -129,21 +131,20 @@ TODAY = Rule(
     screen_seeds=None,
     collapse_margin=None,
     warm_start=False,
+    seek_confident=True,
 )
 RULES = {  # what docs/benchmarks.md §1e compares; a rule here is one the product can run (its spec keys), but "cycled"
     "today": TODAY,
-    # The defaults now: 3 finalists, intervals at the family's level (98.3 % each), the reference's sweep
-    # extended by up to two octaves while its best is at an edge and screened on 2 decision seeds, a finalist with
-    # a seed more than 5 points past the tolerance over.
+    # The defaults now: 5 finalists, each interval at the family's level (99 % each), the walk stopped at the
+    # answer, the reference's sweep extended by up to two octaves while its best is at an edge and screened on 2
+    # decision seeds, a finalist with a seed more than 5 points past the tolerance over, the warm start.
     "new": Rule("new"),
-    "new-4-finalists": Rule("new-4-finalists", max_finalists=4),
+    # The defaults before the walk stopped at the answer: more finalists re-trained for one confidently within.
+    "new-seek-confident": Rule("new-seek-confident", seek_confident=True),
+    # 3 finalists, the default before 5 (each interval at 98.3 %).
+    "new-3-finalists": Rule("new-3-finalists", max_finalists=3),
     # The defaults before the reference's sweep was screened: every rate on every decision seed at once.
     "new-unscreened": Rule("new-unscreened", screen_seeds=None),
-    # first_seeds: 2, max_finalists: 2: a finalist clearly over on 2 seeds trains on no more, and at most two
-    # finalists per tolerance.
-    "fewer-finalists": Rule("fewer-finalists", first_seeds=2, max_finalists=2),
-    # ... and 16 trials, not 24.
-    "fewer-trials": Rule("fewer-trials", first_seeds=2, max_finalists=2, num_trials=16),
     # The new defaults with the trials cycled across the tolerances (docs/benchmarks.md §1e; not the product's).
     "cycled": Rule("cycled", searcher="cycled"),
     # The defaults before a collapsed seed made a finalist over: the interval alone decides.
@@ -154,8 +155,11 @@ RULES = {  # what docs/benchmarks.md §1e compares; a rule here is one the produ
     "new-margin-10": Rule("new-margin-10", collapse_margin=0.10),
     # The defaults before the warm start: the sampler alone picks every trial.
     "new-no-warm-start": Rule("new-no-warm-start", warm_start=False),
-    # 16 trials, the rest the defaults: what the warm start may save in trials.
+    # Fewer trials, the rest the defaults: what the warm start may save in trials.
     "new-16-trials": Rule("new-16-trials", num_trials=16),
+    "new-12-trials": Rule("new-12-trials", num_trials=12),
+    # Half of today's jobs: 10 trials, and a finalist collapsed on one of its first two seeds trains on no more.
+    "half-jobs": Rule("half-jobs", num_trials=10, first_seeds=2),
 }
 
 
@@ -206,6 +210,7 @@ class Outcome:
     depths: dict[float, int]
     false_within: dict[float, bool]
     jobs: dict[str, int]
+    confident: dict[float, int]  # the depth of the confidently-within finding, 0 for none
 
 
 def simulate_run(world: World, rule: Rule, run: int, tolerances: Sequence[float], scores: LayerScores) -> Outcome:
@@ -268,6 +273,7 @@ def simulate_run(world: World, rule: Rule, run: int, tolerances: Sequence[float]
             rule.max_finalists,
             measured=lambda c: c.key in seeds_run,
             plan=rule.plan,
+            seek_confident=rule.seek_confident,
         )
     jobs["rechecks"] = sum(seeds_run.values())
     chosen = {t: getattr(a, rule.answer) for t, a in answers.items()}
@@ -283,6 +289,7 @@ def simulate_run(world: World, rule: Rule, run: int, tolerances: Sequence[float]
             for t, a in answers.items()
         },
         jobs=jobs,
+        confident={t: 0 if a.confident is None else a.confident.candidate.layers_dropped for t, a in answers.items()},
     )
 
 
@@ -357,6 +364,8 @@ def run_all(
             "jobs": {k: statistics.mean(o.jobs[k] for o in outcomes) for k in outcomes[0].jobs},
             "false_within_any_tolerance": statistics.mean(any(o.false_within.values()) for o in outcomes),
             "depths": answered_depths(outcomes, tolerances),
+            # Per tolerance, the share of runs with a finding confidently within (the README's second answer).
+            "confident_found": {str(t): statistics.mean(o.confident[t] > 0 for o in outcomes) for t in tolerances},
             "seconds": round(time.monotonic() - started, 1),
             "rule": asdict(rule),
         }
@@ -387,7 +396,9 @@ def markdown(report: dict[str, Any], rules: Sequence[str]) -> str:
         lines.append(
             f"{name}: jobs per run {j['reference']:.1f} reference + {j['trials']:.1f} trials + {j['rechecks']:.1f} "
             f"re-checks + {j['models']:.1f} models; some configuration falsely within at any tolerance in "
-            f"{d['false_within_any_tolerance']:.1%} of runs"
+            f"{d['false_within_any_tolerance']:.1%} of runs; a finding confidently within in "
+            + " / ".join(f"{share:.1%}" for share in d["confident_found"].values())
+            + " of runs"
         )
     return "\n".join(lines)
 

@@ -308,19 +308,23 @@ def answer_tolerance(
     max_finalists: int,
     measured: Callable[[Candidate], bool] = lambda candidate: False,
     plan: RecheckPlan = RecheckPlan(),
+    seek_confident: bool = True,
 ) -> ToleranceAnswer:
     """Walk ``candidates`` deepest first; ``measure(candidate, seeds)`` re-trains one on the first ``seeds``
     decision seeds (or returns what it has already) and returns its (scores, paired drops) per seed; each is
     re-checked as ``plan`` says (:func:`recheck`). Stops at the first finalist confidently within, or after
     ``max_finalists`` re-trained finalists; a candidate already ``measured`` (for a tighter tolerance) does not
     count against them and is always weighed, so an answer confidently within 1 point is confidently within 2
-    as well. Of the findings at the deepest depth whose mean is within, the answer is the surest (within before
-    borderline), then the smallest mean drop."""
+    as well. Without ``seek_confident``, nothing more is re-trained once the answer is found (the first finding
+    whose mean is within: the walk is deepest first, so no later one is deeper); what is already measured is
+    still weighed. Of the findings at the deepest depth whose mean is within, the answer is the surest (within
+    before borderline), then the smallest mean drop."""
     findings: list[Finding] = []
     trained = 0
     for candidate in ranked(candidates):
         free = measured(candidate)
-        if not free and trained >= max_finalists:
+        answered = not seek_confident and any(f.verdict != "over" for f in findings)
+        if not free and (trained >= max_finalists or answered):
             continue
         trained += not free
         findings.append(recheck(candidate, measure, tolerance, plan))

@@ -71,6 +71,8 @@ class MaxDropAnswer:
     relative: bool
     parent_run_id: str
     trials: int
+    # seek_confident: whether the walk went on past each answer for a finding confidently within.
+    confident_sought: bool = False
     models: dict[float, SavedModel] = field(default_factory=dict)  # tolerance -> its answer's model
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,6 +90,7 @@ class MaxDropAnswer:
             "relative": self.relative,
             "search_run_id": self.parent_run_id,
             "trials": self.trials,
+            "seek_confident": self.confident_sought,
             "tolerances": [answer.to_dict() | self._model_of(answer.tolerance) for answer in self.tolerances],
         }
 
@@ -248,6 +251,7 @@ def _decide(ctx: SearchContext, tolerances: list[float], result: SearchResult, r
             loosest.max_finalists,
             measured=lambda candidate: candidate.key in measured,
             plan=recheck_plan(loosest),
+            seek_confident=loosest.seek_confident,
         )
         for t in sorted(tolerances)
     ]
@@ -262,6 +266,7 @@ def _decide(ctx: SearchContext, tolerances: list[float], result: SearchResult, r
         relative,
         result.parent_run_id,
         result.trials,
+        loosest.seek_confident,
     )
     if not loosest.save_model:
         return answer
@@ -393,6 +398,16 @@ def render(answer: MaxDropAnswer) -> str:
         f"\ntolerances and drops in {budget_unit(answer.relative)}; within: the whole interval under the tolerance; "
         "borderline: only the mean is"
     )
+    unsure = [
+        in_budget_unit(item.tolerance)
+        for item in answer.tolerances
+        if item.mean_within is not None and item.confident is None
+    ]
+    if unsure and not answer.confident_sought:
+        lines.append(
+            f"confidently within {', '.join(unsure)}: none among the finalists re-trained, as the walk stops at the "
+            "answer; seek_confident: true re-trains more finalists in search of one"
+        )
     levels = {
         f.drops_interval.confidence for item in answer.tolerances for f in item.findings if f.drops_interval.n > 1
     }

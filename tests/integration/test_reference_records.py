@@ -3,6 +3,8 @@ runs are found again by key (reused), and only the missing ones would be trained
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from mlflow.tracking import MlflowClient
 from prunetune.search.context import SearchContext
@@ -79,7 +81,12 @@ def test_the_answer_reads_with_its_verdict_interval_and_selection_score() -> Non
     assert "| 4 | borderline | window | [0, 5] | 8.0e-04 | 2 |" in row and "0.6802" in row and "| none |" in row
     assert "| 3 | none within |" in text and "tolerances and drops in points" in text
     assert "each interval is 98.33 %, so that the up to 3 finalists weighed per tolerance hold together 95 %" in text
+    # The walk stopped at the borderline answer (seek_confident false): "none" is among those re-trained.
+    assert "confidently within 1: none among the finalists re-trained" in text and "seek_confident: true" in text
+    sought = render(dataclasses.replace(answer, confident_sought=True))
+    assert "none among the finalists re-trained" not in sought
     document = answer.to_dict()
+    assert document["seek_confident"] is False
     assert document["reference"]["score"] == pytest.approx(0.68)
     assert document["reference"]["search_seed_score"] == 0.684
     assert document["tolerances"][0]["answer"]["verdict"] == "borderline"

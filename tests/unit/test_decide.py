@@ -136,6 +136,43 @@ def test_answer_walks_deepest_first_until_a_confident_finding() -> None:
     assert asked == [5, 4, 3] and widened.checked == 3
 
 
+def test_without_seek_confident_nothing_more_is_retrained_once_the_answer_is_found() -> None:
+    reference = {1: 0.70, 2: 0.70, 3: 0.70}
+    on_seeds = {
+        5: {1: 0.60, 2: 0.61, 3: 0.62},  # over
+        4: {1: 0.685, 2: 0.70, 3: 0.69},  # borderline at 1 point: the answer
+        3: {1: 0.695, 2: 0.696, 3: 0.697},  # within, but walked only when sought or already measured
+        2: {1: 0.70, 2: 0.70, 3: 0.70},
+    }
+    asked: list[int] = []
+
+    def measure(candidate: Candidate, seeds: int = 5):
+        asked.append(candidate.layers_dropped)
+        return on_seeds[candidate.layers_dropped], paired_drops(reference, on_seeds[candidate.layers_dropped])
+
+    candidates = [_candidate(k, 0.7) for k in (2, 3, 4, 5)]
+    sought = answer_tolerance(0.01, candidates, measure, max_finalists=4, seek_confident=True)
+    assert asked == [5, 4, 3]
+    asked.clear()
+    stopped = answer_tolerance(0.01, candidates, measure, max_finalists=4, seek_confident=False)
+    assert asked == [5, 4]  # the over finalist did not stop the walk; the borderline answer did
+    assert stopped.mean_within == sought.mean_within and stopped.checked == 2
+    assert stopped.confident is None
+    # What is already measured (for a tighter tolerance) costs nothing and is still weighed.
+    asked.clear()
+    free = answer_tolerance(
+        0.01, candidates, measure, max_finalists=4, measured=lambda c: c.layers_dropped == 3, seek_confident=False
+    )
+    assert asked == [5, 4, 3]
+    assert free.mean_within == sought.mean_within and free.confident == sought.confident
+    # No answer yet: the walk goes on to max_finalists as before.
+    asked.clear()
+    for k in on_seeds:
+        on_seeds[k] = {1: 0.60, 2: 0.61, 3: 0.62}
+    none = answer_tolerance(0.01, candidates, measure, max_finalists=3, seek_confident=False)
+    assert asked == [5, 4, 3] and none.mean_within is None
+
+
 def test_at_the_same_depth_the_surer_finding_is_the_answer() -> None:
     reference = {1: 0.70, 2: 0.70, 3: 0.70}
     wide = Candidate((5,), 5, "middle", 1e-3, 2, 0.69)  # picked first: the higher selection score

@@ -74,3 +74,21 @@ def test_a_report_has_the_four_figures_per_rule_and_tolerance(simulate, world) -
         assert all(row["mean_jobs"] == pytest.approx(total) for row in report[name].values())
     again = simulate.run_all(world.table, scores, rules, runs=3, tolerances=TOLERANCES)
     assert again["today"] == report["today"]  # seeded: the same runs, the same figures
+
+
+def test_stopping_at_the_answer_keeps_every_answer_and_trains_no_more(simulate, world) -> None:
+    """The walk without seek_confident (the default) re-trains nothing once a tolerance's answer is found: the
+    answers are the same run for run, since the walk is deepest first, and only the confident findings can differ."""
+    from prunetune.records import LayerScores
+
+    scores = LayerScores.from_json(simulate.DEFAULT_SCORES.read_text())
+    stopped, sought = simulate.RULES["new"], simulate.RULES["new-seek-confident"]
+    assert (stopped.seek_confident, sought.seek_confident) == (False, True)
+    fewer = 0
+    for run in range(6):
+        a = simulate.simulate_run(world, stopped, run, TOLERANCES, scores)
+        b = simulate.simulate_run(world, sought, run, TOLERANCES, scores)
+        assert a.depths == b.depths
+        assert a.jobs["rechecks"] <= b.jobs["rechecks"]
+        fewer += a.jobs["rechecks"] < b.jobs["rechecks"]
+    assert fewer  # on the seed table some walk goes on past its answer when a confident finding is sought
