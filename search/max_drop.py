@@ -406,7 +406,7 @@ def render(answer: MaxDropAnswer) -> str:
     if unsure and not answer.confident_sought:
         lines.append(
             f"confidently within {', '.join(unsure)}: none among the finalists re-trained, as the walk stops at the "
-            "answer; seek_confident: true re-trains more finalists in search of one"
+            "answer; --set seek_confident=true re-trains more finalists in search of one"
         )
     levels = {
         f.drops_interval.confidence for item in answer.tolerances for f in item.findings if f.drops_interval.n > 1
