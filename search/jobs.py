@@ -114,11 +114,12 @@ def run_jobs(
             continue
         results.append((run_id, result))
         if progress:
-            t, elapsed = trial.training, time.monotonic() - started
+            t, elapsed, kept = trial.training, time.monotonic() - started, len(result["kept_layers"])
             ctx.say(
                 f"  [{clock(elapsed)}] {jobs[number - 1][1]} {number}/{len(launched)}: "
-                f"{len(result['kept_layers'])} layers, lr {t.learning_rate:.1e}, {t.epochs} epochs, seed {t.seed}: "
-                f"val_score {result['val_score']:.4f} · about {clock(time_left(elapsed, number, len(launched)))} to go"
+                f"kept {kept} layer{'s' if kept != 1 else ''}, lr {t.learning_rate:.1e}, {t.epochs} epochs, "
+                f"seed {t.seed}: val_score {result['val_score']:.4f} · "
+                f"about {clock(time_left(elapsed, number, len(launched)))} to go"
             )
     if failure is not None:
         raise failure
