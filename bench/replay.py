@@ -87,8 +87,6 @@ from prunetune.records import EPSILON, LayerScores, drop
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # paths, beside this script
 from paths import LAYER_SCORES, SEED_TABLE, shown  # noqa: E402
 
-DEFAULT_TABLE = SEED_TABLE
-DEFAULT_SCORES = LAYER_SCORES
 STRATEGIES = ["top", "bottom", "middle", "window", "alternate-even", "alternate-odd", "contribution"]
 SEARCHERS = ("prunetune", "random", "grid", "cycled")
 DEFAULT_SEARCHERS = SEARCHERS[:3]  # cycled: measured in docs/benchmarks.md §1e, not the product's
@@ -708,8 +706,8 @@ def markdown(report: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--table", type=Path, default=DEFAULT_TABLE)
-    parser.add_argument("--scores", type=Path, default=DEFAULT_SCORES, help="LayerScores JSON (contribution)")
+    parser.add_argument("--table", type=Path, default=SEED_TABLE)
+    parser.add_argument("--scores", type=Path, default=LAYER_SCORES, help="LayerScores JSON (contribution)")
     parser.add_argument("--seeds", type=int, default=100, help="replay seeds")
     parser.add_argument("--json", type=Path, required=True, help="write the report here")
     parser.add_argument("--tolerances", type=float, nargs="+", default=[0.01, 0.02, 0.03])

@@ -29,7 +29,6 @@ import plain_workers  # noqa: E402
 from paths import SEED_TABLE  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-TABLE = SEED_TABLE
 COLUMNS = ("config", "kept_layers", "layers_dropped", "variant", "learning_rate", "epochs", "seed", "val_score")
 
 
@@ -68,7 +67,7 @@ def trained_rows(output: Path) -> set[tuple[str, str, str, str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--table", type=Path, default=TABLE, help="the table whose configurations are trained")
+    parser.add_argument("--table", type=Path, default=SEED_TABLE, help="the table whose configurations are trained")
     parser.add_argument("--spec", default=str(HERE.parent / "examples" / "max-drop-minilm-indicnews.yaml"))
     parser.add_argument("--seeds", type=int, nargs="+", required=True)
     parser.add_argument("--variants", nargs="+", default=["reference", "pruned"])

@@ -24,12 +24,10 @@ from prunetune.search.decide import best_reference, half_width
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # paths, beside this script
 from paths import SEED_TABLE  # noqa: E402
 
-TABLE = SEED_TABLE
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--table", default=str(TABLE))
+    parser.add_argument("--table", default=str(SEED_TABLE))
     parser.add_argument("--near", type=float, default=0.04, help="configurations within this of the reference")
     args = parser.parse_args()
     scores: dict[tuple[str, str, float, int], dict[int, float]] = {}

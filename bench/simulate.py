@@ -47,7 +47,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from paths import shown  # noqa: E402
+from paths import LAYER_SCORES, SEED_TABLE, shown  # noqa: E402
 from prunetune.search.decide import (  # noqa: E402
     Candidate,
     RecheckPlan,
@@ -60,8 +60,6 @@ from prunetune.search.max_drop import finalists  # noqa: E402
 from prunetune.search.reference import ScreenedSweep, sweep_past_edges  # noqa: E402
 from prunetune.search.spec import ReferenceSweep, SearchSpec, recheck_plan  # noqa: E402
 from replay import (  # noqa: E402
-    DEFAULT_SCORES,
-    DEFAULT_TABLE,
     Point,
     Table,
     load_table,
@@ -405,8 +403,8 @@ def markdown(report: dict[str, Any], rules: Sequence[str]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--table", type=Path, default=DEFAULT_TABLE)
-    parser.add_argument("--scores", type=Path, default=DEFAULT_SCORES, help="LayerScores JSON (contribution)")
+    parser.add_argument("--table", type=Path, default=SEED_TABLE)
+    parser.add_argument("--scores", type=Path, default=LAYER_SCORES, help="LayerScores JSON (contribution)")
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--json", type=Path, help="write the report here")
     parser.add_argument("--tolerances", type=float, nargs="+", default=[0.01, 0.02, 0.03])

@@ -72,7 +72,7 @@ class MaxDropAnswer:
     parent_run_id: str
     trials: int
     # seek_confident: whether the walk went on past each answer for a finding confidently within.
-    confident_sought: bool = False
+    seek_confident: bool = False
     models: dict[float, SavedModel] = field(default_factory=dict)  # tolerance -> its answer's model
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,7 +90,7 @@ class MaxDropAnswer:
             "relative": self.relative,
             "search_run_id": self.parent_run_id,
             "trials": self.trials,
-            "seek_confident": self.confident_sought,
+            "seek_confident": self.seek_confident,
             "tolerances": [answer.to_dict() | self._model_of(answer.tolerance) for answer in self.tolerances],
         }
 
@@ -403,7 +403,7 @@ def render(answer: MaxDropAnswer) -> str:
         for item in answer.tolerances
         if item.mean_within is not None and item.confident is None
     ]
-    if unsure and not answer.confident_sought:
+    if unsure and not answer.seek_confident:
         lines.append(
             f"confidently within {', '.join(unsure)}: none among the finalists re-trained, as the walk stops at the "
             "answer; --set seek_confident=true re-trains more finalists in search of one"

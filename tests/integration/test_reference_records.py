@@ -83,7 +83,7 @@ def test_the_answer_reads_with_its_verdict_interval_and_selection_score() -> Non
     assert "each interval is 98.33 %, so that the up to 3 finalists weighed per tolerance hold together 95 %" in text
     # The walk stopped at the borderline answer (seek_confident false): "none" is among those re-trained.
     assert "confidently within 1: none among the finalists re-trained" in text and "--set seek_confident=true" in text
-    sought = render(dataclasses.replace(answer, confident_sought=True))
+    sought = render(dataclasses.replace(answer, seek_confident=True))
     assert "none among the finalists re-trained" not in sought
     document = answer.to_dict()
     assert document["seek_confident"] is False

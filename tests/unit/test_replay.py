@@ -32,14 +32,14 @@ def bench():
 
 @pytest.fixture(scope="module")
 def table(bench):
-    return bench.load_table(bench.DEFAULT_TABLE)
+    return bench.load_table(bench.SEED_TABLE)
 
 
 @pytest.fixture(scope="module")
 def layer_scores(bench):
     from prunetune.records import LayerScores
 
-    return LayerScores.from_json(bench.DEFAULT_SCORES.read_text())
+    return LayerScores.from_json(bench.LAYER_SCORES.read_text())
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_report_has_every_field(bench, table, report):
 
 def test_true_answers_come_from_the_seed_means(bench, report):
     """At 0.02, recomputed here from the CSV alone: means over seeds, the reference tuned over its rates."""
-    with bench.DEFAULT_TABLE.open() as f:
+    with bench.SEED_TABLE.open() as f:
         rows = [r for r in csv.DictReader(f) if r["variant"] != "random-init"]
     by_config: dict[tuple[str, str, str], list[float]] = {}
     for r in rows:

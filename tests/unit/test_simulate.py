@@ -31,7 +31,7 @@ def simulate():
 
 @pytest.fixture(scope="module")
 def world(simulate):
-    return simulate.World(simulate.load_table(simulate.DEFAULT_TABLE))
+    return simulate.World(simulate.load_table(simulate.SEED_TABLE))
 
 
 def test_the_truth_is_the_tables_seed_means_as_the_replay_reads_it(simulate, world) -> None:
@@ -53,7 +53,7 @@ def test_a_seed_is_drawn_the_same_every_time_and_spreads_around_the_truth(world)
 def test_a_report_has_the_four_figures_per_rule_and_tolerance(simulate, world) -> None:
     from prunetune.records import LayerScores
 
-    scores = LayerScores.from_json(simulate.DEFAULT_SCORES.read_text())
+    scores = LayerScores.from_json(simulate.LAYER_SCORES.read_text())
     rules = {name: simulate.RULES[name] for name in ("today", "new")}
     report = simulate.run_all(world.table, scores, rules, runs=3, tolerances=TOLERANCES)
     for name in rules:
@@ -81,7 +81,7 @@ def test_stopping_at_the_answer_keeps_every_answer_and_trains_no_more(simulate, 
     answers are the same run for run, since the walk is deepest first, and only the confident findings can differ."""
     from prunetune.records import LayerScores
 
-    scores = LayerScores.from_json(simulate.DEFAULT_SCORES.read_text())
+    scores = LayerScores.from_json(simulate.LAYER_SCORES.read_text())
     stopped, sought = simulate.RULES["new"], simulate.RULES["new-seek-confident"]
     assert (stopped.seek_confident, sought.seek_confident) == (False, True)
     fewer = 0
