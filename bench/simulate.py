@@ -58,7 +58,7 @@ from prunetune.search.decide import (  # noqa: E402
 )  # noqa: E402
 from prunetune.search.max_drop import finalists  # noqa: E402
 from prunetune.search.reference import ScreenedSweep, sweep_past_edges  # noqa: E402
-from prunetune.search.spec import ReferenceSweep, SearchSpec, recheck_plan  # noqa: E402
+from prunetune.search.spec import ReferenceSweep, SearchSpec, recheck_plan, trials_for  # noqa: E402
 from replay import (  # noqa: E402
     Point,
     Table,
@@ -82,9 +82,9 @@ class Rule:
     # "decision-seeds": every sweep learning rate on every decision seed, the best mean chosen on them (today);
     # "search-seed": every sweep learning rate on the search seed alone, the best on the decision seeds after.
     reference: str = "decision-seeds"
-    first_seeds: int | None = None
+    first_seeds: int | None = SearchSpec.first_seeds
     max_finalists: int = SearchSpec.max_finalists
-    num_trials: int = 24
+    num_trials: int | None = SearchSpec.num_trials  # None: the product's default, 2 per depth (spec.trials_for)
     answer: str = "mean_within"  # which finding answers: "mean_within" (within or borderline), "confident"
     edge_steps: int = 2  # reference.edge_steps: octaves the sweep may extend past its edge (within the table's rates)
     # reference.screen_seeds and screen_margin: each learning rate on this many decision seeds first, the rest
@@ -122,6 +122,8 @@ SEEDS = 5  # decision seeds, the spec's default
 # model trained once more.
 TODAY = Rule(
     "today",
+    first_seeds=None,
+    num_trials=24,
     max_finalists=4,
     edge_steps=0,
     family=False,
@@ -135,8 +137,11 @@ RULES = {  # what docs/benchmarks.md §1e compares; a rule here is one the produ
     "today": TODAY,
     # The defaults now: 5 finalists, each interval at the family's level (99 % each), the walk stopped at the
     # answer, the reference's sweep extended by up to two octaves while its best is at an edge and screened on 2
-    # decision seeds, a finalist with a seed more than 5 points past the tolerance over, the warm start.
+    # decision seeds, a finalist with a seed more than 5 points past the tolerance over, the warm start, 2 trials per
+    # depth (10 here), each finalist re-checked on 2 seeds first.
     "new": Rule("new"),
+    # The defaults before the trials were counted per depth: 24 trials, every finalist on all 5 seeds at once.
+    "new-24-trials": Rule("new-24-trials", num_trials=24, first_seeds=None),
     # The defaults before the walk stopped at the answer: more finalists re-trained for one confidently within.
     "new-seek-confident": Rule("new-seek-confident", seek_confident=True),
     # 3 finalists, the default before 5 (each interval at 98.3 %).
@@ -147,17 +152,14 @@ RULES = {  # what docs/benchmarks.md §1e compares; a rule here is one the produ
     "cycled": Rule("cycled", searcher="cycled"),
     # The defaults before a collapsed seed made a finalist over: the interval alone decides.
     "new-no-collapse": Rule("new-no-collapse", collapse_margin=None),
-    # first_seeds: 2: a finalist that collapsed on one of its first two seeds trains on no more.
-    "new-first-seeds-2": Rule("new-first-seeds-2", first_seeds=2),
+    # first_seeds: null: every finalist on all 5 seeds at once (a collapsed seed among the first two saves nothing).
+    "new-all-seeds-at-once": Rule("new-all-seeds-at-once", first_seeds=None),
     "new-margin-3": Rule("new-margin-3", collapse_margin=0.03),
     "new-margin-10": Rule("new-margin-10", collapse_margin=0.10),
     # The defaults before the warm start: the sampler alone picks every trial.
     "new-no-warm-start": Rule("new-no-warm-start", warm_start=False),
-    # Fewer trials, the rest the defaults: what the warm start may save in trials.
+    # More trials than the default 2 per depth, the rest the defaults: what 16 and 24 trials buy.
     "new-16-trials": Rule("new-16-trials", num_trials=16),
-    "new-12-trials": Rule("new-12-trials", num_trials=12),
-    # Half of today's jobs: 10 trials, and a finalist collapsed on one of its first two seeds trains on no more.
-    "half-jobs": Rule("half-jobs", num_trials=10, first_seeds=2),
 }
 
 
@@ -251,7 +253,7 @@ def simulate_run(world: World, rule: Rule, run: int, tolerances: Sequence[float]
         return score
 
     sampled_search(rule.searcher, run, spec, table, reference.learning_rate, reference.score, scores, trained,
-                   rule.num_trials, tolerances=tolerances)  # fmt: skip
+                   trials_for(replace(spec, num_trials=rule.num_trials), n), tolerances=tolerances)  # fmt: skip
     jobs["trials"] = len(trials)
 
     seeds_run: dict[Any, int] = {}

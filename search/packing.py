@@ -78,11 +78,11 @@ def resolve_resources(
     if spec.max_concurrent is None:
         # A cluster that adds nodes holds what is asked: the autoscaler starts nodes for waiting trials.
         at_once = (
-            spec.num_trials
+            spec.trials
             if resources.autoscaling
             else trials_at_once(nodes, resources.cpus_per_trial, spec.resources.gpus)
         )
-        spec = spec.with_overrides({"max_concurrent": min(at_once, spec.num_trials)})
+        spec = spec.with_overrides({"max_concurrent": min(at_once, spec.trials)})
     return spec
 
 

@@ -14,7 +14,7 @@ from prunetune.records import COMPLETE, preference, trial_status
 
 class Progress(Callback):
     def __init__(self, spec: SearchSpec, say: Say = print) -> None:
-        self.total = spec.num_trials
+        self.total = spec.trials
         self.say = say
         self.started = time.monotonic()
         self.done = self.early = self.failed = 0

@@ -30,7 +30,7 @@ from prunetune.search.shared import (
     prepared_data,
     share,
 )
-from prunetune.search.spec import SearchSpec, ray_address
+from prunetune.search.spec import TRIALS_PER_DEPTH, SearchSpec, droppable_depths, ray_address, with_trials
 from prunetune.search.store import (
     TrackingClient,
     TrackingError,
@@ -149,6 +149,14 @@ def run_search(
     num_layers, prepared, inputs = checked or refuse_early(spec)
     with search_lock(spec.storage, spec.name):  # a second driver on this search is refused here
         refuse_another_driver(spec, resume)  # and one on the same tracking server from another folder
+        if spec.num_trials is None:
+            spec = with_trials(spec, num_layers)
+            depths = droppable_depths(spec.space, num_layers)
+            counts = f"{depths.start}" if len(depths) == 1 else f"{depths.start} to {depths.stop - 1}"
+            say(
+                f"num_trials: {spec.trials}, {TRIALS_PER_DEPTH} per depth the search may drop ({counts} of "
+                f"{num_layers} layers); --set num_trials=N for another count"
+            )
         _init_ray(spec)
         stops.reclaim()  # ray.init installed its own SIGTERM handler, which exits with no clean-up
         nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]  # type: ignore[no-untyped-call]
@@ -259,7 +267,7 @@ def _stop(spec: SearchSpec, store: Store, stage: _Stage, say: Say) -> stops.Inte
     close_running_runs(spec, store.mlflow, store.experiment)
     if stage.recorder is not None:
         done = len(recorded_results(store.mlflow, store.experiment, store.parent))
-        return stops.interrupted(f"after {done} of {spec.num_trials} trials")
+        return stops.interrupted(f"after {done} of {spec.trials} trials")
     return stops.interrupted(stage.phase)
 
 
@@ -448,7 +456,7 @@ def _tuner(
         tune_config=tune.TuneConfig(
             search_alg=tune.search.ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent or 1),
             scheduler=scheduler,
-            num_samples=spec.num_trials,
+            num_samples=spec.trials,
             metric=None if multi else OBJECTIVE,
             mode=None if multi else "max",
             # A trial process is kept for the next trial: no interpreter start and torch import

@@ -35,7 +35,7 @@ from prunetune.search.space import (
     trial_config,
     warm_start_points,
 )
-from prunetune.search.spec import SearchSpec
+from prunetune.search.spec import SearchSpec, trials_for
 from prunetune.search.upstream import check_private_state, completed_trials, make_sampler, optuna_trials
 from prunetune.trainables.strategies import STRATEGIES, Strategy, StrategyError, get_strategy, kept_layers
 from ray.tune.search import Searcher
@@ -107,7 +107,7 @@ class BudgetSearch(OptunaSearch):
         self.storage = storage if storage is not None else optuna.storages.InMemoryStorage()
         anchor = anchor_lr or spec.trial.training.learning_rate
         self.space = DefineSpace(spec, num_layers, anchor, scores)
-        self.warm_start = warm_start_points(self.space, spec, num_layers, scores, anchor, spec.num_trials)
+        self.warm_start = warm_start_points(self.space, spec, num_layers, scores, anchor, trials_for(spec, num_layers))
         super().__init__(
             space=self.space,
             metric=metric,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from prunetune.search.spec import SearchSpec
+from prunetune.search.spec import SearchSpec, droppable_depths
 from prunetune.trainables.strategies import angular_block, count_limit, get_strategy, threshold_range
 
 from prunetune.libs import optuna
@@ -55,8 +55,8 @@ class DefineSpace:
 
     def __init__(self, spec: SearchSpec, num_layers: int, anchor_lr: float, scores: LayerScores | None) -> None:
         self.strategies = list(spec.space.strategies)
-        self.min_count = spec.space.min_count
-        self.max_count = min(spec.space.max_count or num_layers - 1, num_layers - 1)
+        depths = droppable_depths(spec.space, num_layers)
+        self.min_count, self.max_count = depths.start, depths.stop - 1
         self.epochs = tuple(int(e) for e in spec.space.epochs)
         self.distill = spec.space.distill
         self.temperature = spec.trial.task == "classification"  # embeddings are matched without one

@@ -116,9 +116,11 @@ class SearchSpec:
     # (docs/benchmarks.md, "How many seeds").
     seeds: int = 5
     # Sequential re-checks: a finalist trains on this many decision seeds first, and on the rest only while it is
-    # not clearly over (its whole interval above the tolerance). None: on every decision seed at once. Off by
-    # default: it adds a round of re-checks per finalist, for about 4 % fewer jobs (docs/benchmarks.md §1e).
-    first_seeds: int | None = None
+    # neither clearly over (its whole interval above the tolerance) nor collapsed (collapse_margin). None, or as
+    # many as ``seeds``: on every decision seed at once. 2: on the simulator the same answers for 1 job in 16 fewer
+    # (a collapse on one of the first two seeds saves the other three); the price is one more round of re-checks
+    # per finalist, which costs no time where fewer than 5 jobs run at once (docs/benchmarks.md §1e).
+    first_seeds: int | None = 2
     # A finalist one of whose decision seeds drops more than this past the tolerance (score units: 0.05 is 5 points)
     # is over: that run collapsed, and a mean within would be luck on the other seeds. One seed's paired drop
     # spreads by about 0.9 points, a collapse by 20 and more. None: the interval alone decides.
@@ -139,7 +141,11 @@ class SearchSpec:
     # The second axis of a multi-objective search, minimised against the score: layers kept, or the
     # inference latency each trial measures (ms per batch of 32 validation rows, on its own device).
     multi_axis: MultiAxis = "layers_kept"
-    num_trials: int = 8
+    # The search's trials. None (the default): TRIALS_PER_DEPTH for each depth the space may drop (:func:`trials_for`),
+    # so that the warm start gives every depth one trial and the sampler has as many: 10 for a 6-layer model, 22 for
+    # a 12-layer one. On the simulator 10 trials answered at least as well as 24 but at the loosest tolerance's
+    # exact depth, for 39 jobs instead of 59 (docs/benchmarks.md §1e).
+    num_trials: int | None = None
     max_concurrent: int | None = None  # trials at a time; None: as many as the cluster's resources hold
     resources: Resources = field(default_factory=Resources)
     scheduler: Scheduler = "asha"
@@ -178,7 +184,11 @@ class SearchSpec:
                 f"name={self.name!r}: use letters, digits, '-', '_' and '.', starting with a letter or digit "
                 "(it names folders and MLflow runs)",
             ),
-            (self.num_trials < 1, f"num_trials={self.num_trials}: must be at least 1"),
+            (
+                self.num_trials is not None and self.num_trials < 1,
+                f"num_trials={self.num_trials}: must be at least 1, or null for {TRIALS_PER_DEPTH} per depth the space "
+                "may drop",
+            ),
             (
                 self.max_concurrent is not None and self.max_concurrent < 1,
                 f"max_concurrent={self.max_concurrent}: must be at least 1 (or null: as many as the cluster holds)",
@@ -234,9 +244,9 @@ class SearchSpec:
                 "the tolerance, or null to let the interval alone decide",
             ),
             (
-                self.first_seeds is not None and not 2 <= self.first_seeds <= self.seeds,
-                f"first_seeds={self.first_seeds}: between 2 (the fewest with an interval) and seeds={self.seeds}, "
-                "or null to re-check on every seed at once",
+                self.first_seeds is not None and self.first_seeds < 2,
+                f"first_seeds={self.first_seeds}: at least 2 (the fewest with an interval), or null to re-check on "
+                "every seed at once",
             ),
             (
                 self.tracking_patience_s <= 0,
@@ -290,6 +300,13 @@ class SearchSpec:
     def with_overrides(self, overrides: Mapping[str, Any]) -> SearchSpec:
         return with_overrides(self, overrides)
 
+    @property
+    def trials(self) -> int:
+        """``num_trials`` as a number: a search resolves None (:func:`with_trials`) before its first job."""
+        if self.num_trials is None:
+            raise ValueError("num_trials None is resolved by the search (spec.with_trials) first")
+        return self.num_trials
+
 
 def _gpu_share(gpus: float | str) -> bool:
     """What Ray accepts as a task's GPUs: a share of one, or whole GPUs."""
@@ -299,6 +316,27 @@ def _gpu_share(gpus: float | str) -> bool:
 def load_spec(path: str | None, overrides: Mapping[str, Any] | None = None) -> SearchSpec:
     """A SearchSpec from YAML (the embedded default when ``path`` is None), then ``--set`` overrides."""
     return load_yaml(SearchSpec, path, overrides)
+
+
+TRIALS_PER_DEPTH = 2  # the warm start's one trial per depth, and as many for the sampler
+
+
+def droppable_depths(space: SearchSpace, num_layers: int) -> range:
+    """The layer counts the search may drop from a model of ``num_layers``: ``min_count`` up to ``max_count``, or
+    all but one layer when it is unset."""
+    return range(space.min_count, min(space.max_count or num_layers - 1, num_layers - 1) + 1)
+
+
+def trials_for(spec: SearchSpec, num_layers: int) -> int:
+    """The search's trial count: ``num_trials`` when set, else :data:`TRIALS_PER_DEPTH` per droppable depth."""
+    if spec.num_trials is not None:
+        return spec.num_trials
+    return max(TRIALS_PER_DEPTH * len(droppable_depths(spec.space, num_layers)), 1)
+
+
+def with_trials(spec: SearchSpec, num_layers: int) -> SearchSpec:
+    """``spec`` with ``num_trials`` a number (:func:`trials_for`), as the search runs and records it."""
+    return spec.with_overrides({"num_trials": trials_for(spec, num_layers)})
 
 
 def decision_seeds(spec: SearchSpec) -> list[int]:

@@ -36,7 +36,7 @@ def test_a_search_prints_its_progress_on_stderr_its_answer_on_stdout_and_no_bann
         "reference.learning_rates": "[1e-3]",
         "budget.tolerance": 0.5,
         "seeds": 1,
-        "num_trials": 2,
+        "space.max_count": 1,  # num_trials unset: 2 per depth the space may drop, so 2
         "max_concurrent": 2,
     }
     sets = [arg for key, value in overrides.items() for arg in ("--set", f"{key}={value}")]
@@ -53,11 +53,14 @@ def test_a_search_prints_its_progress_on_stderr_its_answer_on_stdout_and_no_bann
     assert [banner for banner in BANNERS if banner.lower() in (out + err).lower()] == [], err[-3000:]
     assert len(re.findall(r"skipped \d+ empty text", err)) == 1  # the data warning, once per search
     assert "\x1b[" not in out + err
-    # The warm start is named before the trials: num_trials 2 leaves it one trial, the 1-layer block.
+    assert "num_trials: 2, 2 per depth the search may drop (1 of 4 layers); --set num_trials=N" in err, err[-3000:]
+    # The warm start is named before the trials: 2 trials leave it one, the 1-layer block.
     assert "the first trial (space.warm_start): the angular block of 1 layer, at lr 2.0e-03" in err, err[-3000:]
     # Each finished job says what it kept, in words: the tiny model's reference keeps all its layers.
     assert re.search(
         r"^  \[\d\d:\d\d\] reference 1/1: kept \d+ layers, lr 1\.0e-03, 1 epochs, seed \d+: val_score ", err, re.M
     )
     for line in err.splitlines():  # every line is prunetune's: a progress line or a warning of its own
-        assert line.startswith(("search ", "reference", "the first ", "  [", "[", "model: ", "WARNING ")), line
+        assert line.startswith(
+            ("search ", "reference", "num_trials: ", "the first ", "  [", "[", "model: ", "WARNING ")
+        ), line

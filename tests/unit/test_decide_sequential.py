@@ -117,10 +117,12 @@ def test_the_within_verdicts_of_a_walk_hold_together_at_95_percent() -> None:
 
     assert family_confidence(1) == pytest.approx(0.95) and family_confidence(4) == pytest.approx(0.9875)
     plan = recheck_plan(load_spec(None, {}))
-    assert plan.confidence == pytest.approx(1 - 0.05 / 5) and plan.stages == (5,)  # the default 5 finalists
-    assert recheck_plan(load_spec(None, {"max_finalists": 3, "first_seeds": 2})).confidence == pytest.approx(
-        1 - 0.05 / 3
-    )
+    assert plan.confidence == pytest.approx(1 - 0.05 / 5) and plan.stages == (2, 5)  # 5 finalists, 2 seeds first
+    at_once = recheck_plan(load_spec(None, {"max_finalists": 3, "first_seeds": "null"}))
+    assert at_once.confidence == pytest.approx(1 - 0.05 / 3) and at_once.stages == (5,)
+    # first_seeds at or past seeds is every seed at once: a --seeds 2 run needs no first_seeds of its own
+    assert recheck_plan(load_spec(None, {"seeds": 2})).stages == (2,)
+    assert recheck_plan(load_spec(None, {"seeds": 1})).stages == (1,)
     drops = {s: d for s, d in enumerate([0.2, 0.5, 0.8, 0.4, 0.6])}  # mean 0.5, sd 0.24
     alone = finding(Candidate((0, 5), 4, "top", 4e-4, 2, 0.7), drops, drops, 0.85, 0.95)
     family = finding(Candidate((0, 5), 4, "top", 4e-4, 2, 0.7), drops, drops, 0.85, plan.confidence)

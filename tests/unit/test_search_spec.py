@@ -256,3 +256,18 @@ def test_a_trial_no_node_can_hold_is_refused_unless_the_cluster_scales() -> None
     with pytest.raises(ConfigError, match="asks for 17 CPU"):
         check_resources(load_spec(None, {"resources.cpus_per_trial": 17}), nodes)
     check_resources(load_spec(None, {"resources.gpus_per_trial": 2, "resources.autoscaling": True}), nodes)
+
+
+def test_unset_num_trials_is_two_per_depth_the_space_may_drop() -> None:
+    from prunetune.search.spec import trials_for, with_trials
+
+    spec = load_spec(None, {})
+    assert spec.num_trials is None  # resolved per model: the warm start's trial per depth, and one for the sampler
+    assert (trials_for(spec, 6), trials_for(spec, 12)) == (10, 22)
+    assert trials_for(spec.with_overrides({"space.min_count": 2, "space.max_count": 4}), 12) == 6
+    assert trials_for(spec.with_overrides({"num_trials": 3}), 12) == 3  # a count the user set stands
+    assert with_trials(spec, 6).trials == 10
+    with pytest.raises(ValueError, match="resolved by the search"):
+        _ = spec.trials
+    with pytest.raises(ConfigError, match="first_seeds=1: at least 2"):
+        load_spec(None, {"first_seeds": "1"})
