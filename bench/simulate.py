@@ -136,12 +136,15 @@ TODAY = Rule(
 RULES = {  # what docs/benchmarks.md §1e compares; a rule here is one the product can run (its spec keys), but "cycled"
     "today": TODAY,
     # The defaults now: 5 finalists, each interval at the family's level (99 % each), the walk stopped at the
-    # answer, the reference's sweep extended by up to two octaves while its best is at an edge and screened on 2
-    # decision seeds, a finalist with a seed more than 5 points past the tolerance over, the warm start, 2 trials per
-    # depth (10 here), each finalist re-checked on 2 seeds first.
+    # answer, the reference's sweep extended by up to two octaves while its best is at an edge and screened on 1
+    # decision seed (2 points), a finalist with a seed more than 5 points past the tolerance over, the warm start,
+    # 2 trials per depth (10 here), each finalist re-checked on 2 seeds first.
     "new": Rule("new"),
-    # The defaults before the trials were counted per depth: 24 trials, every finalist on all 5 seeds at once.
-    "new-24-trials": Rule("new-24-trials", num_trials=24, first_seeds=None),
+    # The defaults before the trials were counted per depth: 24 trials, every finalist on all 5 seeds at once, the
+    # sweep screened on 2 seeds (1.5 points).
+    "new-24-trials": Rule("new-24-trials", num_trials=24, first_seeds=None, screen_seeds=2, screen_margin=0.015),
+    # The sweep screened on 2 seeds (1.5 points), as before, the rest the defaults.
+    "new-screen-2-seeds": Rule("new-screen-2-seeds", screen_seeds=2, screen_margin=0.015),
     # The defaults before the walk stopped at the answer: more finalists re-trained for one confidently within.
     "new-seek-confident": Rule("new-seek-confident", seek_confident=True),
     # 3 finalists, the default before 5 (each interval at 98.3 %).

@@ -111,7 +111,7 @@ def test_a_rate_that_failed_on_a_screening_seed_is_not_trained_further_and_none_
 
 
 def test_screen_settings_are_checked_before_anything_runs() -> None:
-    assert load_spec(None, {}).reference.screen_seeds == 2
+    assert (load_spec(None, {}).reference.screen_seeds, load_spec(None, {}).reference.screen_margin) == (1, 0.02)
     with pytest.raises(ConfigError, match="reference.screen_seeds=0"):
         load_spec(None, {"reference.screen_seeds": 0})
     with pytest.raises(ConfigError, match="reference.screen_margin=-0.01"):
