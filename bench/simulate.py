@@ -142,7 +142,7 @@ RULES = {  # what docs/benchmarks.md §1e compares; a rule here is one the produ
     "new": Rule("new"),
     # The defaults before the trials were counted per depth: 24 trials, every finalist on all 5 seeds at once, the
     # sweep screened on 2 seeds (1.5 points).
-    "new-24-trials": Rule("new-24-trials", num_trials=24, first_seeds=None, screen_seeds=2, screen_margin=0.015),
+    "previous": Rule("previous", num_trials=24, first_seeds=None, screen_seeds=2, screen_margin=0.015),
     # The sweep screened on 2 seeds (1.5 points), as before, the rest the defaults.
     "new-screen-2-seeds": Rule("new-screen-2-seeds", screen_seeds=2, screen_margin=0.015),
     # The defaults before the walk stopped at the answer: more finalists re-trained for one confidently within.
@@ -151,18 +151,20 @@ RULES = {  # what docs/benchmarks.md §1e compares; a rule here is one the produ
     "new-3-finalists": Rule("new-3-finalists", max_finalists=3),
     # The defaults before the reference's sweep was screened: every rate on every decision seed at once.
     "new-unscreened": Rule("new-unscreened", screen_seeds=None),
-    # The new defaults with the trials cycled across the tolerances (docs/benchmarks.md §1e; not the product's).
-    "cycled": Rule("cycled", searcher="cycled"),
+    # The trials cycled across the tolerances (docs/benchmarks.md §1e; not the product's): 24 trials, as measured
+    # before the trials were counted per depth, for this searcher has no warm start.
+    "cycled": Rule("cycled", searcher="cycled", num_trials=24),
     # The defaults before a collapsed seed made a finalist over: the interval alone decides.
     "new-no-collapse": Rule("new-no-collapse", collapse_margin=None),
     # first_seeds: null: every finalist on all 5 seeds at once (a collapsed seed among the first two saves nothing).
     "new-all-seeds-at-once": Rule("new-all-seeds-at-once", first_seeds=None),
     "new-margin-3": Rule("new-margin-3", collapse_margin=0.03),
     "new-margin-10": Rule("new-margin-10", collapse_margin=0.10),
-    # The defaults before the warm start: the sampler alone picks every trial.
+    # The defaults before the warm start: the sampler alone picks every trial (5 per depth, 25 here: spec.trials_for).
     "new-no-warm-start": Rule("new-no-warm-start", warm_start=False),
     # More trials than the default 2 per depth, the rest the defaults: what 16 and 24 trials buy.
     "new-16-trials": Rule("new-16-trials", num_trials=16),
+    "new-24-trials": Rule("new-24-trials", num_trials=24),
 }
 
 

@@ -30,7 +30,7 @@ from prunetune.search.shared import (
     prepared_data,
     share,
 )
-from prunetune.search.spec import TRIALS_PER_DEPTH, SearchSpec, droppable_depths, ray_address, with_trials
+from prunetune.search.spec import SearchSpec, droppable_depths, ray_address, trials_per_depth, with_trials
 from prunetune.search.store import (
     TrackingClient,
     TrackingError,
@@ -154,7 +154,7 @@ def run_search(
             depths = droppable_depths(spec.space, num_layers)
             counts = f"{depths.start}" if len(depths) == 1 else f"{depths.start} to {depths.stop - 1}"
             say(
-                f"num_trials: {spec.trials}, {TRIALS_PER_DEPTH} per depth the search may drop ({counts} of "
+                f"num_trials: {spec.trials}, {trials_per_depth(spec.space)} per depth the search may drop ({counts} of "
                 f"{num_layers} layers); --set num_trials=N for another count"
             )
         _init_ray(spec)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from prunetune.search.spec import SearchSpec, droppable_depths
+from prunetune.search.spec import WARM_START_STRATEGIES, SearchSpec, droppable_depths
 from prunetune.trainables.strategies import angular_block, count_limit, get_strategy, threshold_range
 
 from prunetune.libs import optuna
@@ -112,7 +112,7 @@ def warm_start_points(
     limit = num_trials // 2
     if not spec.space.warm_start or scores is None or limit < 1:
         return []
-    strategy = next((s for s in ("window", "angular-block") if s in space.strategies), None)
+    strategy = next((s for s in WARM_START_STRATEGIES if s in space.strategies), None)
     if strategy is None:
         return []
     depths = list(range(space.min_count, space.max_count + 1))

@@ -144,8 +144,8 @@ class SearchSpec:
     multi_axis: MultiAxis = "layers_kept"
     # The search's trials. None (the default): TRIALS_PER_DEPTH for each depth the space may drop (:func:`trials_for`),
     # so that the warm start gives every depth one trial and the sampler has as many: 10 for a 6-layer model, 22 for
-    # a 12-layer one. On the simulator 10 trials answered at least as well as 24 but at the loosest tolerance's
-    # exact depth, for 39 jobs instead of 59 (docs/benchmarks.md §1e).
+    # a 12-layer one (COLD_TRIALS_PER_DEPTH without the warm start). On the simulator 10 trials answered at least as
+    # well as 24 but at the loosest tolerance's exact depth, for 37.5 jobs instead of 58.5 (docs/benchmarks.md §1e).
     num_trials: int | None = None
     max_concurrent: int | None = None  # trials at a time; None: as many as the cluster's resources hold
     resources: Resources = field(default_factory=Resources)
@@ -188,7 +188,7 @@ class SearchSpec:
             (
                 self.num_trials is not None and self.num_trials < 1,
                 f"num_trials={self.num_trials}: must be at least 1, or null for {TRIALS_PER_DEPTH} per depth the space "
-                "may drop",
+                f"may drop ({COLD_TRIALS_PER_DEPTH} without space.warm_start)",
             ),
             (
                 self.max_concurrent is not None and self.max_concurrent < 1,
@@ -320,6 +320,16 @@ def load_spec(path: str | None, overrides: Mapping[str, Any] | None = None) -> S
 
 
 TRIALS_PER_DEPTH = 2  # the warm start's one trial per depth, and as many for the sampler
+# Without the warm start the sampler finds every depth alone: 5 per depth is about the 24 trials a 6-layer search
+# ran before the warm start. On the replay, 10 trials without it served 1 / 2 / 3 points in 21 / 21 / 78 % of
+# replays (random search: 25 / 24 / 76 %), 24 in 61 / 79 / 100 % (docs/benchmarks.md §1e).
+COLD_TRIALS_PER_DEPTH = 5
+WARM_START_STRATEGIES = ("window", "angular-block")  # a warm-start block is a trial of the first of these searched
+
+
+def warm_starts(space: SearchSpace) -> bool:
+    """Whether the search's first trials are the angular blocks (space.warm_start, and a strategy to express them)."""
+    return space.warm_start and any(s in space.strategies for s in WARM_START_STRATEGIES)
 
 
 def droppable_depths(space: SearchSpace, num_layers: int) -> range:
@@ -328,11 +338,15 @@ def droppable_depths(space: SearchSpace, num_layers: int) -> range:
     return range(space.min_count, min(space.max_count or num_layers - 1, num_layers - 1) + 1)
 
 
+def trials_per_depth(space: SearchSpace) -> int:
+    return TRIALS_PER_DEPTH if warm_starts(space) else COLD_TRIALS_PER_DEPTH
+
+
 def trials_for(spec: SearchSpec, num_layers: int) -> int:
-    """The search's trial count: ``num_trials`` when set, else :data:`TRIALS_PER_DEPTH` per droppable depth."""
+    """The search's trial count: ``num_trials`` when set, else :func:`trials_per_depth` per droppable depth."""
     if spec.num_trials is not None:
         return spec.num_trials
-    return max(TRIALS_PER_DEPTH * len(droppable_depths(spec.space, num_layers)), 1)
+    return max(trials_per_depth(spec.space) * len(droppable_depths(spec.space, num_layers)), 1)
 
 
 def with_trials(spec: SearchSpec, num_layers: int) -> SearchSpec:

@@ -267,6 +267,10 @@ def test_unset_num_trials_is_two_per_depth_the_space_may_drop() -> None:
     assert trials_for(spec.with_overrides({"space.min_count": 2, "space.max_count": 4}), 12) == 6
     assert trials_for(spec.with_overrides({"num_trials": 3}), 12) == 3  # a count the user set stands
     assert with_trials(spec, 6).trials == 10
+    # Without the warm start (switched off, or no strategy to express its blocks) the sampler finds every depth alone
+    assert trials_for(spec.with_overrides({"space.warm_start": False}), 6) == 25
+    assert trials_for(spec.with_overrides({"space.strategies": "[top, bottom]"}), 6) == 25
+    assert trials_for(spec.with_overrides({"space.strategies": "[top, angular-block]"}), 6) == 10
     with pytest.raises(ValueError, match="resolved by the search"):
         _ = spec.trials
     with pytest.raises(ConfigError, match="first_seeds=1: at least 2"):
