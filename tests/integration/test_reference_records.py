@@ -113,7 +113,16 @@ def test_a_screened_sweep_asks_the_other_seeds_only_of_the_rates_near_the_best(t
     """Every rate on the first two of three decision seeds; 1e-4, 8 points below there, is not asked for on
     the third. The runs are recorded already, so each stage's request shows as runs reused."""
     mlflow, experiment, parent = _store(tmp_path)
-    spec = load_spec(None, {"reference.learning_rates": "[1e-4, 2e-4]", "seeds": 3, "reference.edge_steps": 0})
+    spec = load_spec(
+        None,
+        {
+            "reference.learning_rates": "[1e-4, 2e-4]",
+            "seeds": 3,
+            "reference.edge_steps": 0,
+            "reference.screen_seeds": 2,
+            "reference.screen_margin": 0.015,
+        },
+    )
     scores = {(1e-4, 43): 0.60, (1e-4, 44): 0.61, (1e-4, 45): 0.62, (2e-4, 43): 0.68, (2e-4, 44): 0.69}
     scores[(2e-4, 45)] = 0.67
     for trial in reference_trials(spec):
