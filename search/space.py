@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from prunetune.search.spec import WARM_START_STRATEGIES, SearchSpec, droppable_depths
+from prunetune.search.spec import WARM_START_STRATEGIES, SearchSpec, droppable_depths, warm_starts
 from prunetune.trainables.strategies import angular_block, count_limit, get_strategy, threshold_range
 
 from prunetune.libs import optuna
@@ -110,11 +110,9 @@ def warm_start_points(
     times ``anchor_lr``, the tuned reference's learning rate; the spec's epochs, no distillation. A window at the
     block's start expresses it, else the angular-block strategy; none without either strategy or the scores."""
     limit = num_trials // 2
-    if not spec.space.warm_start or scores is None or limit < 1:
+    if not warm_starts(spec.space) or scores is None or limit < 1:
         return []
-    strategy = next((s for s in WARM_START_STRATEGIES if s in space.strategies), None)
-    if strategy is None:
-        return []
+    strategy = next(s for s in WARM_START_STRATEGIES if s in space.strategies)
     depths = list(range(space.min_count, space.max_count + 1))
     if len(depths) > limit:
         step = (len(depths) - 1) / max(limit - 1, 1)
