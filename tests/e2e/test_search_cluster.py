@@ -222,9 +222,14 @@ def test_multi_objective_search_gives_a_pareto_front(
     import ray
     from prunetune.search.runner import run_search
 
+    # A budget every trial meets (within 90 % of the reference): Optuna's front holds feasible trials only, and a
+    # tiny random model's trials can all collapse to one class, 5 points and more below its reference (seen in CI:
+    # an empty front). The front is what this test checks, not the budget.
+    within_any = {"budget.tolerance": 0.9, "budget.relative": True}
     spec = tiny_spec(
-        tmp_path, tiny_model, mlflow_server, ray_cluster, objective="multi", multi_axis="latency_ms", num_trials=4
-    )
+        tmp_path, tiny_model, mlflow_server, ray_cluster, objective="multi", multi_axis="latency_ms", num_trials=4,
+        **within_any,
+    )  # fmt: skip
     try:
         result = run_search(spec, say=lambda line: None)
     finally:
