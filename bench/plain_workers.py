@@ -17,7 +17,11 @@ def start(threads: int, base: Any) -> None:
     from prunetune.trainables.prepared import prepare_classification
 
     torch.set_num_threads(threads)
-    _WORKER["prepared"] = prepare_classification(base, load_tokenizer(base.model), base.model)
+    # A sentence-similarity job tokenizes its pairs itself (run_job takes prepared data for classification only).
+    prepared = None
+    if base.task == "classification":
+        prepared = prepare_classification(base, load_tokenizer(base.model), base.model)
+    _WORKER["prepared"] = prepared
 
 
 def ready(_: int) -> bool:

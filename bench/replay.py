@@ -66,6 +66,7 @@ from prunetune.search.decide import (
     best_reference,
     paired_drops,
 )
+from prunetune.search.frontier import Tried, next_step
 from prunetune.search.max_drop import finalists
 from prunetune.search.space import (
     CONSTRAINT,
@@ -78,7 +79,7 @@ from prunetune.search.space import (
     tell_repeat,
     warm_start_points,
 )
-from prunetune.search.spec import SearchSpec, load_spec
+from prunetune.search.spec import SearchSpec, droppable_depths, load_spec, trial_counts
 from prunetune.search.upstream import TPE_STARTUP_TRIALS
 from prunetune.trainables.strategies import StrategyError, kept_layers
 
@@ -357,6 +358,7 @@ def replay(
     max_trials: int | None = None,
     startup_trials: int = TPE_STARTUP_TRIALS,
     warm_start: bool = True,
+    frontier: bool = True,
 ) -> Replay:
     """One max-drop replayed by ``searcher`` (prunetune / random / grid) with replay seed ``replay_seed``."""
     rng = random.Random(replay_seed)
@@ -400,6 +402,7 @@ def replay(
         result,
         startup_trials,
         tolerances,
+        frontier,
     )
     return result
 
@@ -417,6 +420,7 @@ def sampled_search(
     counts: Any = None,
     startup_trials: int = TPE_STARTUP_TRIALS,
     tolerances: Sequence[float] = (),
+    frontier: bool = True,
 ) -> str:
     """A search as ``BudgetSearch`` runs it (``prunetune``: TPE; ``random``), each new point trained through
     ``trained(point, strategy) -> score``; why it stopped. ``counts`` (a :class:`Replay`) gets its repeats and
@@ -428,6 +432,7 @@ def sampled_search(
     import optuna
 
     n = table.num_layers
+    frontier_tolerances = sorted(tolerances) or [spec.budget.tolerance]
     budgets = sorted(tolerances) if searcher == "cycled" else [spec.budget.tolerance]
     if searcher == "cycled" and not budgets:
         raise ValueError("the cycled searcher needs the tolerances")
@@ -443,18 +448,33 @@ def sampled_search(
     space = DefineSpace(spec, n, anchor_lr, layer_scores)
     reachable = reachable_points(space, table, layer_scores)
     studies = [optuna.create_study(direction="maximize", sampler=sampler(j)) for j in range(len(budgets))]
+    depths = droppable_depths(spec.space, n)
+    base, cap = (max_trials, max_trials) if max_trials is not None else trial_counts(spec, n)
+    warm: list[dict[str, Any]] = []
     if searcher == "prunetune":  # as BudgetSearch: the warm start first (space.warm_start)
-        for params in warm_start_points(space, spec, n, layer_scores, anchor_lr, max_trials or len(reachable)):
+        warm = warm_start_points(space, spec, n, layer_scores, anchor_lr, base)
+        for params in warm:
             studies[0].enqueue_trial(params)
     outcomes: list[dict[Point, Any]] = [{} for _ in budgets]  # per study: point -> its frozen trial there
+    tried: list[Tried] = []  # what the frontier knows (search/frontier.py), as BudgetSearch tells it
     while True:
         trained_points = outcomes[0].keys()
         if reachable <= trained_points:
             return "space exhausted"
-        if max_trials is not None and len(trained_points) >= max_trials:
+        if (searcher != "prunetune" or not frontier) and len(trained_points) >= (max_trials or cap):
             return "max trials"
         j = len(trained_points) % len(budgets)
         study, repeats = studies[j], 0
+        if searcher == "prunetune" and frontier and len(tried) >= len(warm):  # as BudgetSearch, after the warm start
+            step = next_step(
+                tried, n, frontier_tolerances, depths, base, cap, layer_scores, warm[0] if warm else {},
+                space.strategies,
+            )  # fmt: skip
+            if step.kind == "stop":
+                return step.reason
+            if step.kind == "probe":
+                assert step.params is not None
+                study.enqueue_trial(dict(step.params))
         for _ in range(MAX_ASKS):  # as BudgetSearch.suggest: unrealisable or repeated points are re-asked
             trial = study.ask()
             space(trial)
@@ -474,6 +494,7 @@ def sampled_search(
                     counts.repeats += 1
                 continue
             score = trained(point, params["strategy"])
+            tried.append(Tried(kept, dict(params), drop(reference_score, score)))
             for i, (other, budget) in enumerate(zip(studies, specs, strict=True)):
                 excess = budget_excess(budget, reference_score, score)
                 value = objective(n - len(kept), score, excess)
@@ -535,6 +556,7 @@ def summarise(
                 "verdicts_at_goal": _counts(v for _, v in at_goal),
                 "depths_at_goal": _counts(d for d, _ in at_goal),
                 "final_answer_correct": sum(r.after(t, len(r.points))[0] == truth for r in runs) / len(runs),
+                "mean_trials_at_stop": statistics.mean(len(r.points) for r in runs),
                 "by_search_seed": by_search_seed,
             }
             if full_answers is not None:
@@ -542,6 +564,10 @@ def summarise(
                 depths = [d for d, _ in at_goal]
                 by_tolerance[str(t)]["answer_at_goal_equals_full_table"] = sum(
                     d == f for d, f in zip(depths, full, strict=True)
+                ) / len(runs)
+                # Where the search stops (its own rule, or the trials it was given): the answer a user gets.
+                by_tolerance[str(t)]["answer_at_stop_equals_full_table"] = sum(
+                    r.after(t, len(r.points))[0] == f for r, f in zip(runs, full, strict=True)
                 ) / len(runs)
                 # The full-table answer is not a bound: with every point tried, the deepest lucky candidates use
                 # up the finalists and a tight tolerance can end "none" where a partial search answers nearer
@@ -600,6 +626,8 @@ def run_all(
     progress: Callable[[str], None] | None = None,
     startup_trials: int = TPE_STARTUP_TRIALS,
     warm_start: bool = True,
+    frontier: bool = True,
+    scores_path: Path | None = None,
 ) -> dict[str, Any]:
     """Every searcher over replay seeds 0..seeds-1; the report as a JSON-ready dict."""
     import optuna
@@ -610,12 +638,30 @@ def run_all(
     grid_size = len(table.grid)
     goal = grid_size // 5
     replays: dict[str, list[Replay]] = {}
-    for name in searchers:
+    # At the product's default trial rule (max_trials None) prunetune stops where its rule stops it, and every other
+    # sampled searcher gets as many trials as prunetune used on the same replay seed: compared at equal cost.
+    order = sorted(searchers, key=lambda name: name != "prunetune")
+    for name in order:
         started = time.monotonic()
-        replays[name] = [
-            replay(name, r, table, layer_scores, tolerances, max_finalists, max_trials, startup_trials, warm_start)
-            for r in range(seeds)
-        ]
+        replays[name] = []
+        for r in range(seeds):
+            trials = max_trials
+            if trials is None and name in ("random", "cycled") and "prunetune" in replays:
+                trials = len(replays["prunetune"][r].points)
+            replays[name].append(
+                replay(
+                    name,
+                    r,
+                    table,
+                    layer_scores,
+                    tolerances,
+                    max_finalists,
+                    trials,
+                    startup_trials,
+                    warm_start,
+                    frontier,
+                )  # fmt: skip
+            )
         if progress:
             progress(f"{name}: {seeds} replays in {time.monotonic() - started:.0f} s")
     search_refs = {}
@@ -641,6 +687,8 @@ def run_all(
         "max_finalists": max_finalists,
         "startup_trials": startup_trials,
         "warm_start": warm_start,
+        "frontier": frontier,
+        "layer_scores": None if scores_path is None else shown(scores_path),
         "seeds": table.seeds,
         "space": {
             "strategies": STRATEGIES,
@@ -716,6 +764,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--startup-trials", type=int, default=TPE_STARTUP_TRIALS, help="TPE's random trials first")
     parser.add_argument("--searchers", nargs="+", default=list(DEFAULT_SEARCHERS), choices=SEARCHERS)
     parser.add_argument("--no-warm-start", action="store_true", help="prunetune's searcher without its warm start")
+    parser.add_argument(
+        "--no-frontier", action="store_true", help="prunetune's searcher without its probes and stop rule (issue 23's)"
+    )
     args = parser.parse_args(argv)
 
     table = load_table(args.table)
@@ -726,6 +777,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     report = run_all(
         table, layer_scores, args.tolerances, args.seeds, args.max_finalists, args.max_trials, args.searchers,
         progress=print, startup_trials=args.startup_trials, warm_start=not args.no_warm_start,
+        frontier=not args.no_frontier, scores_path=args.scores,
     )  # fmt: skip
     report["seconds"] = round(time.monotonic() - started, 1)
     args.json.parent.mkdir(parents=True, exist_ok=True)

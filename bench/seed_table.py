@@ -9,7 +9,13 @@ and a second run skips it; jobs go seed by seed, so whole seeds come first. ``--
 after that many seconds (the device call's own limit), and lets the running ones finish.
 
     bench/seed_table.py --seeds 3 4 5 --output bench/results/minilm-l6-indicnews-en-seeds-3-5.csv
-    bench/seed-table-device     # on the lent GPU machine, from the kit: 14 workers, seeds 3 onwards
+    bench/seed-table-device     # on a GPU machine, from the kit: 14 workers, seeds 3 onwards
+
+The same configurations in another setting (``--learning-rates`` replaces the table's, the epochs are the spec's),
+as the STS-B table was made (bench/tables/README.md):
+
+    bench/seed_table.py --spec examples/max-drop-minilm-stsb.yaml --variants reference pruned random-init \
+        --learning-rates 1e-4 2e-4 4e-4 --seeds 0 1 --output bench/tables/minilm-l6-stsb-en-lr-seeds.csv
 """
 
 from __future__ import annotations
@@ -32,22 +38,39 @@ HERE = Path(__file__).resolve().parent
 COLUMNS = ("config", "kept_layers", "layers_dropped", "variant", "learning_rate", "epochs", "seed", "val_score")
 
 
-def table_points(table: Path, variants: list[str]) -> list[dict[str, str]]:
-    """The table's distinct (configuration, learning rate, epochs), in the table's order, seeds left out."""
+def table_points(
+    table: Path,
+    variants: list[str],
+    configs: list[str] | None = None,
+    learning_rates: list[float] | None = None,
+    epochs: int | None = None,
+) -> list[dict[str, str]]:
+    """The table's distinct (configuration, learning rate, epochs), in the table's order, seeds left out.
+
+    ``learning_rates`` (with ``epochs``) replace the table's own: the same configurations in another setting,
+    such as another task whose best learning rates differ. ``configs`` keeps only the configurations named."""
     points: dict[tuple[str, str, str], dict[str, str]] = {}
     with table.open(newline="") as handle:
         for row in csv.DictReader(handle):
-            if row["variant"] in variants:
+            if row["variant"] not in variants or (configs is not None and row["config"] not in configs):
+                continue
+            if learning_rates is None:
                 points.setdefault((row["config"], row["learning_rate"], row["epochs"]), row)
+                continue
+            for rate in learning_rates:
+                moved = row | {"learning_rate": f"{rate:g}", "epochs": str(epochs)}
+                points.setdefault((row["config"], moved["learning_rate"], moved["epochs"]), moved)
     return [{c: row[c] for c in COLUMNS if c not in ("seed", "val_score")} for row in points.values()]
 
 
 def trial_config(base: Any, point: dict[str, str], seed: int) -> Any:
-    """The point's trial: the reference keeps every layer (no surgery), a pruned row its kept layers."""
+    """The point's trial: the reference keeps every layer (no surgery), a pruned row its kept layers, a
+    random-init row (a scratch model) the same architecture at that depth with every weight re-initialised."""
     kept = None if point["variant"] == "reference" else json.loads(point["kept_layers"])
     return base.with_overrides(
         {
             "kept_layers": kept,
+            "variant": "scratch" if point["variant"] == "random-init" else "pruned",
             "training.learning_rate": float(point["learning_rate"]),
             "training.epochs": int(point["epochs"]),
             "training.seed": seed,
@@ -70,7 +93,11 @@ def main() -> None:
     parser.add_argument("--table", type=Path, default=SEED_TABLE, help="the table whose configurations are trained")
     parser.add_argument("--spec", default=str(HERE.parent / "examples" / "max-drop-minilm-indicnews.yaml"))
     parser.add_argument("--seeds", type=int, nargs="+", required=True)
-    parser.add_argument("--variants", nargs="+", default=["reference", "pruned"])
+    parser.add_argument("--variants", nargs="+", default=["reference", "pruned"], help="add random-init for scratch")
+    parser.add_argument("--configs", nargs="+", default=None, help="only these configurations (a pilot)")
+    parser.add_argument(
+        "--learning-rates", type=float, nargs="+", default=None, help="instead of the table's (epochs: the spec's)"
+    )
     parser.add_argument("--concurrency", type=int, default=2, help="K: plain workers sharing the device")
     parser.add_argument("--threads", type=int, default=1, help="cores per worker")
     parser.add_argument("--stop-after", type=float, default=None, help="seconds after which no job starts")
@@ -85,7 +112,7 @@ def main() -> None:
 
     raw = yaml.safe_load(Path(args.spec).read_text())["trial"]
     base = TrialConfig.from_dict(raw).with_overrides({"training.device": "auto"} | parse_overrides(args.set))
-    points = table_points(args.table, args.variants)
+    points = table_points(args.table, args.variants, args.configs, args.learning_rates, base.training.epochs)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     done = trained_rows(args.output)
     plan = [

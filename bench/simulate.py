@@ -58,7 +58,7 @@ from prunetune.search.decide import (  # noqa: E402
 )  # noqa: E402
 from prunetune.search.max_drop import finalists  # noqa: E402
 from prunetune.search.reference import ScreenedSweep, sweep_past_edges  # noqa: E402
-from prunetune.search.spec import ReferenceSweep, SearchSpec, recheck_plan, trials_for  # noqa: E402
+from prunetune.search.spec import ReferenceSweep, SearchSpec, recheck_plan  # noqa: E402
 from replay import (  # noqa: E402
     Point,
     Table,
@@ -91,7 +91,6 @@ class Rule:
     # only while within the margin of the best there (reference.ScreenedSweep). None: every seed at once.
     screen_seeds: int | None = ReferenceSweep.screen_seeds
     screen_margin: float = ReferenceSweep.screen_margin
-    family: bool = True  # each interval at the family's level (decide.family_confidence); False: 95 % each
     # The answers' models kept from their re-checks on the first decision seed (max_drop); False: each answer
     # trained once more, as before issue 23.
     models_kept: bool = True
@@ -105,16 +104,21 @@ class Rule:
     # seek_confident: once a tolerance's answer is found, re-train more finalists in search of one confidently within.
     seek_confident: bool = SearchSpec.seek_confident
 
-    @property
-    def plan(self) -> RecheckPlan:
+    # The search's probes and its stop rule (search/frontier.py); False: the trials as counted before issue 36.
+    frontier: bool = True
+    # Each interval's level: "run" (every tolerance's finalists together, today), "walk" (one tolerance's finalists,
+    # before issue 36), or "each" (95 % each, before issue 23).
+    family: str = "run"
+
+    def plan(self, tolerances: int) -> RecheckPlan:
         spec = SearchSpec(
             seeds=SEEDS,
             first_seeds=self.first_seeds,
             max_finalists=self.max_finalists,
             collapse_margin=self.collapse_margin,
         )
-        plan = recheck_plan(spec)
-        return plan if self.family else replace(plan, confidence=RecheckPlan.confidence)
+        plan = recheck_plan(spec, tolerances if self.family == "run" else 1)
+        return plan if self.family != "each" else replace(plan, confidence=RecheckPlan.confidence)
 
 
 SEEDS = 5  # decision seeds, the spec's default
@@ -126,15 +130,20 @@ TODAY = Rule(
     num_trials=24,
     max_finalists=4,
     edge_steps=0,
-    family=False,
+    family="each",
     models_kept=False,
     screen_seeds=None,
     collapse_margin=None,
     warm_start=False,
     seek_confident=True,
+    frontier=False,
 )
 RULES = {  # what docs/benchmarks.md §1e compares; a rule here is one the product can run (its spec keys), but "cycled"
     "today": TODAY,
+    # The defaults before issue 36: 10 trials (2 per depth), no probes, each interval at one walk's level.
+    "issue-23": Rule("issue-23", num_trials=10, frontier=False, family="walk"),
+    # The defaults but each interval at one walk's level, as before issue 36: what the run's level costs.
+    "new-walk-level": Rule("new-walk-level", family="walk"),
     # The defaults now: 5 finalists, each interval at the family's level (99 % each), the walk stopped at the
     # answer, the reference's sweep extended by up to two octaves while its best is at an edge and screened on 1
     # decision seed (2 points), a finalist with a seed more than 5 points past the tolerance over, the warm start,
@@ -142,7 +151,9 @@ RULES = {  # what docs/benchmarks.md §1e compares; a rule here is one the produ
     "new": Rule("new"),
     # The defaults before the trials were counted per depth: 24 trials, every finalist on all 5 seeds at once, the
     # sweep screened on 2 seeds (1.5 points).
-    "previous": Rule("previous", num_trials=24, first_seeds=None, screen_seeds=2, screen_margin=0.015),
+    "previous": Rule(
+        "previous", num_trials=24, first_seeds=None, screen_seeds=2, screen_margin=0.015, frontier=False, family="walk"
+    ),
     # The sweep screened on 2 seeds (1.5 points), as before, the rest the defaults.
     "new-screen-2-seeds": Rule("new-screen-2-seeds", screen_seeds=2, screen_margin=0.015),
     # The defaults before the walk stopped at the answer: more finalists re-trained for one confidently within.
@@ -168,11 +179,26 @@ RULES = {  # what docs/benchmarks.md §1e compares; a rule here is one the produ
 }
 
 
-class World:
-    """The truth of a seed table, and seeds drawn around it."""
+COLLAPSE_GAP = 0.10  # a run this far below another seed's run of the same configuration collapsed (10 points)
+NOISE_MODELS = ("collapse", "pooled")
 
-    def __init__(self, table: Table) -> None:
-        self.table = table
+
+class World:
+    """The truth of a seed table, and seeds drawn around it.
+
+    ``noise="collapse"`` (the default): a collapse is its own event. A run more than :data:`COLLAPSE_GAP` below
+    another seed's run of the same configuration and learning rate collapsed; each configuration collapses at the
+    rate the table shows for it (with two seeds: never, or on one seed in two), to one of its own collapsed scores.
+    Otherwise its score is the mean of its runs that did not collapse plus an ordinary residual, drawn from the
+    residuals of runs that did not collapse, pooled by learning rate and by whether the configuration is within 4
+    points of the reference. The expected score is still the table's mean. ``noise="pooled"``: before issue 36,
+    every run's residual pooled, collapses included, so a configuration that never collapsed borrowed the spread
+    of those that did (at 8e-4, +-22 to +-41 points)."""
+
+    def __init__(self, table: Table, noise: str = "collapse") -> None:
+        if noise not in NOISE_MODELS:
+            raise ValueError(f"noise {noise!r}: one of {NOISE_MODELS}")
+        self.table, self.noise = table, noise
         by_reference: dict[Reference, dict[int, float]] = {}
         for lr, epochs, seed, score in table.reference_runs:
             by_reference.setdefault((lr, epochs), {})[seed] = score
@@ -180,9 +206,20 @@ class World:
         self.means = {point: statistics.mean(s.values()) for point, s in table.pruned.items()}
         self.true_reference = max(self.reference_means.values())
         self.residuals: dict[tuple[float, bool], list[float]] = {}
+        self.collapse_rate: dict[Any, float] = {}
+        self.collapsed: dict[Any, list[float]] = {}
+        self.ordinary_mean: dict[Any, float] = {}
         for what, by_seed in [*by_reference.items(), *table.pruned.items()]:
             values = list(by_seed.values())
-            centre = statistics.mean(values)
+            if noise == "collapse":
+                top = max(values)
+                fell = [v for v in values if v < top - COLLAPSE_GAP]
+                values = [v for v in values if v >= top - COLLAPSE_GAP]
+                self.collapse_rate[what] = len(fell) / len(by_seed)
+                self.collapsed[what] = fell
+            centre = self.ordinary_mean[what] = statistics.mean(values)
+            if len(values) < 2:
+                continue
             scale = math.sqrt(len(values) / (len(values) - 1))  # a residual around a mean of n spreads less
             self.residuals.setdefault(self.pool(what), []).extend(scale * (v - centre) for v in values)
 
@@ -205,7 +242,34 @@ class World:
     def score(self, run: int, what: Point | Reference, seed: int) -> float:
         """``what``'s score on simulated seed ``seed`` of run ``run``: the same every time it is asked."""
         rng = random.Random(f"{run}:{what}:{seed}")
-        return min(max(self.mean(what) + rng.choice(self.residuals[self.pool(what)]), 0.0), 1.0)
+        if self.noise == "pooled":
+            return min(max(self.mean(what) + rng.choice(self.residuals[self.pool(what)]), 0.0), 1.0)
+        if rng.random() < self.collapse_rate[what]:
+            return rng.choice(self.collapsed[what])
+        residuals = self.residuals.get(self.pool(what)) or [0.0]
+        return min(max(self.ordinary_mean[what] + rng.choice(residuals), 0.0), 1.0)
+
+    def truth_uncertainty(self, tolerances: Sequence[float]) -> dict[str, dict[str, float]]:
+        """How sure the truth itself is: per tolerance, the deepest configuration within and the best one a depth
+        deeper, each with its margin to the tolerance in standard errors of a table-mean drop (the ordinary spread
+        of one seed over the table's seeds, the reference's own mean included)."""
+        spread = statistics.pstdev([r for pool in self.residuals.values() for r in pool if abs(r) < NEAR])
+        seeds = len(self.table.seeds)
+        standard_error = spread * math.sqrt(2 / seeds)  # a drop: the reference's mean minus the point's
+        out: dict[str, dict[str, float]] = {"standard_error": {"points": 100 * standard_error}}
+        n = self.table.num_layers
+        for t in sorted(tolerances):
+            depth = self.true_depth(t)
+            best_at = {
+                d: min((self.true_drop(p) for p in self.means if n - len(p[0]) == d), default=math.inf)
+                for d in (depth, depth + 1)
+            }
+            out[str(t)] = {
+                "depth": depth,
+                "margin_inside_se": (t - best_at[depth]) / standard_error if depth else math.inf,
+                "margin_beyond_se": (best_at[depth + 1] - t) / standard_error,
+            }
+        return out
 
 
 @dataclass
@@ -220,7 +284,8 @@ class Outcome:
 
 def simulate_run(world: World, rule: Rule, run: int, tolerances: Sequence[float], scores: LayerScores) -> Outcome:
     table, n = world.table, world.table.num_layers
-    search_seed, decision = 0, list(range(1, rule.plan.stages[-1] + 1))
+    plan = rule.plan(len(tolerances))
+    search_seed, decision = 0, list(range(1, plan.stages[-1] + 1))
     sweep = [(lr, 2) for lr in REFERENCE_SWEEP]
     jobs = {"reference": 0, "trials": 0, "rechecks": 0, "models": 0}
 
@@ -258,7 +323,7 @@ def simulate_run(world: World, rule: Rule, run: int, tolerances: Sequence[float]
         return score
 
     sampled_search(rule.searcher, run, spec, table, reference.learning_rate, reference.score, scores, trained,
-                   trials_for(replace(spec, num_trials=rule.num_trials), n), tolerances=tolerances)  # fmt: skip
+                   rule.num_trials, tolerances=tolerances, frontier=rule.frontier)  # fmt: skip
     jobs["trials"] = len(trials)
 
     seeds_run: dict[Any, int] = {}
@@ -277,7 +342,7 @@ def simulate_run(world: World, rule: Rule, run: int, tolerances: Sequence[float]
             measure,
             rule.max_finalists,
             measured=lambda c: c.key in seeds_run,
-            plan=rule.plan,
+            plan=plan,
             seek_confident=rule.seek_confident,
         )
     jobs["rechecks"] = sum(seeds_run.values())
@@ -353,12 +418,18 @@ def answered_depths(outcomes: list[Outcome], tolerances: Sequence[float]) -> dic
 
 
 def run_all(
-    table: Table, scores: LayerScores, rules: dict[str, Rule], runs: int, tolerances: Sequence[float], say: Any = None
+    table: Table,
+    scores: LayerScores,
+    rules: dict[str, Rule],
+    runs: int,
+    tolerances: Sequence[float],
+    say: Any = None,
+    noise: str = "collapse",
 ) -> dict[str, Any]:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    world = World(table)
+    world = World(table, noise)
     report: dict[str, Any] = {}
     details: dict[str, Any] = {}
     for name, rule in rules.items():
@@ -378,7 +449,14 @@ def run_all(
             say(f"{name}: {runs} runs in {time.monotonic() - started:.0f} s")
     truth = {str(t): world.true_depth(t) for t in sorted(tolerances)}
     table_name = shown(Path(table.path))
-    return report | {"details": details, "true_depth": truth, "runs": runs, "table": table_name}
+    return report | {
+        "details": details,
+        "true_depth": truth,
+        "truth_uncertainty": world.truth_uncertainty(tolerances),
+        "runs": runs,
+        "table": table_name,
+        "noise": noise,
+    }
 
 
 def markdown(report: dict[str, Any], rules: Sequence[str]) -> str:
@@ -416,6 +494,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, help="write the report here")
     parser.add_argument("--tolerances", type=float, nargs="+", default=[0.01, 0.02, 0.03])
     parser.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES))
+    parser.add_argument("--noise", default="collapse", choices=NOISE_MODELS, help="the seeds' noise model (World)")
     parser.add_argument(
         "--bound", type=int, nargs="*", default=[], metavar="SEEDS",
         help="also the decision's bound (every configuration re-checked) with this many decision seeds",
@@ -423,9 +502,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     table = load_table(args.table)
     scores = LayerScores.from_json(args.scores.read_text())
-    report = run_all(table, scores, {r: RULES[r] for r in args.rules}, args.runs, args.tolerances, print)
+    report = run_all(table, scores, {r: RULES[r] for r in args.rules}, args.runs, args.tolerances, print, args.noise)
+    report["layer_scores"] = shown(args.scores)
     print(markdown(report, args.rules))
-    world = World(table)
+    world = World(table, args.noise)
     report["bound"] = {str(n): decision_bound(world, n, args.runs, args.tolerances) for n in args.bound}
     for n, by_rule in report["bound"].items():
         for key, row in by_rule.items():

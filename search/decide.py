@@ -9,9 +9,14 @@ Pure functions on plain numbers, so every rule of the decision lives here and is
   ``c`` (95 % unless told; max-drop's is the family's, below).
 * The **verdict** at tolerance ``t``: *within* when the whole interval is at or under ``t``, *borderline*
   when only the mean is, *over* when the mean is above it. One seed has no interval: at best borderline.
-* **The level is the family's.** One tolerance's walk weighs up to ``max_finalists`` finalists and may call any
-  of them *within*, so each interval is at ``1 - 0.05 / max_finalists`` (Bonferroni, :func:`family_confidence`):
-  the chance that *some* finalist of the walk is falsely called within stays at 2.5 %, not 2.5 % per finalist.
+* **The level is the run's.** A run of ``k`` tolerances re-trains at most ``max_finalists`` new finalists per
+  tolerance, so at most ``max_finalists · k`` distinct configurations; each is called *within* only on all its
+  seeds, and the same seeds weigh it at every tolerance, so its false *within* calls are one event: the interval
+  under the loosest tolerance its true drop exceeds. Each interval is therefore at ``1 - 0.05 / (max_finalists ·
+  k)`` (Bonferroni, :func:`family_confidence`), and the chance that a run falsely calls *any* configuration within
+  *any* of its tolerances is at most 2.5 %, under the interval's own model (paired drops independent and normal
+  over seeds). A test measures it where it is tightest: every finalist's true drop exactly at its tolerance
+  (tests/unit/test_family_wise.py).
 * A seed whose score is NaN (a diverged run, a collapsed sentence model's Spearman) is a **failed seed**: it is
   reported, and left out of the interval; a finalist with no seed left is *over*.
 * **Re-checks may be sequential** (:class:`RecheckPlan`): a finalist trains on a few seeds first, and on the
@@ -49,12 +54,13 @@ def t_quantile(n: int, confidence: float = 0.95) -> float:
     return float(stats.t.ppf(0.5 + confidence / 2, n - 1))
 
 
-FAMILY_CONFIDENCE = 0.95  # what a run's within verdicts hold together, over one tolerance's finalists
+FAMILY_CONFIDENCE = 0.95  # what a run's within verdicts hold together, over every tolerance's finalists
 
 
 def family_confidence(finalists: int) -> float:
-    """Each interval's two-sided level when ``finalists`` of them may each be called within: Bonferroni, so
-    that together they are falsely within at most (1 - FAMILY_CONFIDENCE) / 2 of the time."""
+    """Each interval's two-sided level when ``finalists`` distinct configurations may each be called within (a run:
+    ``max_finalists`` per tolerance times its tolerances): Bonferroni, so that together they are falsely within at
+    most (1 - FAMILY_CONFIDENCE) / 2 of the time."""
     return 1 - (1 - FAMILY_CONFIDENCE) / finalists
 
 

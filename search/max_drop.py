@@ -176,7 +176,9 @@ def _max_drop(
     from prunetune.search.store import client, experiment_id
 
     # The answers' models are saved below, not the search's.
-    result = run_search(loosest, resume=resume, say=say, save_best=False, checked=checked)
+    result = run_search(
+        loosest, resume=resume, say=say, save_best=False, checked=checked, tolerances=tuple(sorted(tolerances))
+    )
     loosest = result.spec  # as it ran: its jobs take the trials' resolved resources
     mlflow = client(loosest.resolved_tracking_uri(), patience_s=loosest.tracking_patience_s)
     ctx = SearchContext(loosest, mlflow, experiment_id(mlflow, loosest.name), result.parent_run_id, say, result.shared)
@@ -250,7 +252,7 @@ def _decide(ctx: SearchContext, tolerances: list[float], result: SearchResult, r
             measure,
             loosest.max_finalists,
             measured=lambda candidate: candidate.key in measured,
-            plan=recheck_plan(loosest),
+            plan=recheck_plan(loosest, len(tolerances)),
             seek_confident=loosest.seek_confident,
         )
         for t in sorted(tolerances)
@@ -415,8 +417,8 @@ def render(answer: MaxDropAnswer) -> str:
         level = min(levels)
         together = round((1 - FAMILY_CONFIDENCE) / (1 - level))
         family = (
-            f", so that the up to {together} finalists weighed per tolerance hold together "
-            f"{100 * FAMILY_CONFIDENCE:g} % of the time"
+            f", so that the up to {together} finalists a run of {len(answer.tolerances)} tolerance(s) may re-train "
+            f"are falsely called within together at most {100 * (1 - FAMILY_CONFIDENCE) / 2:g} % of the time"
         )
         lines.append(f"each interval is {_level(level)}" + (family if together > 1 else ""))
     for tolerance, model in sorted(answer.models.items()):

@@ -30,7 +30,7 @@ from prunetune.search.shared import (
     prepared_data,
     share,
 )
-from prunetune.search.spec import SearchSpec, droppable_depths, ray_address, trials_per_depth, with_trials
+from prunetune.search.spec import SearchSpec, droppable_depths, ray_address, trial_counts, trials_per_depth, with_trials
 from prunetune.search.store import (
     TrackingClient,
     TrackingError,
@@ -142,21 +142,18 @@ def run_search(
     save_best: bool = True,
     register: str | None = None,
     checked: Checked | None = None,
+    tolerances: tuple[float, ...] = (),
 ) -> SearchResult:
     """Run (or with ``resume`` continue) the search ``spec`` and return its best feasible trial, with its
     model when ``save_best`` and ``spec.save_model`` (registered in MLflow as ``register`` if given).
-    ``checked``: what :func:`refuse_early` returned, when the caller ran it already."""
+    ``checked``: what :func:`refuse_early` returned, when the caller ran it already. ``tolerances``: every tolerance
+    the caller will decide (max-drop's), where the search looks for answers still open; () for the budget's alone."""
     num_layers, prepared, inputs = checked or refuse_early(spec)
     with search_lock(spec.storage, spec.name):  # a second driver on this search is refused here
         refuse_another_driver(spec, resume)  # and one on the same tracking server from another folder
         if spec.num_trials is None:
-            spec = with_trials(spec, num_layers)
-            depths = droppable_depths(spec.space, num_layers)
-            counts = f"{depths.start}" if len(depths) == 1 else f"{depths.start} to {depths.stop - 1}"
-            say(
-                f"num_trials: {spec.trials}, {trials_per_depth(spec.space)} per depth the search may drop ({counts} of "
-                f"{num_layers} layers); --set num_trials=N for another count"
-            )
+            say(trials_line(spec, num_layers))
+        spec = with_trials(spec, num_layers)
         _init_ray(spec)
         stops.reclaim()  # ray.init installed its own SIGTERM handler, which exits with no clean-up
         nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]  # type: ignore[no-untyped-call]
@@ -165,9 +162,23 @@ def run_search(
         store = _open_store(spec, resume, say)
         stage = _Stage()
         try:
-            return _search(spec, store, stage, num_layers, prepared, inputs, say, save_best, register)
+            return _search(spec, store, stage, num_layers, prepared, inputs, say, save_best, register, tolerances)
         except KeyboardInterrupt:  # SIGINT or SIGTERM (prunetune.stops), wherever the driver waited
             raise _stop(spec, store, stage, say) from None
+
+
+def trials_line(spec: SearchSpec, num_layers: int) -> str:
+    """What the terminal says of the trial count before the search, e.g. "num_trials unset: at least 10 trials (2
+    per depth the search may drop, 1 to 5 of 6 layers), then on while an answer is still open, at most 25; --set
+    num_trials=N for a fixed count"."""
+    least, most = trial_counts(spec, num_layers)
+    depths = droppable_depths(spec.space, num_layers)
+    counts = f"{depths.start}" if len(depths) == 1 else f"{depths.start} to {depths.stop - 1}"
+    per_depth = f"{trials_per_depth(spec.space)} per depth the search may drop, " if spec.min_trials is None else ""
+    return (
+        f"num_trials unset: at least {least} trials ({per_depth}{counts} of {num_layers} layers), then on while an "
+        f"answer is still open, at most {most}; --set num_trials=N for a fixed count"
+    )
 
 
 @dataclass
@@ -189,6 +200,7 @@ def _search(
     say: Say,
     save_best: bool,
     register: str | None,
+    tolerances: tuple[float, ...] = (),
 ) -> SearchResult:
     # The prepared data: one copy in the object store, read once per process.
     ctx = SearchContext(spec, store.mlflow, store.experiment, store.parent, say, share(prepared))
@@ -221,7 +233,7 @@ def _search(
         if recorder.unreachable:
             raise recorder.stopped()
     callbacks = [recorder, _progress(spec, say)] + ([] if spec.keep_checkpoints else [DropFinishedCheckpoints()])
-    tuner = _tuner(spec, store, reference, scores, num_layers, shared, callbacks, say)
+    tuner, searcher = _tuner(spec, store, reference, scores, num_layers, shared, callbacks, say, tolerances)
     started = time.monotonic()
     stage.phase = "during the trials"
     try:
@@ -235,6 +247,8 @@ def _search(
             raise stop from None
         raise
     stops.raise_if_requested()  # Tune stopped for a signal: its results are not the search's
+    if searcher is not None and searcher.stop_reason:
+        say(searcher.stop_reason)
     lost_runs, lost_optuna = recorder.settle(results), _fail_orphaned_optuna_trials(spec, store.parent)
     if lost_runs or lost_optuna:
         say(
@@ -409,8 +423,10 @@ def _tuner(
     shared: SharedWork | None,
     callbacks: list[Any],
     say: Say,
-) -> Any:
-    """Tune's experiment: restored on resume (with the Optuna state), else new with prunetune's searcher."""
+    tolerances: tuple[float, ...] = (),
+) -> tuple[Any, Any]:
+    """Tune's experiment, and prunetune's searcher when new (a resumed experiment restores its own, with the Optuna
+    state)."""
     from prunetune.search.searcher import BudgetSearch
     from prunetune.search.space import OBJECTIVE, warm_start_line
     from prunetune.search.trainable import run_trial
@@ -430,9 +446,10 @@ def _tuner(
         {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus},
     )
     if store.resuming:
-        return tune.Tuner.restore(
+        restored = tune.Tuner.restore(
             store.experiment_path, trainable=trainable, resume_unfinished=True, resume_errored=True
         )
+        return restored, None
     searcher = BudgetSearch(
         spec,
         num_layers,
@@ -441,6 +458,7 @@ def _tuner(
         storage=optuna.storages.RDBStorage(_optuna_url(spec)),
         study_name=_study_name(spec, store.parent),
         links={"mlflow_search_run_id": store.parent, "mlflow_experiment_id": store.experiment},
+        tolerances=tolerances,
     )
     if searcher.warm_start:
         say(warm_start_line(searcher.warm_start, searcher.space.learning_rate(searcher.warm_start[0])))
@@ -451,7 +469,7 @@ def _tuner(
         if spec.scheduler == "asha" and not multi and max_epochs > 1
         else tune.schedulers.FIFOScheduler()  # type: ignore[no-untyped-call]
     )
-    return tune.Tuner(
+    tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
             search_alg=tune.search.ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent or 1),
@@ -473,6 +491,7 @@ def _tuner(
             verbose=0,
         ),
     )
+    return tuner, searcher
 
 
 def mark_answer(ctx: SearchContext, trial_id: str, answers: str) -> None:

@@ -18,10 +18,13 @@ feasible trial ranks above every infeasible one.
 from __future__ import annotations
 
 import logging
+import math
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 from prunetune.search import upstream
+from prunetune.search.frontier import Step, Tried, next_step
 from prunetune.search.space import (
     CONSTRAINT,
     OBJECTIVE,
@@ -35,7 +38,7 @@ from prunetune.search.space import (
     trial_config,
     warm_start_points,
 )
-from prunetune.search.spec import SearchSpec, trials_for
+from prunetune.search.spec import SearchSpec, droppable_depths, trial_counts
 from prunetune.search.upstream import check_private_state, completed_trials, make_sampler, optuna_trials
 from prunetune.trainables.strategies import STRATEGIES, Strategy, StrategyError, get_strategy, kept_layers
 from ray.tune.search import Searcher
@@ -93,10 +96,12 @@ class BudgetSearch(OptunaSearch):
         study_name: str | None = None,
         sampler: Any = None,
         links: dict[str, str] | None = None,
+        tolerances: Sequence[float] = (),
     ) -> None:
         """``anchor_lr``: the tuned reference's learning rate, which ``space.learning_rate_scale`` multiplies
         (default: the spec's own trial learning rate). ``links``: user attributes every trial carries (the
-        search's MLflow run), so optuna-dashboard leads to the records."""
+        search's MLflow run), so optuna-dashboard leads to the records. ``tolerances``: where the search looks for
+        answers still open (:mod:`.frontier`; max-drop's tolerances), the budget's alone by default."""
         multi = spec.objective == "multi"
         metric: Any = ["val_score", spec.multi_axis] if multi else OBJECTIVE
         mode: Any = ["max", "min"] if multi else "max"
@@ -107,7 +112,8 @@ class BudgetSearch(OptunaSearch):
         self.storage = storage if storage is not None else optuna.storages.InMemoryStorage()
         anchor = anchor_lr or spec.trial.training.learning_rate
         self.space = DefineSpace(spec, num_layers, anchor, scores)
-        self.warm_start = warm_start_points(self.space, spec, num_layers, scores, anchor, trials_for(spec, num_layers))
+        self.least_trials, self.most_trials = trial_counts(spec, num_layers)
+        self.warm_start = warm_start_points(self.space, spec, num_layers, scores, anchor, self.least_trials)
         super().__init__(
             space=self.space,
             metric=metric,
@@ -133,6 +139,9 @@ class BudgetSearch(OptunaSearch):
         self.planned_epochs: dict[str, int] = {}
         self.reported: set[tuple[str, int]] = set()  # (trial, epoch) scores Optuna has as intermediate values
         self.points: dict[PointKey, int] = {}  # point -> number of the Optuna trial that ran it
+        self.tolerances = tuple(sorted(tolerances)) or (spec.budget.tolerance,)
+        self.depths = droppable_depths(spec.space, num_layers)
+        self.stop_reason = ""  # why the search stopped asking for trials (search/frontier.py), for the terminal
 
     @property
     def study(self) -> Any:
@@ -144,8 +153,40 @@ class BudgetSearch(OptunaSearch):
         study_id = self.storage.get_study_id_from_name(self.study.study_name)
         return self.storage.get_trial(self.storage.get_trial_id_from_study_id_trial_number(study_id, number))
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]  # or FINISHED
+    def tried(self) -> list[Tried]:
+        """Every point run so far as the frontier reads it: kept layers, sampled parameters, and the drop (None while
+        it runs; a failed trial or one without a drop counts as over every tolerance)."""
+        found = []
+        for point, number in self.points.items():
+            trial = self.recorded(number)
+            drop: float | None = None
+            if trial.state.is_finished():
+                drop = float(trial.user_attrs.get("drop", math.inf))
+            found.append(Tried(point[0], trial.params, drop))
+        return found
 
+    def frontier(self) -> Step | None:
+        """The frontier's next step once the warm start has run (None before: its points are queued already)."""
+        if len(self.points) < len(self.warm_start):
+            return None
+        fallback = self.warm_start[0] if self.warm_start else {}
+        return next_step(
+            self.tried(), self.num_layers, self.tolerances, self.depths, self.least_trials, self.most_trials,
+            self.layer_scores, fallback, self.space.strategies,
+        )  # fmt: skip
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]  # or FINISHED
+        step = self.frontier()
+        if step is not None and step.kind == "stop":
+            self.stop_reason = step.reason
+            log.info("%s", step.reason)
+            return Searcher.FINISHED
+        if step is not None and step.kind == "wait":
+            return None  # Tune asks again once a running trial has reported
+        if step is not None and step.kind == "probe":
+            assert step.params is not None
+            log.info("probe at %s layers dropped: %s", step.depth, step.reason)
+            self.study.enqueue_trial(dict(step.params), user_attrs={"chosen_by": "probe"})
         repeats = 0
         for _ in range(100):  # a point the strategy cannot realise, or one already run, is re-asked
             params = super().suggest(trial_id)

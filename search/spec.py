@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prunetune.search.decide import RecheckPlan, family_confidence
+from prunetune.search.frontier import CAP_PER_DEPTH
 from prunetune.trainables.config import ConfigError, TrialConfig, load_yaml, with_overrides
 
 # A search's name becomes folder names and MLflow filter values: no path separator, no leading dot, no quote.
@@ -127,7 +128,8 @@ class SearchSpec:
     # spreads by about 0.9 points, a collapse by 20 and more. None: the interval alone decides.
     collapse_margin: float | None = 0.05
     # Per tolerance, finalists max-drop re-trains before it settles for what it has; each one's interval is at
-    # 1 - 0.05 / max_finalists, so that the walk's within verdicts together hold at 95 % (decide.family_confidence).
+    # 1 - 0.05 / (max_finalists x tolerances), so that a run's within verdicts, over all its tolerances, are falsely
+    # within together at most 2.5 % of the time (decide.family_confidence).
     # 5: the walk stops at the answer (seek_confident), so a finalist past the third is trained only while none
     # has answered, where the tight tolerances lose theirs to deep candidates lucky on the search seed. On the
     # simulator, 5 instead of 3 answered 1 point with the true depth or one short in 32 % of runs instead of 19 %,
@@ -147,6 +149,12 @@ class SearchSpec:
     # a 12-layer one (COLD_TRIALS_PER_DEPTH without the warm start). On the simulator 10 trials answered at least as
     # well as 24 but at the loosest tolerance's exact depth, for 37.5 jobs instead of 58.5 (docs/benchmarks.md §1e).
     num_trials: int | None = None
+    # The trials a search runs before it may stop, num_trials being then the most. Past min_trials the search goes on
+    # while a depth where some tolerance's answer is still open has fewer than 3 kept sets tried (search/frontier.py:
+    # the search notices when the layer scores pointed the warm start at the wrong blocks). None: num_trials (a fixed
+    # count); with num_trials unset too, the per-depth count above, and num_trials CAP_PER_DEPTH per depth (25 for 6
+    # layers). What a search resolved both to is recorded with its parameters.
+    min_trials: int | None = None
     max_concurrent: int | None = None  # trials at a time; None: as many as the cluster's resources hold
     resources: Resources = field(default_factory=Resources)
     scheduler: Scheduler = "asha"
@@ -189,6 +197,12 @@ class SearchSpec:
                 self.num_trials is not None and self.num_trials < 1,
                 f"num_trials={self.num_trials}: must be at least 1, or null for {TRIALS_PER_DEPTH} per depth the space "
                 f"may drop ({COLD_TRIALS_PER_DEPTH} without space.warm_start)",
+            ),
+            (
+                self.min_trials is not None
+                and (self.min_trials < 1 or (self.num_trials is not None and self.min_trials > self.num_trials)),
+                f"min_trials={self.min_trials}: must be at least 1 and at most num_trials={self.num_trials} (the most "
+                "trials), or null",
             ),
             (
                 self.max_concurrent is not None and self.max_concurrent < 1,
@@ -349,9 +363,22 @@ def trials_for(spec: SearchSpec, num_layers: int) -> int:
     return max(trials_per_depth(spec.space) * len(droppable_depths(spec.space, num_layers)), 1)
 
 
+def trial_counts(spec: SearchSpec, num_layers: int) -> tuple[int, int]:
+    """(min_trials, num_trials) resolved: the trials a search runs at least, and at most. ``num_trials`` set and
+    ``min_trials`` unset: a fixed count. ``num_trials`` unset: at most :data:`~prunetune.search.frontier.CAP_PER_DEPTH`
+    per droppable depth, and at least ``min_trials`` or :func:`trials_for`'s count; past the least the search goes
+    on while an answer is still open (search/frontier.py)."""
+    if spec.num_trials is not None:
+        return spec.min_trials or spec.num_trials, spec.num_trials
+    least = spec.min_trials or trials_for(spec, num_layers)
+    return least, max(least, CAP_PER_DEPTH * len(droppable_depths(spec.space, num_layers)))
+
+
 def with_trials(spec: SearchSpec, num_layers: int) -> SearchSpec:
-    """``spec`` with ``num_trials`` a number (:func:`trials_for`), as the search runs and records it."""
-    return spec.with_overrides({"num_trials": trials_for(spec, num_layers)})
+    """``spec`` with ``min_trials`` and ``num_trials`` numbers (:func:`trial_counts`), as the search runs and
+    records them."""
+    least, most = trial_counts(spec, num_layers)
+    return spec.with_overrides({"min_trials": least, "num_trials": most})
 
 
 def decision_seeds(spec: SearchSpec) -> list[int]:
@@ -359,11 +386,13 @@ def decision_seeds(spec: SearchSpec) -> list[int]:
     return [spec.trial.training.seed + i for i in range(1, spec.seeds + 1)]
 
 
-def recheck_plan(spec: SearchSpec) -> RecheckPlan:
-    """How max-drop re-checks a finalist: ``first_seeds`` first, the rest only while undecided."""
+def recheck_plan(spec: SearchSpec, tolerances: int = 1) -> RecheckPlan:
+    """How max-drop re-checks a finalist: ``first_seeds`` first, the rest only while undecided; each interval at the
+    level that holds every configuration a run of ``tolerances`` walks may call within together
+    (:func:`~prunetune.search.decide.family_confidence`)."""
     first = spec.first_seeds
     stages = (first, spec.seeds) if first is not None and first < spec.seeds else (spec.seeds,)
-    return RecheckPlan(stages, family_confidence(spec.max_finalists), spec.collapse_margin)
+    return RecheckPlan(stages, family_confidence(spec.max_finalists * tolerances), spec.collapse_margin)
 
 
 def reference_epochs(spec: SearchSpec) -> tuple[int, ...]:

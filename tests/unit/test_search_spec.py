@@ -266,7 +266,10 @@ def test_unset_num_trials_is_two_per_depth_the_space_may_drop() -> None:
     assert (trials_for(spec, 6), trials_for(spec, 12)) == (10, 22)
     assert trials_for(spec.with_overrides({"space.min_count": 2, "space.max_count": 4}), 12) == 6
     assert trials_for(spec.with_overrides({"num_trials": 3}), 12) == 3  # a count the user set stands
-    assert with_trials(spec, 6).trials == 10
+    assert (with_trials(spec, 6).min_trials, with_trials(spec, 6).trials) == (10, 25)  # then on while open, to 25
+    assert (with_trials(spec.with_overrides({"num_trials": 7}), 6).min_trials) == 7  # a set count is fixed
+    with pytest.raises(ConfigError, match="min_trials=9: must be at least 1 and at most num_trials=8"):
+        load_spec(None, {"num_trials": 8, "min_trials": 9})
     # Without the warm start (switched off, or no strategy to express its blocks) the sampler finds every depth alone
     assert trials_for(spec.with_overrides({"space.warm_start": False}), 6) == 25
     assert trials_for(spec.with_overrides({"space.strategies": "[top, bottom]"}), 6) == 25

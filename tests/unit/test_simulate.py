@@ -60,16 +60,16 @@ def test_a_report_has_the_four_figures_per_rule_and_tolerance(simulate, world) -
         assert set(report[name]) == {str(t) for t in TOLERANCES}
         for row in report[name].values():
             assert set(row) == {"false_within", "over_claim", "exact_or_one_short", "mean_jobs"}
-            assert 0 <= row["false_within"] <= 1 and 0 <= row["exact_or_one_short"] <= 1
         jobs = report["details"][name]["jobs"]
         # 3 learning rates x 5 decision seeds and the search seed's reference; every trial once. The new rule
         # may add up to two rates past the sweep's edge, each on the 5 seeds, and screens the rates on 2 seeds
         # first: at least the best goes on to the other 3.
         rule = rules[name]
         fewest = 16 if rule.screen_seeds is None else 3 * rule.screen_seeds + (5 - rule.screen_seeds) + 1
-        # today's 24 trials; the new rule's 2 per depth the space may drop: 1 to 5 of the table's 6 layers
+        # today's 24 trials; the new rule's at least 2 per depth the space may drop (1 to 5 of the table's 6
+        # layers), going on while an answer is open, at most 5 per depth (search/frontier.py)
         assert fewest <= jobs["reference"] <= 16 + 5 * rule.edge_steps
-        assert jobs["trials"] == (24 if name == "today" else 2 * 5)
+        assert jobs["trials"] == 24 if name == "today" else 2 * 5 <= jobs["trials"] <= 5 * 5
         assert rule.edge_steps or jobs["reference"] == 16
         assert jobs["rechecks"] <= 5 * rules[name].max_finalists * len(TOLERANCES)
         total = sum(jobs.values())
@@ -94,3 +94,26 @@ def test_stopping_at_the_answer_keeps_every_answer_and_trains_no_more(simulate, 
         assert a.jobs["rechecks"] <= b.jobs["rechecks"]
         fewer += a.jobs["rechecks"] < b.jobs["rechecks"]
     assert fewer  # on the seed table some walk goes on past its answer when a confident finding is sought
+
+
+# Figures of a small seeded simulation (40 runs of the defaults, the seed table, its measured layer scores), pinned
+# within margins that the run's own spread allows: a change to the search, the decision or the noise model that
+# moves them more fails here, and docs/benchmarks.md §1g must be re-measured.
+PINNED_RUNS = 40
+
+
+def test_the_defaults_figures_on_a_small_seeded_simulation_stay_where_they_were_measured(simulate, world) -> None:
+    from prunetune.records import LayerScores
+
+    scores = LayerScores.from_json(simulate.LAYER_SCORES.read_text())
+    report = simulate.run_all(world.table, scores, {"new": simulate.RULES["new"]}, PINNED_RUNS, TOLERANCES)
+    rows, details = report["new"], report["details"]["new"]
+    # 200 runs gave 39.5 jobs (12.4 reference, 11.0 trials, 16.1 re-checks); 40 runs' mean lies within 2 jobs
+    assert abs(rows["0.01"]["mean_jobs"] - 39.5) <= 2.0
+    assert 10 <= details["jobs"]["trials"] <= 12.5
+    # the promise: at most 2.5 % of runs call anything falsely within (0 of 200 measured)
+    assert details["false_within_any_tolerance"] <= 0.025
+    # 200 runs: the true depth or one short in 38 / 85.5 / 96 % of runs; 40 runs' share within 3 standard errors
+    for t, measured in (("0.01", 0.38), ("0.02", 0.855), ("0.03", 0.96)):
+        spread = 3 * (measured * (1 - measured) / PINNED_RUNS) ** 0.5
+        assert abs(rows[t]["exact_or_one_short"] - measured) <= max(spread, 0.05), t
