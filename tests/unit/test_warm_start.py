@@ -85,3 +85,36 @@ def test_the_terminal_names_the_depths_and_the_rate_in_a_sentence() -> None:
     )
     one = warm_start_line(points[:1], 4e-4)
     assert one.startswith("the first trial (space.warm_start): the angular block of 1 layer,")
+
+
+def test_when_the_warm_start_misses_the_search_probes_the_open_depth_then_stops_past_its_least_trials() -> None:
+    """BudgetSearch with num_trials unset (search/frontier.py): the warm start's blocks miss 1 point beyond one
+    layer, so the next trials are probes at 2 layers dropped, told to Optuna as such; once that depth has its kept
+    sets and the least count has run, the search ends itself (FINISHED) and says why."""
+    from prunetune.search.frontier import PROBES_PER_DEPTH
+    from ray.tune.search import Searcher
+
+    n = 6
+    scores = scores_where_layers_are_alike(n, {2, 3, 4})
+    spec = load_spec(None, {"space.epochs": "[2, 2]", "budget.tolerance": 0.03})
+    search = BudgetSearch(spec, n, scores, anchor_lr=2e-4, tolerances=(0.01, 0.03))
+    assert (search.least_trials, search.most_trials) == (10, 25)
+    suggested: list[dict] = []
+    for i in range(30):
+        config = search.suggest(f"t{i}")
+        if config == Searcher.FINISHED:
+            break
+        assert isinstance(config, dict)
+        dropped = n - len(config["trial"]["kept_layers"])
+        suggested.append(config)
+        miss = 0.002 if dropped == 1 else 0.05  # nothing past one layer is within either tolerance
+        search.on_trial_complete(f"t{i}", {"epoch": 2, "objective": dropped - miss, "budget_excess": miss - 0.03,
+                                           "drop": miss, "val_score": 0.6})  # fmt: skip
+    depths = [n - len(c["trial"]["kept_layers"]) for c in suggested]
+    assert depths[:5] == [1, 2, 3, 4, 5]  # the warm start
+    probes = [t for t in search.study.get_trials() if t.user_attrs.get("chosen_by") == "probe"]
+    assert probes and all(n - len(t.user_attrs["kept_layers"]) == 2 for t in probes)
+    assert len({tuple(c["trial"]["kept_layers"]) for c in suggested if n - len(c["trial"]["kept_layers"]) == 2}) >= (
+        PROBES_PER_DEPTH
+    )
+    assert 10 <= len(suggested) < 25 and "stopped after" in search.stop_reason
