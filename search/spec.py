@@ -144,10 +144,11 @@ class SearchSpec:
     # The second axis of a multi-objective search, minimised against the score: layers kept, or the
     # inference latency each trial measures (ms per batch of 32 validation rows, on its own device).
     multi_axis: MultiAxis = "layers_kept"
-    # The search's trials. None (the default): TRIALS_PER_DEPTH for each depth the space may drop (:func:`trials_for`),
-    # so that the warm start gives every depth one trial and the sampler has as many: 10 for a 6-layer model, 22 for
-    # a 12-layer one (COLD_TRIALS_PER_DEPTH without the warm start). On the simulator 10 trials answered at least as
-    # well as 24 but at the loosest tolerance's exact depth, for 37.5 jobs instead of 58.5 (docs/benchmarks.md §1e).
+    # The most trials. None (the default): CAP_PER_DEPTH for each depth the space may drop, the search stopping
+    # earlier, past min_trials, once no answer is still open (search/frontier.py). min_trials unset: TRIALS_PER_DEPTH
+    # per depth (:func:`trials_for`), so that the warm start gives every depth one trial and the sampler as many: 10
+    # for a 6-layer model, 22 for a 12-layer one (COLD_TRIALS_PER_DEPTH without the warm start). On the simulator the
+    # defaults ran 11 trials on average for 39.5 jobs, and at most 13 with misleading layer scores (§1g).
     num_trials: int | None = None
     # The trials a search runs before it may stop, num_trials being then the most. Past min_trials the search goes on
     # while a depth where some tolerance's answer is still open has fewer than 3 kept sets tried (search/frontier.py:

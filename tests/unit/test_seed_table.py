@@ -69,3 +69,19 @@ def test_rows_already_written_are_not_trained_again(seed_table, tmp_path: Path) 
     with output.open("a", newline="") as handle:
         csv.writer(handle).writerow(["window:0:2", json.dumps([2, 3, 4, 5]), 2, "pruned", "0.0002", 2, 3, 0.61])
     assert seed_table.trained_rows(output) == {("window:0:2", "0.0002", "2", "3")}
+
+
+def test_the_same_configurations_in_another_setting_take_its_learning_rates_and_epochs(seed_table, table: Path) -> None:
+    """--learning-rates (the STS-B table): every configuration at each given rate, the epochs the spec's; a pilot's
+    --configs keeps only those named; a random-init row becomes a scratch trial at its depth."""
+    points = seed_table.table_points(table, ["reference", "pruned"], learning_rates=[1e-4, 8e-4], epochs=1)
+    assert [(p["config"], p["learning_rate"], p["epochs"]) for p in points] == [
+        ("full", "0.0001", "1"), ("full", "0.0008", "1"), ("window:0:2", "0.0001", "1"), ("window:0:2", "0.0008", "1"),
+    ]  # fmt: skip
+    pilot = seed_table.table_points(table, ["reference", "pruned"], ["full"], [1e-4], 1)
+    assert [p["config"] for p in pilot] == ["full"]
+    rows = [{**p, "variant": "random-init"} for p in seed_table.table_points(table, ["scratch"])]
+    base = TrialConfig.from_dict({"model": "prajjwal1/bert-tiny", "task": "sentence-similarity"})
+    scratch = seed_table.trial_config(base, rows[0], 3)
+    assert (scratch.variant, scratch.kept_layers, scratch.training.seed) == ("scratch", (0, 1), 3)
+    assert seed_table.trial_config(base, points[2], 3).variant == "pruned"
