@@ -1,6 +1,7 @@
-"""One stop path for SIGINT (Ctrl-C) and SIGTERM (a scheduler, Kubernetes, systemd, ``timeout``).
+"""One stop path for SIGINT (Ctrl-C), SIGTERM (a scheduler, Kubernetes, systemd, ``timeout``) and SIGHUP (a closed
+terminal: an SSH connection that drops, a terminal multiplexer killed).
 
-While a command that trains runs, :func:`handled` owns both signals. The first one:
+While a command that trains runs, :func:`handled` owns the three signals. The first one:
 
 * outside Tune's loop (the reference sweep, the baselines, the teacher, the re-checks, the answer's model)
   raises :class:`Interrupted` in the driver's main thread, wherever it waits; the command closes what it
@@ -26,7 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _TUNE_SIGINT = "TUNE_DISABLE_SIGINT_HANDLER"  # Tune reads it when fit starts
 
 
@@ -40,7 +41,7 @@ class Interrupted(KeyboardInterrupt):
 
     @property
     def exit_status(self) -> int:
-        return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+        return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP
 
 
 class _State:
@@ -72,14 +73,30 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
         sys.stderr.flush()
         os._exit(128 + signum)
     _state.signum = signum
+    if signum == signal.SIGHUP:
+        _detach_from_terminal()
     if _state.in_tune is not None and _state.in_tune():
         return  # Tune stops its trials and saves its state; fit returns, and the driver raises
     raise Interrupted(signum)
 
 
+def _detach_from_terminal() -> None:
+    """After SIGHUP the terminal is gone: a write to it fails (EIO), and the clean-up that closes the runs prints
+    as it goes. Standard output and error, Python's and the file descriptors' (Ray's native logs), go to
+    /dev/null, so the clean-up runs to its end."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        for fd in (1, 2):
+            os.dup2(null, fd)
+        os.close(null)
+        sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115  # lives as long as the process
+    except OSError:
+        pass
+
+
 @contextmanager
 def handled() -> Iterator[None]:
-    """SIGINT and SIGTERM stop the command through :class:`Interrupted` while inside (main thread only)."""
+    """SIGINT, SIGTERM and SIGHUP stop the command through :class:`Interrupted` while inside (main thread only)."""
     previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
     for s in STOP_SIGNALS:
         signal.signal(s, _on_signal)
@@ -99,9 +116,9 @@ def handled() -> Iterator[None]:
 
 
 def reclaim() -> None:
-    """Take both signals back after a library installed its own (``ray.init`` installs a SIGTERM handler that
+    """Take the stop signals back after a library installed its own (``ray.init`` installs a SIGTERM handler that
     exits at once, and Ray's core dumps a native stack on SIGTERM): a no-op outside :func:`handled`."""
-    if signal.getsignal(signal.SIGINT) is _on_signal or signal.getsignal(signal.SIGTERM) is _on_signal:
+    if any(signal.getsignal(s) is _on_signal for s in STOP_SIGNALS):
         for s in STOP_SIGNALS:
             signal.signal(s, _on_signal)
 

@@ -60,3 +60,28 @@ def test_a_second_signal_during_the_clean_up_ends_the_process_at_once() -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 130 and "clean-up finished" not in done.stdout
     assert done.stderr.strip() == "SIGINT again: stopped at once; --resume closes what is left"
+
+
+def test_a_closed_terminal_stops_like_sigterm_and_the_clean_up_runs_without_it(tmp_path) -> None:
+    """SIGHUP (an SSH connection that drops): exit 129, and the clean-up, which prints as it goes, runs to its end
+    although nothing can be written to the terminal any more (its output goes to /dev/null)."""
+    done = tmp_path / "closed"
+    script = f"""
+import os, signal, sys, time
+from prunetune import stops
+try:
+    with stops.handled():
+        print("ready", flush=True)
+        time.sleep(30)
+except stops.Interrupted as stop:
+    print("stopping: closing the runs", flush=True)  # to the terminal that is gone
+    open({str(done)!r}, "w").write(stop.__class__.__name__ + " " + str(stop.signum))
+    sys.exit(stop.exit_status)
+"""
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    child.send_signal(signal.SIGHUP)
+    out, err = child.communicate(timeout=30)
+    assert child.returncode == 129, err
+    assert done.read_text() == f"Interrupted {int(signal.SIGHUP)}"
+    assert out == "" and "Traceback" not in err  # nothing more reached the closed terminal
