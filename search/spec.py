@@ -331,7 +331,19 @@ def _gpu_share(gpus: float | str) -> bool:
 
 def load_spec(path: str | None, overrides: Mapping[str, Any] | None = None) -> SearchSpec:
     """A SearchSpec from YAML (the embedded default when ``path`` is None), then ``--set`` overrides."""
-    return load_yaml(SearchSpec, path, overrides)
+    return load_yaml(SearchSpec, path, overrides, _finetune_spec_given)
+
+
+FINETUNE_KEYS = frozenset(("model", "task", "data", "drop", "training", "kept_layers", "sentence", "distill"))
+
+
+def _finetune_spec_given(raw: Mapping[str, Any]) -> str | None:
+    if "trial" not in raw and FINETUNE_KEYS & set(raw):
+        return (
+            "this is a finetune spec (model, task, drop … at the top); run it with `prunetune finetune`, or for a "
+            "search put those keys under `trial:` with a `space:` beside it, as examples/search-default.yaml does"
+        )
+    return None
 
 
 TRIALS_PER_DEPTH = 2  # the warm start's one trial per depth, and as many for the sampler

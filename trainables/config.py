@@ -365,8 +365,14 @@ def with_overrides(config: T, overrides: Mapping[str, Any]) -> T:
     return from_dict(type(config), raw)
 
 
-def load_yaml(cls: type[T], path: str | None, overrides: Mapping[str, Any] | None = None) -> T:
-    """A ``cls`` from a YAML file (its embedded default when ``path`` is None), then ``--set`` overrides."""
+def load_yaml(
+    cls: type[T],
+    path: str | None,
+    overrides: Mapping[str, Any] | None = None,
+    mistaken: Callable[[Mapping[str, Any]], str | None] | None = None,
+) -> T:
+    """A ``cls`` from a YAML file (its embedded default when ``path`` is None), then ``--set`` overrides.
+    ``mistaken(raw)``: when the file does not fit ``cls``, what kind of file it looks like instead, and the fix."""
     config = cls()
     if path is not None:
         try:
@@ -382,14 +388,29 @@ def load_yaml(cls: type[T], path: str | None, overrides: Mapping[str, Any] | Non
             raise ConfigError(f"file {path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
         except yaml.YAMLError as err:
             raise ConfigError(f"file {path} is not valid YAML: {err}") from None
-        config = from_dict(cls, raw)
+        try:
+            config = from_dict(cls, raw)
+        except ConfigError:
+            instead = mistaken(raw) if mistaken is not None and isinstance(raw, Mapping) else None
+            if instead is None:
+                raise
+            raise ConfigError(f"{path}: {instead}") from None
     return with_overrides(config, overrides or {})
+
+
+def _search_spec_given(raw: Mapping[str, Any], path: str | None) -> str | None:
+    if "trial" in raw or "space" in raw:
+        return (
+            "this is a search spec (it has trial: and space:); run it with `prunetune search` or `prunetune max-drop`, "
+            "or give `prunetune finetune` a file holding what its trial: section holds"
+        )
+    return None
 
 
 def load_trial_config(path: str | None, overrides: Mapping[str, Any] | None = None) -> TrialConfig:
     """A trial's config, whole: its drop strategy and parameters are checked here too, so a typo fails before
     any data is read or model loaded (which layers it keeps needs the model, so that check waits for it)."""
-    config = load_yaml(TrialConfig, path, overrides)
+    config = load_yaml(TrialConfig, path, overrides, lambda raw: _search_spec_given(raw, path))
     try:
         check_params(config.drop.strategy, config.drop.params())
     except StrategyError as err:

@@ -55,10 +55,23 @@ def loading(name: str) -> Iterator[None]:
         ) from None
 
 
+def looks_like_a_path(name: str) -> bool:
+    """Whether ``name`` can only be a local path, not a hub id (``org/name`` or ``name``): absolute, relative to
+    here or home, or deeper than one slash."""
+    return name.startswith(("/", "./", "../", "~", ".\\")) or name.count("/") > 1 or name.endswith("/")
+
+
 def resolve_model(name: str) -> str:
-    """A local path for ``name`` when there is one (a directory, or a packaged copy), else the hub id."""
+    """A local path for ``name`` when there is one (a directory, or a packaged copy), else the hub id. A name that
+    can only be a path, and is not a folder, is refused here: the hub's own error would speak of repo ids."""
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser())
+    if looks_like_a_path(name):
+        what = "is a file, not a model's folder" if Path(name).expanduser().exists() else "does not exist"
+        raise ModelLoadError(
+            f"cannot load model {name!r}: {what}; give the folder a saved model is in (it holds config.json), "
+            "or a hub id such as sentence-transformers/all-MiniLM-L6-v2"
+        )
     package = PACKAGED_MODELS.get(name)
     if package and importlib.util.find_spec(package) is not None:
         return str(importlib.resources.files(package) / "model")

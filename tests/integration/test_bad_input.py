@@ -26,6 +26,7 @@ def _broken_model(folder: Path) -> str:
     return str(folder)
 
 
+REPO = Path(__file__).resolve().parents[2]
 SEARCH = ["search", "--set", "storage_path=runs"]
 FINETUNE = ["finetune", "--set", "training.epochs=1"]
 CASES = {
@@ -89,6 +90,22 @@ CASES = {
     ),
     "export -o that is a file": (lambda t: ["export", "abc", "-o", _file(t / "taken")], "is a file, not a folder"),
     "an unknown option": (lambda t: ["trials", "x", "--colour"], "unrecognized arguments: --colour"),
+    "a model path that does not exist": (
+        lambda t: ["prune", str(t / "no-such-model"), "--strategy", "top", "--count", "1", "-o", "out"],
+        "no-such-model': does not exist; give the folder a saved model is in",
+    ),
+    "a model path that does not exist, for a search": (
+        lambda t: [*SEARCH, "--set", "trial.model=./no-such-model"],
+        "cannot load model './no-such-model': does not exist",
+    ),
+    "a finetune spec given to search": (
+        lambda t: ["search", str(REPO / "examples" / "finetune-default.yaml")],
+        "this is a finetune spec (model, task, drop … at the top); run it with `prunetune finetune`",
+    ),
+    "a search spec given to finetune": (
+        lambda t: ["finetune", str(REPO / "examples" / "search-default.yaml")],
+        "this is a search spec (it has trial: and space:); run it with `prunetune search`",
+    ),
 }
 
 
