@@ -314,8 +314,15 @@ def open_store(tracking_uri: str | None) -> Any:
     return client(uri)
 
 
+STORE_FILE = "mlflow.db"  # a search's local store, under its storage_path (search/spec.py resolved_tracking_uri)
+
+
 def search_and_store(search: str, tracking_uri: str | None) -> tuple[Any, Search]:
-    """Resolve what a person names: a spec file (its name and store), an experiment name, or a parent run id."""
+    """Resolve what a person names: a spec file (its name and store), a folder (a storage_path holding mlflow.db:
+    its one search; or a search's own folder inside one), an experiment name, or a parent run id."""
+    folder = Path(search).expanduser()
+    if folder.is_dir() and tracking_uri is None:
+        return _search_in_folder(folder)
     if search.endswith((".yaml", ".yml")) and Path(search).is_file():
         from prunetune.search.spec import load_spec
 
@@ -324,3 +331,24 @@ def search_and_store(search: str, tracking_uri: str | None) -> tuple[Any, Search
         return mlflow, find_search(mlflow, spec.name)
     mlflow = open_store(tracking_uri)
     return mlflow, find_search(mlflow, search)
+
+
+def _search_in_folder(folder: Path) -> tuple[Any, Search]:
+    """The search a folder holds: a storage_path's store and its only search, or a search's own folder (its name)
+    in the storage_path above it."""
+    if (folder / STORE_FILE).is_file():
+        mlflow = open_store(f"sqlite:///{(folder / STORE_FILE).resolve()}")
+        names = sorted(e.name for e in mlflow.search_experiments() if e.name != "Default")
+        if len(names) != 1:
+            raise AnalysisError(
+                f"{folder} holds {len(names)} searches ({', '.join(names) or 'none'}): name one, "
+                f"e.g. prunetune trials {names[0] if names else 'NAME'} --tracking-uri sqlite:///{folder / STORE_FILE}"
+            )
+        return mlflow, find_search(mlflow, names[0])
+    if (folder.parent / STORE_FILE).is_file():
+        mlflow = open_store(f"sqlite:///{(folder.parent / STORE_FILE).resolve()}")
+        return mlflow, find_search(mlflow, folder.resolve().name)
+    raise AnalysisError(
+        f"{folder} is a folder without {STORE_FILE}: give a search's storage_path (it holds {STORE_FILE}), "
+        "a spec file, a search's name or its parent run id"
+    )

@@ -81,3 +81,26 @@ def test_every_search_of_an_experiment_lists_trials_references_and_scratch_runs(
     assert set(frame["run_id"]) == {runs["trial"], runs["reference"], runs["scratch"]}
     with pytest.raises(AnalysisError, match="no experiment 'nothing'"):
         experiment_frame(mlflow, "nothing")
+
+
+def test_a_folder_names_the_search_its_store_holds(tmp_path) -> None:
+    """`prunetune trials DIR`: DIR a storage_path holding mlflow.db (its one search), or a search's own folder in
+    one; a folder with no store, or a store of several searches, is refused naming what to give instead."""
+    from mlflow.tracking import MlflowClient
+    from prunetune.analysis.query import search_and_store
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow = MlflowClient(uri)
+    experiment = experiment_id(mlflow, "headlines", (tmp_path / "artifacts").as_uri())
+    parent = mlflow.create_run(experiment, tags={"prunetune.kind": "search"}).info.run_id
+    _, search = search_and_store(str(tmp_path), None)
+    assert search.run_id == parent
+    (tmp_path / "headlines").mkdir()
+    _, search = search_and_store(str(tmp_path / "headlines"), None)
+    assert search.run_id == parent
+    (tmp_path / "elsewhere" / "deeper").mkdir(parents=True)
+    with pytest.raises(AnalysisError, match="deeper is a folder without mlflow.db: give a search's storage_path"):
+        search_and_store(str(tmp_path / "elsewhere" / "deeper"), None)
+    experiment_id(mlflow, "second", (tmp_path / "artifacts").as_uri())
+    with pytest.raises(AnalysisError, match="holds 2 searches \\(headlines, second\\): name one"):
+        search_and_store(str(tmp_path), None)
