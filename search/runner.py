@@ -431,7 +431,7 @@ def _tuner(
     from prunetune.search.space import OBJECTIVE, warm_start_line
     from prunetune.search.trainable import run_trial
 
-    # The data travel as a SharedData (a reference): trials read the same single copy as the baselines,
+    # The data travel as a SharedWork (a reference): trials read the same single copy as the baselines,
     # once per trial process.
     recorded = recorded_results(store.mlflow, store.experiment, store.parent) if store.resuming else {}
     trainable = tune.with_resources(
