@@ -21,12 +21,12 @@ from tests.helpers import child_runs, tiny_spec
 
 # (phase, signal, command, the progress line after which the signal is sent)
 FAST = [
-    ("reference", signal.SIGTERM, "search", "reference: 0 runs reused"),
     # A closed terminal during the reference sweep left 3 runs RUNNING before SIGHUP was handled (issue 38).
     ("reference", signal.SIGHUP, "search", "reference: 0 runs reused"),
     ("trials", signal.SIGINT, "search", "trials 1/8 done"),
 ]
-SLOW = [  # the same path by the other signal, and max-drop (2 minutes): with -m slow only
+SLOW = [  # the same paths by the other signals, and max-drop (2 minutes): with -m slow only
+    ("reference", signal.SIGTERM, "search", "reference: 0 runs reused"),
     ("reference", signal.SIGINT, "search", "reference: 0 runs reused"),
     ("trials", signal.SIGTERM, "search", "trials 1/8 done"),
     ("re-checks", signal.SIGINT, "max-drop", "re-checking"),
