@@ -87,6 +87,10 @@ def _quoted(value: str) -> str:
 
 
 # --- rules ----------------------------------------------------------------------------------------------------
+# What a max-drop answer's model carries of the finalist it is: the mean paired drop over its decision seeds and that
+# mean's interval (a re-check run's own "drop" is its seed's paired drop).
+METRIC_DROP = "drop"
+METRIC_MEAN_DROP, METRIC_MEAN_DROP_LOW, METRIC_MEAN_DROP_HIGH = "mean_drop", "mean_drop_low", "mean_drop_high"
 METRIC_DECIMALS = 6  # scores and drops are fractions over at most a million rows: further digits are float noise
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import shutil
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -40,10 +41,14 @@ from prunetune.search.trainable import MODEL_FILES
 from prunetune.trainables.config import TrialConfig
 
 from prunetune import stops
-from prunetune.libs import ray
+from prunetune.libs import mlflow_entities, ray
 from prunetune.records import (
     KIND_RECHECK,
     KIND_TRIAL,
+    METRIC_DROP,
+    METRIC_MEAN_DROP,
+    METRIC_MEAN_DROP_HIGH,
+    METRIC_MEAN_DROP_LOW,
     PARENT,
     TAG_ANSWER,
     TAG_KIND,
@@ -56,6 +61,7 @@ from prunetune.records import (
     runs_where,
     within,
 )
+from prunetune.records import measured as recorded
 
 if TYPE_CHECKING:
     from prunetune.search.runner import SearchResult  # imported when run: the runner imports Ray
@@ -227,6 +233,7 @@ def _decide(ctx: SearchContext, tolerances: list[float], result: SearchResult, r
         known = measured[candidate.key][0] if candidate.key in measured else {}
         scores = {s: rechecked[(candidate.key, s)] for s in seeds if (candidate.key, s) in rechecked} | known
         todo = [seed for seed in seeds[:wanted] if seed not in scores]
+        ran: list[tuple[str, dict[str, Any]]] = []
         if todo:
             say(
                 f"re-checking {candidate.strategy} kept {list(candidate.kept_layers)} "
@@ -241,7 +248,12 @@ def _decide(ctx: SearchContext, tolerances: list[float], result: SearchResult, r
                     keep_trained(r, run_id, staging / model_folder(candidate))
             scores |= {seed: float(r["val_score"]) for seed, (_, r) in zip(todo, ran, strict=True)}
         scores = dict(sorted(scores.items()))
-        measured[candidate.key] = (scores, paired_drops(result.reference.on_seeds(), scores, relative))
+        drops = paired_drops(result.reference.on_seeds(), scores, relative)
+        for seed, (run_id, _) in zip(todo, ran, strict=True):  # each re-check's own drop, paired on its seed
+            if seed in drops and math.isfinite(drops[seed]):
+                metric = mlflow_entities.Metric(METRIC_DROP, recorded(drops[seed]), int(time.time() * 1000), 0)
+                ctx.mlflow.log_batch(run_id, metrics=[metric])
+        measured[candidate.key] = (scores, drops)
         return measured[candidate.key]
 
     on_search_seed = score_on_seed(ctx, result.reference, loosest.trial.training.seed)
@@ -336,9 +348,13 @@ def _model_facts(answer: MaxDropAnswer, answered: list[tuple[float, Finding]]) -
     """The card's rows, and the logged model's metrics (mean drop and its interval) and tags (verdict per
     tolerance)."""
     iv = answered[0][1].drops_interval
-    metrics = {"drop": iv.mean} | ({"drop_low": iv.low, "drop_high": iv.high} if iv.n > 1 else {})
+    # The finalist's mean over its seeds: its own names, so the run that trained the model keeps its own paired drop.
+    metrics = {METRIC_MEAN_DROP: iv.mean} | (
+        {METRIC_MEAN_DROP_LOW: iv.low, METRIC_MEAN_DROP_HIGH: iv.high} if iv.n > 1 else {}
+    )
     tags = {f"verdict_{in_budget_unit(t)}": str(found.verdict) for t, found in answered}
-    return ModelFacts(_card_facts(answer, answered), {k: v for k, v in metrics.items() if math.isfinite(v)}, tags)
+    finite = {k: recorded(v) for k, v in metrics.items() if math.isfinite(v)}
+    return ModelFacts(_card_facts(answer, answered), finite, tags)
 
 
 def _card_facts(answer: MaxDropAnswer, answered: list[tuple[float, Finding]]) -> list[tuple[str, str]]:

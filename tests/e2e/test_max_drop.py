@@ -65,6 +65,12 @@ def test_max_drop_answers_each_tolerance_with_a_verdict_over_decision_seeds(
     rechecks = child_runs(spec, answer["search_run_id"], kind="recheck")
     assert rechecks and {r.data.tags["prunetune.status"] for r in rechecks} == {"complete"}
     assert sorted(r.data.params["training.seed"] for r in rechecks) == sorted(["43", "44"] * (len(rechecks) // 2))
+    # Each re-check run carries its own drop, paired on its seed and recorded to 6 decimals like every metric.
+    for run in rechecks:
+        seed = run.data.params["training.seed"]
+        own_drop = reference["scores"][seed] - run.data.metrics["val_score"]
+        assert run.data.metrics["drop"] == pytest.approx(own_drop, abs=2e-6)
+        assert run.data.metrics["drop"] == round(run.data.metrics["drop"], 6)
     # The sweep's runs on the decision seeds, and the best configuration once more on the search's own seed:
     # finalists are picked by their drop paired with it.
     references = {r.data.params["training.seed"]: r for r in reference_runs(spec)}
@@ -101,7 +107,9 @@ def test_max_drop_answers_each_tolerance_with_a_verdict_over_decision_seeds(
     assert logged.params["kept_layers"] == str(found["kept_layers"]) and logged.params["seed"] == "43"
     own = {m.key: m.value for m in logged.metrics}
     assert own["val_score"] == pytest.approx(model["scores"]["val_score"])
-    assert own["drop"] == pytest.approx(found["drop"])
+    assert own["mean_drop"] == pytest.approx(found["drop"], abs=1e-6)  # the finalist's mean, under its own name
+    assert own["mean_drop"] == round(own["mean_drop"], 6)
+    assert trained_by.data.metrics["drop"] == pytest.approx(found["drops"]["43"], abs=2e-6)  # and the run's own
     assert own["layers_kept"] == len(found["kept_layers"]) and logged.tags["verdict_50"] == found["verdict"]
 
     versions = MlflowClient(spec.tracking_uri).search_model_versions("name = 'tiny-pruned'")
