@@ -20,7 +20,7 @@ from prunetune.analysis.query import Search
 from prunetune.search.store import TrackingClient
 
 from prunetune.libs import yaml
-from prunetune.records import LAYER_SCORES_ARTIFACT, RANKED_BY, SPEC_ARTIFACT, LayerScores, in_budget_unit
+from prunetune.records import LAYER_SCORES_ARTIFACT, RANKED_BY, SPEC_ARTIFACT, LayerScores, counted, in_budget_unit
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1100px;
@@ -85,7 +85,7 @@ def _answer(inputs: ReportInputs, tolerance: float, relative: bool) -> str:
         f"can be dropped: strategy <b>{html.escape(str(row['strategy']))}</b>, keeping layers "
         f"{html.escape(str(row['kept_layers']))}, score {row['val_score']:.4f} "
         f"(drop {in_budget_unit(row['drop'], relative, signed=True)}), "
-        f"learning rate {row['learning_rate']:.2e}, {int(row['epochs'])} epochs{_taught(row)}. "
+        f"learning rate {row['learning_rate']:.2e}, {counted(int(row['epochs']), 'epoch')}{_taught(row)}. "
         "This is the search's own score, one seed, the best of many trials: <code>prunetune max-drop</code> "
         "re-trains such finalists on other seeds and says how sure the answer is."
     )

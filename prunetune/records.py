@@ -94,6 +94,11 @@ METRIC_MEAN_DROP, METRIC_MEAN_DROP_LOW, METRIC_MEAN_DROP_HIGH = "mean_drop", "me
 METRIC_DECIMALS = 6  # scores and drops are fractions over at most a million rows: further digits are float noise
 
 
+def counted(count: int, noun: str) -> str:
+    """``count`` of ``noun`` as a person writes it: "1 epoch", "2 epochs"."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def measured(value: float) -> float:
     """A metric as it is recorded: to the precision it is measured to (0.011, not 0.011000000000000001)."""
     return round(float(value), METRIC_DECIMALS)

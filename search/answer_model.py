@@ -29,7 +29,7 @@ from prunetune.trainables.config import TrialConfig
 
 from prunetune.errors import PrunetuneError
 from prunetune.libs import huggingface_hub, mlflow_entities, mlflow_fluent, sentence_transformers, transformers
-from prunetune.records import JOB_KINDS, KIND_MODEL, PARENT, TAG_KIND, TAG_SEARCH, TAG_TEACHER, final_value
+from prunetune.records import JOB_KINDS, KIND_MODEL, PARENT, TAG_KIND, TAG_SEARCH, TAG_TEACHER, counted, final_value
 
 
 @dataclass(frozen=True)
@@ -301,7 +301,8 @@ _LIBRARIES = {
 
 def _describe(trial: TrialConfig) -> str:
     t = trial.training
-    return f"{trial.drop.strategy} kept {list(trial.kept_layers or [])} (lr {t.learning_rate:.1e}, {t.epochs} epochs)"
+    kept = list(trial.kept_layers or [])
+    return f"{trial.drop.strategy} kept {kept} (lr {t.learning_rate:.1e}, {counted(t.epochs, 'epoch')})"
 
 
 def _requirements(*packages: str) -> list[str]:

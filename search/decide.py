@@ -32,7 +32,7 @@ from statistics import mean, stdev
 from typing import Literal
 
 from prunetune.libs import stats
-from prunetune.records import EPSILON, drop, preference, within
+from prunetune.records import EPSILON, counted, drop, preference, within
 
 Verdict = Literal["within", "borderline", "over"]
 
@@ -120,7 +120,8 @@ class TunedReference:
         if self.given is not None:
             return f"the given score {self.given:.4f}"
         return (
-            f"the unpruned model at lr {self.learning_rate:.1e}, {self.epochs} epochs (the best of its sweep): "
+            f"the unpruned model at lr {self.learning_rate:.1e}, {counted(self.epochs, 'epoch')} "
+            "(the best of its sweep): "
             f"mean val_score {self.score:.4f} over seeds {sorted(self.scores)}"
         )
 

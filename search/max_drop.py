@@ -54,6 +54,7 @@ from prunetune.records import (
     TAG_KIND,
     TAG_STATUS,
     budget_unit,
+    counted,
     drop,
     final_value,
     in_budget_unit,
@@ -237,7 +238,7 @@ def _decide(ctx: SearchContext, tolerances: list[float], result: SearchResult, r
         if todo:
             say(
                 f"re-checking {candidate.strategy} kept {list(candidate.kept_layers)} "
-                f"(lr {candidate.learning_rate:.1e}, {candidate.epochs} epochs) on seeds {todo}"
+                f"(lr {candidate.learning_rate:.1e}, {counted(candidate.epochs, 'epoch')}) on seeds {todo}"
             )
             base = configs[candidate.key]
             tags = {PARENT: ctx.parent}
@@ -319,7 +320,8 @@ def _say_collapses(answers: list[ToleranceAnswer], margin: float | None, relativ
                 tolerance = in_budget_unit(answer.tolerance, relative)
                 past = f"collapse_margin ({in_budget_unit(margin or 0.0, relative)}) past {tolerance}"
                 say(
-                    f"over: {c.strategy} kept {list(c.kept_layers)} (lr {c.learning_rate:.1e}, {c.epochs} epochs) "
+                    f"over: {c.strategy} kept {list(c.kept_layers)} "
+                    f"(lr {c.learning_rate:.1e}, {counted(c.epochs, 'epoch')}) "
                     f"collapsed: it dropped {in_budget_unit(worst, relative)} on seed(s) {seeds}, more than {past}"
                 )
 
@@ -385,7 +387,7 @@ def render(answer: MaxDropAnswer) -> str:
         lines = [f"reference: the given score {ref.score:.4f}"]
     else:
         lines = [
-            f"reference: lr {ref.learning_rate:.1e}, {ref.epochs} epochs, mean val_score {ref.score:.4f} "
+            f"reference: lr {ref.learning_rate:.1e}, {counted(ref.epochs, 'epoch')}, mean val_score {ref.score:.4f} "
             f"over seeds {answer.seeds}"
         ]
     lines += [
@@ -433,7 +435,8 @@ def render(answer: MaxDropAnswer) -> str:
         level = min(levels)
         together = round((1 - FAMILY_CONFIDENCE) / (1 - level))
         family = (
-            f", so that the up to {together} finalists a run of {len(answer.tolerances)} tolerance(s) may re-train "
+            f", so that the up to {together} finalists a run of {counted(len(answer.tolerances), 'tolerance')} "
+            "may re-train "
             f"are falsely called within together at most {100 * (1 - FAMILY_CONFIDENCE) / 2:g} % of the time"
         )
         lines.append(f"each interval is {_level(level)}" + (family if together > 1 else ""))

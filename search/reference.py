@@ -28,6 +28,7 @@ from prunetune.records import (
     TAG_REFERENCE_KEY,
     TAG_REFERENCE_RUN,
     TAG_REFERENCE_RUNS,
+    counted,
     final_value,
     runs_where,
 )
@@ -119,7 +120,8 @@ class ScreenedSweep:
                     else f"mean val_score {m:.4f}, over {margin:g} points below the best"
                 )
                 self._say(
-                    f"reference: lr {lr:.1e}, {epochs} epochs on seeds {self.first}: {found}; not trained on the rest"
+                    f"reference: lr {lr:.1e}, {counted(epochs, 'epoch')} on seeds {self.first}: {found}; "
+                    "not trained on the rest"
                 )
             self._trained([c for c in keep if not self.complete(c)], self.seeds[len(self.first) :])
         complete = [(*key, score) for key, score in self.scores.items() if self.complete(key[:2])]
@@ -189,7 +191,8 @@ def tuned_reference(ctx: SearchContext) -> TunedReference:
         done = sweep.on((lr, epochs), seeds)
         marker = "  <- best" if (lr, epochs) == (best.learning_rate, best.epochs) else ""
         say(
-            f"reference: lr {lr:.1e}, {epochs} epochs: mean val_score {mean(done):.4f} over {len(done)} seed(s){marker}"
+            f"reference: lr {lr:.1e}, {counted(epochs, 'epoch')}: mean val_score {mean(done):.4f} "
+            f"over {len(done)} seed(s){marker}"
         )
     if past_the_edge(rates, best.learning_rate) is not None:
         say(

@@ -69,6 +69,7 @@ from prunetune.records import (
     TRIAL_PHASE_SECONDS,
     LayerScores,
     budget_unit,
+    counted,
     in_budget_unit,
     preference,
     runs_where,
@@ -504,7 +505,7 @@ def describe_answer(best: dict[str, Any]) -> str:
     """The answer in one line, as the search's run shows it."""
     return (
         f"{best['layers_dropped']} layers dropped: {best['strategy']} kept {best['kept_layers']}, "
-        f"lr {best['learning_rate']:.1e}, {best['epochs']} epochs, val_score {best['val_score']:.4f}"
+        f"lr {best['learning_rate']:.1e}, {counted(best['epochs'], 'epoch')}, val_score {best['val_score']:.4f}"
     )
 
 

@@ -26,7 +26,7 @@ from prunetune.trainables.config import TrialConfig
 from prunetune.trainables.distill import TRAIN_OUTPUTS
 
 from prunetune.libs import np, ray
-from prunetune.records import KIND_REFERENCE, TAG_REFERENCE_KEY, TAG_TEACHER
+from prunetune.records import KIND_REFERENCE, TAG_REFERENCE_KEY, TAG_TEACHER, counted
 
 TEACHER_VERSION = 2  # bump when the outputs' computation changes, so old cache entries are not reused
 
@@ -63,7 +63,7 @@ def teach(ctx: SearchContext, reference: TunedReference, data_digests: list[str]
     config = teacher_config(ctx.spec, reference)
     path = cache_file(config, data_digests)
     outputs = "logits" if config.task == "classification" else "embeddings of the training sentences"
-    what = f"the tuned reference (lr {reference.learning_rate:.1e}, {reference.epochs} epochs) on seed "
+    what = f"the tuned reference (lr {reference.learning_rate:.1e}, {counted(reference.epochs, 'epoch')}) on seed "
     what += str(config.training.seed)
     if path.exists():
         found = np.load(path)

@@ -58,7 +58,7 @@ def test_a_search_prints_its_progress_on_stderr_its_answer_on_stdout_and_no_bann
     assert "the first trial (space.warm_start): the angular block of 1 layer, at lr 2.0e-03" in err, err[-3000:]
     # Each finished job says what it kept, in words: the tiny model's reference keeps all its layers.
     assert re.search(
-        r"^  \[\d\d:\d\d\] reference 1/1: kept \d+ layers, lr 1\.0e-03, 1 epochs, seed \d+: val_score ", err, re.M
+        r"^  \[\d\d:\d\d\] reference 1/1: kept \d+ layers, lr 1\.0e-03, 1 epoch, seed \d+: val_score ", err, re.M
     )
     for line in err.splitlines():  # every line is prunetune's: a progress line or a warning of its own
         assert line.startswith(

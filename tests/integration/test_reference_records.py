@@ -80,7 +80,10 @@ def test_the_answer_reads_with_its_verdict_interval_and_selection_score() -> Non
     row = next(line for line in text.splitlines() if line.startswith("| 1 |"))
     assert "| 4 | borderline | window | [0, 5] | 8.0e-04 | 2 |" in row and "0.6802" in row and "| none |" in row
     assert "| 3 | none within |" in text and "tolerances and drops in points" in text
-    assert "each interval is 98.33 %, so that the up to 3 finalists weighed per tolerance hold together 95 %" in text
+    assert (
+        "each interval is 98.33 %, so that the up to 3 finalists a run of 2 tolerances may re-train are falsely "
+        "called within together at most 2.5 % of the time" in text
+    )
     # The walk stopped at the borderline answer (seek_confident false): "none" is among those re-trained.
     assert "confidently within 1: none among the finalists re-trained" in text and "--set seek_confident=true" in text
     sought = render(dataclasses.replace(answer, seek_confident=True))
