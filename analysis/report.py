@@ -20,7 +20,16 @@ from prunetune.analysis.query import Search
 from prunetune.search.store import TrackingClient
 
 from prunetune.libs import yaml
-from prunetune.records import LAYER_SCORES_ARTIFACT, RANKED_BY, SPEC_ARTIFACT, LayerScores, counted, in_budget_unit
+from prunetune.records import (
+    LAYER_SCORES_ARTIFACT,
+    MAX_DROP_ARTIFACT,
+    RANKED_BY,
+    SPEC_ARTIFACT,
+    LayerScores,
+    budget_unit,
+    counted,
+    in_budget_unit,
+)
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1100px;
@@ -46,6 +55,7 @@ class ReportInputs:
     spec: dict[str, Any] | None
     scores: LayerScores | None
     tolerances: tuple[float, ...]
+    max_drop: dict[str, Any] | None = None  # a max-drop's answer (MAX_DROP_ARTIFACT), when the search was one
 
 
 def _table(frame: pd.DataFrame) -> str:
@@ -91,6 +101,66 @@ def _answer(inputs: ReportInputs, tolerance: float, relative: bool) -> str:
     )
 
 
+def _points(value: float | None, relative: bool | None = None, signed: bool = False) -> str:
+    """A drop or tolerance in the budget's unit, with it named when ``relative`` is given (a table's header names
+    it once instead)."""
+    return "n/a" if value is None else in_budget_unit(value, relative, signed=signed)
+
+
+def _max_drop_rows(answer: dict[str, Any]) -> pd.DataFrame:
+    """A max-drop's answer per tolerance as the terminal gives it: depth, verdict, mean drop and its interval, the
+    kept layers and training, the confidently-within finding, and the model."""
+    rows = []
+    for item in answer["tolerances"]:
+        found, sure, model = item["answer"], item["confidently_within"], item.get("model")
+        row: dict[str, Any] = {"tolerance": _points(item["tolerance"])}
+        if found is None:
+            rows.append(row | {"layers dropped": 0, "verdict": "none within"})
+            continue
+        low, high = found["interval"]
+        rows.append(
+            row
+            | {
+                "layers dropped": found["layers_dropped"],
+                "verdict": found["verdict"],
+                "mean drop": _points(found["drop"], signed=True),
+                "interval": f"[{_points(low, signed=True)}, {_points(high, signed=True)}]"
+                if low is not None
+                else "one seed: none",
+                "kept layers": str(found["kept_layers"]),
+                "strategy": found["strategy"],
+                "learning rate": f"{found['learning_rate']:.1e}",
+                "epochs": str(found["epochs"]),
+                "seeds": ", ".join(map(str, found["seeds"])),
+                "confidently within": "none"
+                if sure is None
+                else f"{counted(sure['layers_dropped'], 'layer')} ({_points(sure['drop'], signed=True)})",
+                "model": "not saved" if not model else model["path"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _max_drop_answer(answer: dict[str, Any]) -> str:
+    relative = bool(answer.get("relative", False))
+    reference = answer["reference"]
+    parts = []
+    for item in answer["tolerances"]:
+        found = item["answer"]
+        budget = in_budget_unit(item["tolerance"], relative)
+        parts.append(
+            f"within {budget}: <b>none</b>"
+            if found is None
+            else f"within {budget}: <b>{counted(found['layers_dropped'], 'layer')}</b> ({found['verdict']}, "
+            f"mean drop {_points(found['drop'], relative, signed=True)})"
+        )
+    return (
+        f"max-drop's answer, each re-checked on seeds {', '.join(map(str, answer['seeds']))} against the tuned "
+        f"reference (lr {reference['learning_rate']:.1e}, mean {reference['score']:.4f}): " + "; ".join(parts) + ". "
+        "<i>within</i>: the whole interval under the tolerance; <i>borderline</i>: only the mean."
+    )
+
+
 def _taught(row: Any) -> str:
     alpha = row.get("distill_alpha")
     return f", distilled from the tuned reference (alpha {alpha:g})" if alpha == alpha and alpha else ""
@@ -98,6 +168,24 @@ def _taught(row: Any) -> str:
 
 def _spec_text(spec: dict[str, Any]) -> str:
     return html.escape(yaml.safe_dump(spec, sort_keys=False)) if spec else "not recorded"
+
+
+def _tolerances(inputs: ReportInputs) -> tuple[float, ...]:
+    """A max-drop's own tolerances, else those asked for (``--tolerance``)."""
+    if inputs.max_drop:
+        return tuple(sorted(float(item["tolerance"]) for item in inputs.max_drop["tolerances"]))
+    return inputs.tolerances
+
+
+def _in_points(frame: pd.DataFrame) -> pd.DataFrame:
+    """The per-tolerance table as a person reads it: tolerances and drops in points (or % of the reference)."""
+    shown = frame.drop(columns=["run_id"], errors="ignore").copy()
+    for column in ("tolerance", "drop"):
+        if column in shown:
+            shown[column] = [
+                "" if value != value else _points(value, signed=column == "drop") for value in shown[column]
+            ]
+    return shown
 
 
 def render(inputs: ReportInputs) -> str:
@@ -124,11 +212,23 @@ def render(inputs: ReportInputs) -> str:
         f"{search.started:%Y-%m-%d %H:%M} UTC · model {html.escape(str(trial.get('model', '?')))} · task "
         f"{html.escape(str(trial.get('task', '?')))} · data {html.escape(str(source))}"
         f" · trials: {html.escape(counts_text)}</p>",
-        f"<p class='answer'>{_answer(inputs, tolerance, relative)}</p>",
-        "<h2>Maximum droppable layers per tolerance</h2>",
-        f"<p>Tolerances and drops as recorded: fractions of the score{' (of the reference)' if relative else ''}; "
-        f"0.01 is {in_budget_unit(0.01, relative)}.</p>",
-        _table(tables.max_droppable(frame, inputs.tolerances).drop(columns=["run_id"], errors="ignore")),
+        *(
+            [
+                f"<p class='answer'>{_max_drop_answer(inputs.max_drop)}</p>",
+                "<h2>max-drop: the answer per tolerance</h2>",
+                f"<p>Tolerances and drops in {budget_unit(relative)}; the interval is the mean drop's over the "
+                "seeds, at the run's level.</p>",
+                _table(_max_drop_rows(inputs.max_drop)),
+                "<h2>The search's own trials per tolerance (one seed, before the re-checks)</h2>",
+            ]
+            if inputs.max_drop
+            else [
+                f"<p class='answer'>{_answer(inputs, tolerance, relative)}</p>",
+                "<h2>Maximum droppable layers per tolerance</h2>",
+            ]
+        ),
+        f"<p>Tolerances and drops in {budget_unit(relative)}.</p>",
+        _table(_in_points(tables.max_droppable(frame, _tolerances(inputs)))),
         "<h2>Reference (unpruned, fine-tuned)</h2>",
         _table(tables.reference_row(frame).dropna(axis=1, how="all")),  # no test split: no empty test_score column
         "<h2>Best score per strategy and layers kept</h2>",
@@ -159,12 +259,14 @@ def load_inputs(mlflow: TrackingClient, search: Search, tolerances: Sequence[flo
 
     spec_text = read_artifact(mlflow, search, SPEC_ARTIFACT)
     scores_text = read_artifact(mlflow, search, LAYER_SCORES_ARTIFACT)
+    max_drop_text = read_artifact(mlflow, search, MAX_DROP_ARTIFACT)
     return ReportInputs(
         search=search,
         frame=search_runs_frame(mlflow, search),
         spec=json.loads(spec_text) if spec_text else None,
         scores=LayerScores.from_json(scores_text) if scores_text else None,
         tolerances=tuple(sorted(tolerances)),
+        max_drop=json.loads(max_drop_text) if max_drop_text else None,
     )
 
 

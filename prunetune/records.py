@@ -53,6 +53,7 @@ EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_de
 # Artifacts of a search's parent run.
 SPEC_ARTIFACT = "spec.json"
 LAYER_SCORES_ARTIFACT = "layer_scores.json"
+MAX_DROP_ARTIFACT = "max_drop_answer.json"  # a max-drop's answer per tolerance, as its --output writes it
 
 # --- what the tags hold -------------------------------------------------------------------------------------
 KIND_SEARCH = "search"  # a search's parent run

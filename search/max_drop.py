@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import shutil
 import time
@@ -45,6 +46,7 @@ from prunetune.libs import mlflow_entities, ray
 from prunetune.records import (
     KIND_RECHECK,
     KIND_TRIAL,
+    MAX_DROP_ARTIFACT,
     METRIC_DROP,
     METRIC_MEAN_DROP,
     METRIC_MEAN_DROP_HIGH,
@@ -284,6 +286,7 @@ def _decide(ctx: SearchContext, tolerances: list[float], result: SearchResult, r
         loosest.seek_confident,
     )
     if not loosest.save_model:
+        _log_answer(ctx, answer)
         return answer
     models: dict[ConfigKey, SavedModel] = {}
     for key, answered in answers_by_configuration(answers).items():  # one model may answer several tolerances
@@ -295,7 +298,18 @@ def _decide(ctx: SearchContext, tolerances: list[float], result: SearchResult, r
         models[key] = save_answer_model(ctx, trial, loosest.storage / loosest.name / name, facts, register, trained)
     shutil.rmtree(staging, ignore_errors=True)  # the finalists that answer nothing
     chosen = {i.tolerance: models[i.mean_within.candidate.key] for i in answers if i.mean_within is not None}
-    return dataclasses.replace(answer, models=chosen)
+    answer = dataclasses.replace(answer, models=chosen)
+    _log_answer(ctx, answer)
+    return answer
+
+
+def _log_answer(ctx: SearchContext, answer: MaxDropAnswer) -> None:
+    """The answer, as ``--output`` writes it, on the search's run (:data:`MAX_DROP_ARTIFACT`): the report leads
+    with it."""
+    path = ctx.spec.storage / ctx.spec.name / MAX_DROP_ARTIFACT
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(answer.to_dict(), indent=1) + "\n", encoding="utf-8")
+    ctx.mlflow.log_artifact(ctx.parent, str(path))
 
 
 def model_folder(c: Candidate) -> str:

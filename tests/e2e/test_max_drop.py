@@ -117,3 +117,22 @@ def test_max_drop_answers_each_tolerance_with_a_verdict_over_decision_seeds(
     configurations = {(str(t["answer"]["kept_layers"]), t["answer"]["learning_rate"], t["answer"]["epochs"])
                       for t in (tight, loose) if t["answer"]}  # fmt: skip
     assert len(versions) == len(configurations)  # one model per configuration, however many tolerances it answers
+
+    # The report of a max-drop leads with its answer per tolerance as the terminal gives it, in points.
+    page = tmp_path / "report.html"
+    reported = subprocess.run(
+        [sys.executable, "-m", "prunetune.cli", "report", str(spec_file), "--output", str(page)],
+        capture_output=True, text=True, env={**os.environ, "RAY_AUTH_MODE": "disabled"}, timeout=300,
+    )  # fmt: skip
+    assert reported.returncode == 0, reported.stdout[-3000:] + reported.stderr[-3000:]
+    text = page.read_text()
+    lead = text.index("max-drop: the answer per tolerance")
+    assert lead < text.index("The search's own trials per tolerance")  # the answer first, the search's table after
+    assert "re-checks such finalists on other seeds" not in text  # no banner asking for the max-drop that ran
+    low, high = found["interval"]
+    for shown in (f"{100 * found['drop']:+.2f}", f"[{100 * low:+.2f}, {100 * high:+.2f}]", found["verdict"]):
+        assert shown in text[lead:], shown
+    assert f"<b>{found['layers_dropped']} layer" in text and "seeds 43, 44" in text
+    assert ">50</td>" in text[lead:] and ">0.1</td>" in text[lead:]  # tolerances in points, not 0.5 and 0.001
+    assert ">0.5</td>" not in text and ">0.001</td>" not in text
+    assert model["path"] in text
