@@ -29,6 +29,7 @@ from prunetune.search.shared import (
     model_num_layers,
     prepared_data,
     share,
+    this_machine,
 )
 from prunetune.search.spec import SearchSpec, droppable_depths, ray_address, trial_counts, trials_per_depth, with_trials
 from prunetune.search.store import (
@@ -130,6 +131,11 @@ def refuse_early(spec: SearchSpec) -> Checked:
     check_space(spec, num_layers)
     check_depths(spec, num_layers)
     check_storage(spec)
+    if ray_address(spec) is None:  # a local Ray: this machine is its node (an "auto" GPU share asks for CPUs only)
+        cpus_first = (
+            spec.with_overrides({"resources.gpus_per_trial": 0}) if spec.resources.gpus_per_trial == "auto" else spec
+        )
+        check_resources(cpus_first, [this_machine()])
     check_answers(spec.resolved_tracking_uri())  # an MLflow store that cannot be opened, or does not answer
     prepared, inputs = prepared_data(spec)  # bad data ends here, before Ray or MLflow
     return num_layers, prepared, inputs

@@ -14,7 +14,7 @@ from typing import Any
 from prunetune.search.spec import SearchSpec
 from prunetune.trainables.config import ConfigError
 
-from prunetune.libs import ray, transformers
+from prunetune.libs import ray, torch, transformers
 from prunetune.records import LayerScores
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,13 @@ def check_resources(spec: SearchSpec, nodes: list[dict[str, float]]) -> None:
         f"has that (the largest: {', '.join(f'{v:g} {k}' for k, v in largest.items())}): lower "
         "resources.cpus_per_trial / gpus_per_trial, or set resources.autoscaling: true on a cluster that adds nodes"
     )
+
+
+def this_machine() -> dict[str, float]:
+    """The resources of the node a local Ray instance starts on: this machine's CPUs and CUDA devices, known before
+    Ray starts, so a trial it cannot hold is refused with no folder made and no 17 s wait."""
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return {"CPU": float(os.cpu_count() or 1), "GPU": float(gpus)}
 
 
 def check_storage(spec: SearchSpec) -> None:

@@ -98,6 +98,10 @@ CASES = {
         lambda t: [*SEARCH, "--set", "trial.model=./no-such-model"],
         "cannot load model './no-such-model': does not exist",
     ),
+    "a trial asking for more CPUs than this machine, for a local Ray": (
+        lambda t: [*SEARCH, "--set", "resources.cpus_per_trial=4096"],
+        "a trial asks for 4096 CPU, and no node of the Ray cluster has that",
+    ),
     "a finetune spec given to search": (
         lambda t: ["search", str(REPO / "examples" / "finetune-default.yaml")],
         "this is a finetune spec (model, task, drop … at the top); run it with `prunetune finetune`",
