@@ -161,7 +161,22 @@ def _search_of(mlflow: TrackingClient, run: Any, experiment_name: str) -> Search
 
 
 def search_runs_frame(mlflow: TrackingClient, search: Search) -> pd.DataFrame:
-    """The search's trials and scratch baselines, and its reference run, as one typed frame."""
+    """The search's trials and scratch baselines, and its reference runs, as one typed DataFrame.
+
+    Args:
+        mlflow: an MLflow client on the search's store (:func:`open_store`).
+        search: the search, as :func:`find_search` or :func:`search_and_store` names it.
+
+    Returns:
+        One row per run: ``kind`` (trial, reference, scratch), ``status``, ``strategy``, ``kept_layers``,
+        ``layers_dropped``, ``val_score``, ``drop`` (in the budget's unit), ``learning_rate``, ``epochs``, …,
+        running trials included (their scores empty).
+
+    Example:
+        >>> mlflow, search = search_and_store("examples/search-default.yaml", None)  # doctest: +SKIP
+        >>> frame = search_runs_frame(mlflow, search)                                # doctest: +SKIP
+        >>> frame[frame["kind"] == "trial"].sort_values("val_score").tail(3)         # doctest: +SKIP
+    """
     runs = list(paged_runs(mlflow, [search.experiment_id], runs_where(parent=search.run_id)))
     for run_id in search.reference_run_ids:
         reference = _get_run(mlflow, run_id)

@@ -68,6 +68,18 @@ def distilled(frame: pd.DataFrame) -> bool:
 def max_droppable(frame: pd.DataFrame, tolerances: Sequence[float] = (0.01, 0.02, 0.03)) -> pd.DataFrame:
     """Per task and tolerance: the deepest drop of a complete trial within it (ties by score), with what achieved it.
 
+    Args:
+        frame: a search's runs (:func:`~prunetune.analysis.query.search_runs_frame`).
+        tolerances: drops in the budget's unit: 0.01 is one point (or 1 % of the reference with a relative budget).
+
+    Returns:
+        One row per task and tolerance: ``max_layers_dropped`` (0: none within), and the trial's ``strategy``,
+        ``kept_layers``, ``val_score``, ``drop``, ``learning_rate``, ``epochs``, ``run_id``. These are the search's
+        own scores on one seed; ``prunetune max-drop`` re-checks finalists on other seeds.
+
+    Example:
+        >>> max_droppable(frame, [0.01, 0.03])[["tolerance", "max_layers_dropped", "kept_layers"]]  # doctest: +SKIP
+
     The drop is the one the trials recorded against the search's reference, in the unit of its budget (points, or a
     fraction of the reference with ``budget.relative``: :func:`prunetune.records.drop`); so are the tolerances.
     """

@@ -266,7 +266,30 @@ def check_params(strategy: str, params: Mapping[str, Any] | None = None) -> Stra
 def kept_layers(
     strategy: str, num_layers: int, params: Mapping[str, Any] | None = None, scores: LayerScores | None = None
 ) -> tuple[int, ...]:
-    """The sorted indices of the layers ``strategy`` keeps in a ``num_layers``-layer model."""
+    """The layers ``strategy`` keeps in a ``num_layers``-layer model: a pure function, no model needed.
+
+    Args:
+        strategy: a registered strategy's name (``prunetune strategies`` lists them): ``top``, ``window``, …
+        num_layers: the encoder's layer count (6 for all-MiniLM-L6-v2, 12 for BERT-base).
+        params: the strategy's parameters, e.g. ``{"count": 2}`` or ``{"count": 3, "start": 1}``.
+        scores: the layer scores of a data sample, for ``contribution`` and ``angular-block`` only
+            (:func:`~prunetune.trainables.scores.compute_layer_scores`).
+
+    Returns:
+        The kept layer indices, sorted, numbered from 0 next to the embeddings.
+
+    Raises:
+        StrategyError: an unknown strategy, a missing or impossible parameter, or one that would drop every layer;
+            the message says what is valid.
+
+    Example:
+        >>> kept_layers("top", 6, {"count": 2})
+        (0, 1, 2, 3)
+        >>> kept_layers("window", 6, {"count": 3, "start": 1})
+        (0, 4, 5)
+        >>> kept_layers("alternate-even", 6, {"count": 2})
+        (0, 1, 2, 4)
+    """
     if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
         raise StrategyError(f"num_layers must be a positive integer, got {num_layers!r}")
     spec = check_params(strategy, params)

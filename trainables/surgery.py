@@ -106,11 +106,30 @@ def _check_no_shared_weights(layers: Sequence[Any]) -> None:
 
 
 def keep_layers(model: Any, kept: Iterable[int]) -> Any:
-    """Keep only the layers ``kept`` (indices into the current layer list) of ``model``, in place.
+    """Keep only the layers ``kept`` of ``model``, in place: their modules and weights, nothing else retrained.
 
-    Returns ``model`` so calls can chain. The config's layer count and the ``layer_idx`` of
-    every attention module are renumbered; ``config.prunetune_kept_layers`` records which
-    layers of the *original* model remain, composing when a model is pruned twice.
+    The config's layer count and the ``layer_idx`` of every attention module are renumbered;
+    ``config.prunetune_kept_layers`` records which layers of the *original* model remain, composing when a model is
+    pruned twice, so the saved model reloads with ``from_pretrained`` and gives identical outputs.
+
+    Args:
+        model: a transformers model or a SentenceTransformer of a supported family (BERT, RoBERTa/XLM-R, ELECTRA,
+            MPNet, DistilBERT, DeBERTa-v2).
+        kept: indices into the model's current layer list, e.g. from
+            :func:`~prunetune.trainables.strategies.kept_layers`.
+
+    Returns:
+        ``model`` itself, so calls can chain.
+
+    Raises:
+        SurgeryError: an unsupported architecture, shared layer weights (ALBERT), or indices out of range.
+
+    Example:
+        >>> from transformers import AutoModel                                      # doctest: +SKIP
+        >>> model = AutoModel.from_pretrained("sentence-transformers/all-MiniLM-L6-v2")  # doctest: +SKIP
+        >>> kept = kept_layers("window", 6, {"count": 3, "start": 1})                     # doctest: +SKIP
+        >>> keep_layers(model, kept).config.num_hidden_layers                             # doctest: +SKIP
+        3
     """
     encoder = encoder_of(model)
     family = family_of(encoder)

@@ -55,3 +55,17 @@ def test_the_readme_is_short_and_links_a_guide_for_each_topic_it_summarises() ->
     assert len(readme.splitlines()) <= 250
     for guide in ("versions", "finetune", "search", "max-drop", "results", "cluster", "data", "benchmarks"):
         assert f"(docs/{guide}.md)" in readme, guide
+
+
+def test_the_examples_in_the_public_docstrings_run() -> None:
+    """The Args/Returns docstrings' examples are doctests: the pure ones run here, the rest are marked to skip."""
+    import doctest
+
+    from prunetune.analysis import query, tables
+    from prunetune.trainables import strategies, surgery
+
+    for module in (strategies, surgery, query, tables):
+        failed, _ = doctest.testmod(module, extraglobs={"kept_layers": strategies.kept_layers})
+        assert failed == 0, module.__name__
+    found = doctest.DocTestFinder().find(strategies.kept_layers)
+    assert found and found[0].examples, "kept_layers shows an example that runs"
