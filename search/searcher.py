@@ -169,6 +169,9 @@ class BudgetSearch(OptunaSearch):
         """The frontier's next step once the warm start has run (None before: its points are queued already)."""
         if len(self.points) < len(self.warm_start):
             return None
+        if self.spec.objective == "multi":  # a Pareto front has no tolerance whose answer could be open
+            stop = len(self.points) >= self.least_trials
+            return Step("stop", f"stopped after {len(self.points)} trials (a multi-objective search)") if stop else None
         fallback = self.warm_start[0] if self.warm_start else {}
         return next_step(
             self.tried(), self.num_layers, self.tolerances, self.depths, self.least_trials, self.most_trials,
