@@ -18,8 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-from prunetune.trainables.config import TrialConfig, load_trial_config
+from prunetune.trainables.job_file import load_trial_config
 from prunetune.trainables.strategies import StrategyError, kept_layers
+
+from prunetune.config import TrialConfig
 
 HERE = Path(__file__).resolve().parent
 COLUMNS = (

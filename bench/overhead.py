@@ -38,9 +38,9 @@ def main() -> None:
     from prunetune.analysis.query import find_search, open_store, search_runs_frame
     from prunetune.search.runner import run_search
     from prunetune.search.spec import load_spec
-    from prunetune.trainables.config import TrialConfig, parse_overrides
     from prunetune.trainables.jobs import run_job
 
+    from prunetune.config import TrialConfig, parse_overrides
     from prunetune.records import TRIAL_PHASE_SECONDS
 
     shutil.rmtree(args.storage, ignore_errors=True)

@@ -106,8 +106,8 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from prunetune.trainables.config import TrialConfig, parse_overrides
 
+    from prunetune.config import TrialConfig, parse_overrides
     from prunetune.libs import yaml
 
     raw = yaml.safe_load(Path(args.spec).read_text())["trial"]

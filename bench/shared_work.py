@@ -33,7 +33,7 @@ def main() -> None:
     import torch
     import transformers
     from prunetune.trainables import data as datasets
-    from prunetune.trainables.config import load_trial_config
+    from prunetune.trainables.job_file import load_trial_config
     from prunetune.trainables.jobs import run_job
     from prunetune.trainables.models import load_any, load_tokenizer, tokenizer_of
     from prunetune.trainables.prepared import prepare_classification

@@ -46,10 +46,11 @@ def main() -> None:
 
     import torch
     import transformers
-    from prunetune.trainables.config import DataConfig
     from prunetune.trainables.data import sample_texts
     from prunetune.trainables.models import load_classifier, load_tokenizer
     from prunetune.trainables.surgery import keep_layers, num_layers, parameter_count
+
+    from prunetune.config import DataConfig
 
     transformers.logging.set_verbosity_error()
     torch.set_num_threads(args.threads)

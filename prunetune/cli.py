@@ -48,7 +48,7 @@ def _quiet_search() -> None:
 
 
 def _data_config(args: argparse.Namespace) -> Any:
-    from prunetune.trainables.config import DataConfig
+    from prunetune.config import DataConfig
 
     return DataConfig(
         source=args.data,
@@ -135,7 +135,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from prunetune.trainables.config import load_trial_config, parse_overrides
+    from prunetune.config import parse_overrides
+    from prunetune.trainables.job_file import load_trial_config
 
     # The whole config, drop strategy included, is checked before the job's libraries load or data is read.
     config = load_trial_config(args.config, parse_overrides(args.set or []))
@@ -169,8 +170,8 @@ def _with_teacher_run(config: Any, args: argparse.Namespace) -> Any:
     import tempfile
 
     from prunetune.analysis.query import open_store
+    from prunetune.config import ConfigError
     from prunetune.search.answer_model import export_run
-    from prunetune.trainables.config import ConfigError
 
     if not config.distill.on or config.distill.teacher is not None:
         raise ConfigError("--teacher-run teaches a distilled job: set distill.alpha > 0 and no distill.teacher")
@@ -181,8 +182,8 @@ def _with_teacher_run(config: Any, args: argparse.Namespace) -> Any:
 
 
 def _spec(args: argparse.Namespace) -> Any:
+    from prunetune.config import parse_overrides
     from prunetune.search.spec import load_spec
-    from prunetune.trainables.config import parse_overrides
 
     overrides: dict[str, Any] = parse_overrides(args.set or [])
     if args.address:

@@ -25,8 +25,8 @@ from prunetune.search.context import Say, SearchContext
 from prunetune.search.jobs import run_jobs
 from prunetune.search.store import TrackingClient
 from prunetune.search.trainable import MODEL_FILES
-from prunetune.trainables.config import TrialConfig
 
+from prunetune.config import TrialConfig
 from prunetune.errors import PrunetuneError
 from prunetune.libs import huggingface_hub, mlflow_entities, mlflow_fluent, sentence_transformers, transformers
 from prunetune.records import JOB_KINDS, KIND_MODEL, PARENT, TAG_KIND, TAG_SEARCH, TAG_TEACHER, counted, final_value

@@ -13,7 +13,7 @@ depth. When the scores point at the wrong blocks, the search must notice from it
   shallower trial;
 * with nothing open, the sampler picks the trials up to the base count (``trials_per_depth`` per depth); the
   search stops when the base count is reached and no open depth is unsettled, or at the cap
-  (:data:`CAP_PER_DEPTH` per depth) whatever is still open.
+  (:data:`~prunetune.search.spec.CAP_PER_DEPTH` per depth) whatever is still open.
 
 So a search whose scores guessed right costs about what it did (its open depths are few and settle quickly), and
 one whose scores guessed wrong spends trials where the answer is still moving. An explicit ``num_trials`` keeps
@@ -36,8 +36,6 @@ PROBES_PER_DEPTH = 3
 # Half a point: one seed's paired drop spreads by about a point, so a trial within a tolerance by less may well
 # not be within it on the decision seeds, and its depth is not yet an answer.
 SEED_MARGIN = 0.005
-# The cap of an unset trial count, per depth: the count the sampler alone needs (spec.COLD_TRIALS_PER_DEPTH).
-CAP_PER_DEPTH = 5
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from prunetune.search.shared import SharedWork
 from prunetune.search.spec import SearchSpec
 from prunetune.search.store import TrackingClient
 from prunetune.search.tracking import log_params_and_metrics
-from prunetune.trainables.config import TrialConfig
 
+from prunetune.config import TrialConfig
 from prunetune.libs import ray
 from prunetune.records import (
     COMPLETE,

@@ -39,9 +39,9 @@ from prunetune.search.space import distilled
 from prunetune.search.spec import SearchSpec, decision_seeds, recheck_plan
 from prunetune.search.store import TrackingClient
 from prunetune.search.trainable import MODEL_FILES
-from prunetune.trainables.config import TrialConfig
 
 from prunetune import stops
+from prunetune.config import TrialConfig
 from prunetune.libs import mlflow_entities, ray
 from prunetune.records import (
     KIND_RECHECK,

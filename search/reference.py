@@ -20,8 +20,8 @@ from prunetune.search.jobs import run_jobs
 from prunetune.search.spec import SearchSpec, decision_seeds, reference_epochs, reference_key
 from prunetune.search.store import TrackingClient, paged_runs
 from prunetune.search.tracking import log_params_and_metrics
-from prunetune.trainables.config import NOT_DISTILLED, TrialConfig
 
+from prunetune.config import NOT_DISTILLED, TrialConfig
 from prunetune.records import (
     EPSILON,
     KIND_REFERENCE,

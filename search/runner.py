@@ -47,9 +47,9 @@ from prunetune.search.store import (
 )
 from prunetune.search.teacher import distills, teach
 from prunetune.search.tracking import TrialRecorder, close_interrupted, log_params_and_metrics, recorded_results
-from prunetune.trainables.config import TrialConfig, flat_params
 
 from prunetune import stops
+from prunetune.config import TrialConfig, flat_params
 from prunetune.libs import optuna, ray, tune
 from prunetune.records import (
     COMPLETE,

@@ -7,8 +7,8 @@ from __future__ import annotations
 from prunetune.search.context import SearchContext
 from prunetune.search.decide import TunedReference
 from prunetune.search.jobs import run_jobs
-from prunetune.trainables.config import NOT_DISTILLED
 
+from prunetune.config import NOT_DISTILLED
 from prunetune.records import (
     KIND_SCRATCH,
     PARENT,

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from prunetune.search.spec import SearchSpec
-from prunetune.trainables.config import ConfigError
 
+from prunetune.config import ConfigError
 from prunetune.libs import ray, torch, transformers
 from prunetune.records import LayerScores
 

@@ -1,6 +1,6 @@
 """The search spec: one YAML file describing a whole search, validated before anything starts.
 
-The ``trial`` section is a :class:`~prunetune.trainables.config.TrialConfig` — the base every
+The ``trial`` section is a :class:`~prunetune.config.TrialConfig` — the base every
 trial starts from; the ``space`` section says what Optuna may change in it.
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prunetune.search.decide import RecheckPlan, family_confidence
-from prunetune.search.frontier import CAP_PER_DEPTH
-from prunetune.trainables.config import ConfigError, TrialConfig, load_yaml, with_overrides
+
+from prunetune.config import ConfigError, TrialConfig, load_yaml, with_overrides
 
 # A search's name becomes folder names and MLflow filter values: no path separator, no leading dot, no quote.
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -309,7 +309,7 @@ class SearchSpec:
         return self.tracking_uri or f"sqlite:///{self.storage / 'mlflow.db'}"
 
     def to_dict(self) -> dict[str, Any]:
-        from prunetune.trainables.config import to_plain
+        from prunetune.config import to_plain
 
         return dict(to_plain(self))
 
@@ -351,6 +351,9 @@ TRIALS_PER_DEPTH = 2  # the warm start's one trial per depth, and as many for th
 # ran before the warm start. On the replay, 10 trials without it served 1 / 2 / 3 points in 21 / 21 / 78 % of
 # replays (random search: 25 / 24 / 76 %), 24 in 61 / 79 / 100 % (docs/benchmarks.md §1e).
 COLD_TRIALS_PER_DEPTH = 5
+# The most trials of an unset count, per depth: the count the sampler alone needs. The search stops before it once no
+# answer is still open (search/frontier.py); with misleading layer scores it ran 11 to 13 trials on average (§1g).
+CAP_PER_DEPTH = 5
 WARM_START_STRATEGIES = ("window", "angular-block")  # a warm-start block is a trial of the first of these searched
 
 
@@ -378,7 +381,7 @@ def trials_for(spec: SearchSpec, num_layers: int) -> int:
 
 def trial_counts(spec: SearchSpec, num_layers: int) -> tuple[int, int]:
     """(min_trials, num_trials) resolved: the trials a search runs at least, and at most. ``num_trials`` set and
-    ``min_trials`` unset: a fixed count. ``num_trials`` unset: at most :data:`~prunetune.search.frontier.CAP_PER_DEPTH`
+    ``min_trials`` unset: a fixed count. ``num_trials`` unset: at most :data:`CAP_PER_DEPTH`
     per droppable depth, and at least ``min_trials`` or :func:`trials_for`'s count; past the least the search goes
     on while an answer is still open (search/frontier.py)."""
     if spec.num_trials is not None:

@@ -22,9 +22,9 @@ from prunetune.search.jobs import run_jobs
 from prunetune.search.reference import reference_trials
 from prunetune.search.shared import SharedWork
 from prunetune.search.spec import SearchSpec, reference_key
-from prunetune.trainables.config import TrialConfig
 from prunetune.trainables.distill import TRAIN_OUTPUTS
 
+from prunetune.config import TrialConfig
 from prunetune.libs import np, ray
 from prunetune.records import KIND_REFERENCE, TAG_REFERENCE_KEY, TAG_TEACHER, counted
 

@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 
 def trial_params(trial_dict: dict[str, Any]) -> dict[str, str]:
-    from prunetune.trainables.config import TrialConfig
+    from prunetune.config import TrialConfig
 
     return dict(TrialConfig.from_dict(trial_dict).to_flat())
 

@@ -11,8 +11,8 @@ from typing import Any
 from prunetune.search.shared import SharedWork
 from prunetune.search.space import OBJECTIVE, budget_excess, objective
 from prunetune.search.spec import SearchSpec
-from prunetune.trainables.config import TrialConfig
 
+from prunetune.config import TrialConfig
 from prunetune.libs import ray, torch, transformers, tune
 from prunetune.records import drop, measured, within
 

@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from prunetune.trainables.config import DataConfig
 from prunetune.trainables.readers import split_rows
 from prunetune.trainables.sources import DataError, Source, resolve
+
+from prunetune.config import DataConfig
 
 __all__ = ["DataError", "LoadReport", "TaskData", "TextSplit", "load_labelled", "load_scored_pairs", "sample_texts"]
 

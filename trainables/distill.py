@@ -21,8 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prunetune.trainables.config import DistillConfig
-
+from prunetune.config import DistillConfig
 from prunetune.libs import torch
 
 # A job's result key for its trained model's outputs on the training rows (a classifier's logits, a sentence

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from prunetune.trainables import data as datasets
-from prunetune.trainables.config import ConfigError, TrainingConfig, TrialConfig
 from prunetune.trainables.distill import (
     TRAIN_OUTPUTS,
     distill_loss,
@@ -48,6 +47,7 @@ from prunetune.trainables.strategies import check_kept, get_strategy, kept_layer
 from prunetune.trainables.surgery import num_layers, parameter_count
 from prunetune.trainables.training import Checkpointing, Metrics, Report, seed_everything, train
 
+from prunetune.config import ConfigError, TrainingConfig, TrialConfig
 from prunetune.libs import np, sentence_transformers, sk_metrics, st_losses, stats, torch, transformers
 
 log = logging.getLogger(__name__)

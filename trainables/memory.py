@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from prunetune.trainables.config import TrialConfig
 from prunetune.trainables.models import load_classifier, pick_device
 from prunetune.trainables.training import make_optimizer, seed_everything
 
+from prunetune.config import TrialConfig
 from prunetune.libs import torch
 
 PROBE_STEPS = 3

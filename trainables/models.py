@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prunetune.trainables.config import TrialConfig
 from prunetune.trainables.surgery import encoder_of, keep_layers, num_layers
 
+from prunetune.config import TrialConfig
 from prunetune.errors import PrunetuneError
 from prunetune.libs import sentence_transformers, torch, transformers
 

@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from prunetune.trainables import data as datasets
-from prunetune.trainables.config import TrialConfig
+
+from prunetune.config import TrialConfig
 
 Features = tuple[dict[str, list[int]], ...]  # one dict of token-id lists per row
 

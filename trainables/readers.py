@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from prunetune.trainables.config import DataConfig
 from prunetune.trainables.sources import EXTENSIONS, DataError, Source, local_path
 
+from prunetune.config import DataConfig
 from prunetune.libs import datasets, pd
 
 

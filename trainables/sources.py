@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prunetune.trainables.config import DataConfig
 from prunetune.trainables.pinned import INDICNEWS_COMMIT, INDICNEWS_SHA256, STSB_MR_COMMIT, STSB_MR_SHA256
 
+from prunetune.config import DataConfig
 from prunetune.errors import PrunetuneError
 
 EXTENSIONS = (".csv", ".tsv", ".jsonl", ".json", ".parquet")

@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prunetune.trainables.config import TrainingConfig
-
+from prunetune.config import TrainingConfig
 from prunetune.libs import np, torch, transformers
 
 Metrics = dict[str, Any]

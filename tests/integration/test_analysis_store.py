@@ -8,7 +8,8 @@ import pytest
 from prunetune.analysis import tables
 from prunetune.analysis.query import AnalysisError, find_search, open_store, search_runs_frame
 from prunetune.search.store import experiment_id
-from prunetune.trainables.config import TrialConfig
+
+from prunetune.config import TrialConfig
 
 
 def _trial(mlflow, experiment: str, parent: str, kept: list[int], status: str, score: float | None) -> str:

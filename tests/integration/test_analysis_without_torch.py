@@ -12,8 +12,8 @@ import tomllib
 from mlflow.tracking import MlflowClient
 from prunetune.search.store import experiment_id
 from prunetune.search.tracking import log_params_and_metrics
-from prunetune.trainables.config import TrialConfig
 
+from prunetune.config import TrialConfig
 from prunetune.records import LAYER_SCORES_ARTIFACT, PARENT, TAG_KIND, TAG_STATUS, LayerScores, runs_where
 
 ROOT = Path(__file__).resolve().parents[2]

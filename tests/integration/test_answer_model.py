@@ -10,10 +10,10 @@ import torch
 from mlflow.tracking import MlflowClient
 from prunetune.search.answer_model import ModelFacts, log_model, model_card
 from prunetune.search.store import experiment_id
-from prunetune.trainables.config import TrialConfig
 from prunetune.trainables.models import resolve_model
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig
 
+from prunetune.config import TrialConfig
 from prunetune.records import TAG_KIND
 
 TEXTS = ["a headline about cricket", "markets fell sharply today"]

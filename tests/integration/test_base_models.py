@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from prunetune.trainables.config import TrialConfig
 from prunetune.trainables.jobs import run_job
 from prunetune.trainables.models import BASE_MODELS, load_classifier
+
+from prunetune.config import TrialConfig
 
 SMALL = {
     "data.source": "indicnews:english:shc",

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from prunetune.trainables.config import ConfigError, TrialConfig
 from prunetune.trainables.jobs import run_job
+
+from prunetune.config import ConfigError, TrialConfig
 
 SLICE = {
     "data.source": "indicnews:english:shc",

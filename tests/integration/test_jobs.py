@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from prunetune.trainables.config import TrialConfig
 from prunetune.trainables.jobs import run_job
 from prunetune.trainables.surgery import num_layers
 
+from prunetune.config import TrialConfig
 from tests.helpers import tiny_config
 
 HEADLINES = {

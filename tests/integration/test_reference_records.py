@@ -98,7 +98,8 @@ def test_the_answer_reads_with_its_verdict_interval_and_selection_score() -> Non
 def test_a_resumed_max_drop_finds_the_finished_rechecks_again(tmp_path) -> None:
     from prunetune.search.max_drop import finished_rechecks
     from prunetune.search.tracking import log_params_and_metrics
-    from prunetune.trainables.config import TrialConfig
+
+    from prunetune.config import TrialConfig
 
     mlflow, experiment, parent = _store(tmp_path)
     base = TrialConfig().with_overrides({"kept_layers": [0, 5], "training.learning_rate": 8e-4, "training.epochs": 2})

@@ -17,8 +17,8 @@ from prunetune.search.runner import _fail_orphaned_optuna_trials, _study_name
 from prunetune.search.spec import load_spec
 from prunetune.search.store import experiment_id
 from prunetune.search.tracking import TrialRecorder
-from prunetune.trainables.config import TrialConfig
 
+from prunetune.config import TrialConfig
 from prunetune.records import PARENT, TAG_KIND, TAG_STATUS, TAG_TRIAL
 
 pytestmark = pytest.mark.upstream  # touches Ray's, Optuna's or MLflow's internals: scripts/test --latest

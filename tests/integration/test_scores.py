@@ -3,12 +3,12 @@ from __future__ import annotations
 import math
 
 import pytest
-from prunetune.trainables.config import DataConfig
 from prunetune.trainables.data import sample_texts
 from prunetune.trainables.models import load_any
 from prunetune.trainables.scores import compute_layer_scores
 from prunetune.trainables.strategies import kept_layers
 
+from prunetune.config import DataConfig
 from prunetune.records import LayerScores
 from tests.helpers import MINILM, tiny_config
 

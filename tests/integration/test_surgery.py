@@ -114,9 +114,10 @@ def test_packaged_minilm_as_classifier(tmp_path) -> None:
 
 @pytest.mark.parametrize("family", ["bert", "deberta-v2", "distilbert"])
 def test_scratch_baseline_reinitialises_every_weight(family: str, tmp_path) -> None:
-    from prunetune.trainables.config import TrialConfig
     from prunetune.trainables.models import prepare
     from transformers import AutoModelForSequenceClassification
+
+    from prunetune.config import TrialConfig
 
     torch.manual_seed(0)
     AutoModelForSequenceClassification.from_config(tiny_config(family, layers=4)).save_pretrained(tmp_path)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from prunetune.trainables.config import TrainingConfig
 from prunetune.trainables.training import Checkpointing, seed_everything, train
+
+from prunetune.config import TrainingConfig
 
 ROWS = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
 TARGETS = ROWS.sum(dim=1, keepdim=True)

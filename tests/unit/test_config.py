@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import pytest
-from prunetune.trainables.config import ConfigError, TrialConfig, load_trial_config, parse_overrides
+from prunetune.trainables.job_file import load_trial_config
+
+from prunetune.config import ConfigError, TrialConfig, parse_overrides
 
 
 def test_flat_params_round_trip_exactly() -> None:

@@ -3,8 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from prunetune.trainables.config import DataConfig
 from prunetune.trainables.data import DataError, load_labelled, load_scored_pairs, sample_texts
+
+from prunetune.config import DataConfig
 
 
 def write(directory: Path, name: str, text: str) -> None:

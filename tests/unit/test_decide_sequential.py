@@ -67,7 +67,8 @@ def test_a_seed_that_collapsed_makes_the_finalist_over_whatever_its_mean() -> No
 
 def test_collapse_margin_defaults_to_5_points_and_is_checked_before_anything_runs() -> None:
     from prunetune.search.spec import load_spec, recheck_plan
-    from prunetune.trainables.config import ConfigError
+
+    from prunetune.config import ConfigError
 
     assert recheck_plan(load_spec(None, {})).collapse_margin == 0.05
     assert recheck_plan(load_spec(None, {"collapse_margin": "null"})).collapse_margin is None

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from prunetune.trainables.config import ConfigError, TrialConfig
 from prunetune.trainables.distill import distill_loss, similarity_distill_loss
+
+from prunetune.config import ConfigError, TrialConfig
 
 torch = pytest.importorskip("torch")
 

@@ -70,3 +70,21 @@ def test_the_trainables_import_without_torch_and_say_which_extra_brings_it() -> 
     assert done.returncode == 0, done.stderr
     assert "missing: needs torch, which is not installed: pip install 'prunetune[train]'" in done.stdout
     assert "contribution" in done.stdout  # the strategies table was printed
+
+
+def test_reading_a_spec_loads_nothing_of_the_trainables() -> None:
+    """The config engine lives on the ground floor (prunetune.config): a spec read by the search or the analysis
+    brings in no trainables module."""
+    code = (
+        "import json, sys\n"
+        "from prunetune.search.spec import load_spec\n"
+        "from prunetune.analysis.query import search_and_store\n"
+        "load_spec('examples/max-drop-minilm-indicnews.yaml')\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('prunetune.trainables'))))\n"
+    )
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=repo)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == []

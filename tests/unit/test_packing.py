@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from prunetune.search.packing import gpu_share, resolve_resources, trials_at_once, trials_per_gpu
 from prunetune.search.spec import load_spec
-from prunetune.trainables.config import ConfigError
+
+from prunetune.config import ConfigError
 
 GiB = 2**30
 H100_NODE = {"CPU": 16.0, "GPU": 1.0}

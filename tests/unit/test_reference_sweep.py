@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from prunetune.search.reference import past_the_edge, reference_trials
 from prunetune.search.spec import load_spec
-from prunetune.trainables.config import ConfigError
+
+from prunetune.config import ConfigError
 
 
 def test_a_best_at_the_top_or_bottom_of_the_sweep_asks_for_an_octave_past_it() -> None:

@@ -6,8 +6,9 @@ import pytest
 from prunetune.search.searcher import BudgetSearch, check_space
 from prunetune.search.space import DefineSpace, budget_excess, objective, on_grid
 from prunetune.search.spec import SearchSpec, load_spec, reference_key
-from prunetune.trainables.config import ConfigError
 from prunetune.trainables.strategies import StrategyError, kept_layers
+
+from prunetune.config import ConfigError
 
 pytestmark = pytest.mark.upstream  # touches Ray's, Optuna's or MLflow's internals: scripts/test --latest
 

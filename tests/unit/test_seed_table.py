@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from prunetune.trainables.config import TrialConfig
+
+from prunetune.config import TrialConfig
 
 REPO = Path(__file__).resolve().parents[2]
 

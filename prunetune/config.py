@@ -16,8 +16,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar, Union
 
-from prunetune.trainables.strategies import StrategyError, check_params
-
 from prunetune.errors import PrunetuneError
 from prunetune.libs import yaml
 
@@ -396,23 +394,3 @@ def load_yaml(
                 raise
             raise ConfigError(f"{path}: {instead}") from None
     return with_overrides(config, overrides or {})
-
-
-def _search_spec_given(raw: Mapping[str, Any], path: str | None) -> str | None:
-    if "trial" in raw or "space" in raw:
-        return (
-            "this is a search spec (it has trial: and space:); run it with `prunetune search` or `prunetune max-drop`, "
-            "or give `prunetune finetune` a file holding what its trial: section holds"
-        )
-    return None
-
-
-def load_trial_config(path: str | None, overrides: Mapping[str, Any] | None = None) -> TrialConfig:
-    """A trial's config, whole: its drop strategy and parameters are checked here too, so a typo fails before
-    any data is read or model loaded (which layers it keeps needs the model, so that check waits for it)."""
-    config = load_yaml(TrialConfig, path, overrides, lambda raw: _search_spec_given(raw, path))
-    try:
-        check_params(config.drop.strategy, config.drop.params())
-    except StrategyError as err:
-        raise ConfigError(f"drop: {err}") from None
-    return config
