@@ -286,7 +286,8 @@ def simulate_run(world: World, rule: Rule, run: int, tolerances: Sequence[float]
     table, n = world.table, world.table.num_layers
     plan = rule.plan(len(tolerances))
     search_seed, decision = 0, list(range(1, plan.stages[-1] + 1))
-    sweep = [(lr, 2) for lr in REFERENCE_SWEEP]
+    epochs = max(table.epochs)  # the table's setting: 2 on the seed table, 1 on the STS-B table
+    sweep = [(lr, epochs) for lr in REFERENCE_SWEEP]
     jobs = {"reference": 0, "trials": 0, "rechecks": 0, "models": 0}
 
     def reference_on(seeds: Sequence[int], configs: Sequence[Reference]) -> Any:
@@ -299,12 +300,12 @@ def simulate_run(world: World, rule: Rule, run: int, tolerances: Sequence[float]
             jobs["reference"] += len(seeds) * len(configs)
             return {(lr, e, s): world.score(run, (lr, e), s) for lr, e in configs for s in seeds}
 
-        screened = ScreenedSweep([2], decision, rule.screen_seeds, rule.screen_margin, train, lambda line: None)
+        screened = ScreenedSweep([epochs], decision, rule.screen_seeds, rule.screen_margin, train, lambda line: None)
 
         def in_table(rates: list[float]) -> Any:
             """The product's sweep and its extension (reference.sweep_past_edges), over the rates the table has:
             a rate it lacks is not trained, so the best stays inside the rates tried and the extension stops."""
-            return screened([lr for lr in rates if (lr, 2) in world.reference_means])
+            return screened([lr for lr in rates if (lr, epochs) in world.reference_means])
 
         reference, _ = sweep_past_edges(REFERENCE_SWEEP, rule.edge_steps, in_table, lambda line: None)
         jobs["reference"] += 1  # its configuration on the search seed, to pair the trials with
@@ -372,7 +373,7 @@ def decision_bound(
     deepest whose whole interval is within (``confidence``) over-claim, and how often each is the true depth or
     one short."""
     n = world.table.num_layers
-    sweep = [(lr, 2) for lr in REFERENCE_SWEEP]
+    sweep = [(lr, max(world.table.epochs)) for lr in REFERENCE_SWEEP]
     tally: dict[str, list[float]] = {}
     for run in range(runs):
         decision = range(1, seeds + 1)
