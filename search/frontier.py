@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from prunetune.trainables.strategies import count_limit, kept_layers
 
-from prunetune.records import EPSILON, LayerScores
+from prunetune.records import EPSILON, LayerScores, counted, in_budget_unit
 
 # Three kept sets at a depth, none within: on the seed table (20 windows over 5 depths) the best window of a depth
 # is among the three its shallower best nests in, or the one the scores rank first, in every depth.
@@ -194,9 +194,15 @@ def next_step(
         return Step("sample", "the sampler's turn")
     if any(t.drop is None for t in tried):
         return Step("wait", "waiting for the running trials before deciding to stop")
-    answers = ", ".join(f"{t:g}: {provisional_depth(tried, num_layers, t)}" for t in sorted(tolerances))
-    return Step(
-        "stop",
-        f"stopped after {len(tried)} trials: every depth one past an answer so far had {PROBES_PER_DEPTH} kept sets "
-        f"tried (layers dropped within each tolerance on the search seed, {answers})",
+    answers = ", ".join(
+        f"within {in_budget_unit(t)}: {counted(provisional_depth(tried, num_layers, t), 'layer')}"
+        for t in sorted(tolerances)
     )
+    still = open_depths(tried, num_layers, tolerances, depths)
+    why = (
+        f"every depth where an answer was open ({', '.join(map(str, still))} layers dropped) had "
+        f"{PROBES_PER_DEPTH} kept sets tried"
+        if still
+        else "no answer is still open"
+    )
+    return Step("stop", f"stopped after {len(tried)} trials: {why} (dropped so far on the search seed: {answers})")

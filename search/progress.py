@@ -15,6 +15,8 @@ from prunetune.records import COMPLETE, preference, trial_status
 class Progress(Callback):
     def __init__(self, spec: SearchSpec, say: Say = print) -> None:
         self.total = spec.trials
+        # An unset count runs at least min_trials, then on while an answer is open (search/frontier.py).
+        self.least = spec.min_trials or spec.trials
         self.say = say
         self.started = time.monotonic()
         self.done = self.early = self.failed = 0
@@ -41,14 +43,16 @@ class Progress(Callback):
     def _line(self, trials: list[Any], ended: Any) -> None:
         running = sum(1 for t in trials if t.status == "RUNNING" and t is not ended)
         elapsed = time.monotonic() - self.started
-        left = time_left(elapsed, self.done, self.total)
+        # The pace to the least count while below it; past it the search may stop at any trial, so to the most.
+        left = time_left(elapsed, self.done, self.least if self.done < self.least else self.total)
+        total = f"{self.total}" if self.least == self.total else f"{self.least}–{self.total}"
         best = (
             f"best within budget: {self.best[0]} layers dropped, score {self.best[1]:.4f} ({self.best[2]})"
             if self.best
             else "nothing within budget yet"
         )
         self.say(
-            f"[{clock(elapsed)}] trials {self.done}/{self.total} done ({self.early} stopped early, "
+            f"[{clock(elapsed)}] trials {self.done}/{total} done ({self.early} stopped early, "
             f"{self.failed} failed), {running} running · {best} · about {clock(left)} to go"
         )
 

@@ -49,11 +49,17 @@ def test_a_search_prints_its_progress_on_stderr_its_answer_on_stdout_and_no_bann
 
     out, err = done.stdout, done.stderr
     assert out.startswith("reference: ") and "| layers dropped | strategy |" in out and "model: " in out
-    assert "trials 2/2 done" not in out and "trials 2/2 done" in err  # progress on stderr only
+    assert "trials 2/2–5 done" not in out and "trials 2/2–5 done" in err  # progress on stderr only
     assert [banner for banner in BANNERS if banner.lower() in (out + err).lower()] == [], err[-3000:]
     assert len(re.findall(r"skipped \d+ empty text", err)) == 1  # the data warning, once per search
     assert "\x1b[" not in out + err
-    assert "num_trials: 2, 2 per depth the search may drop (1 of 4 layers); --set num_trials=N" in err, err[-3000:]
+    assert (
+        "num_trials unset: at least 2 trials (2 per depth the search may drop, 1 of 4 layers), then on while an "
+        "answer is still open, at most 5; --set num_trials=N for a fixed count" in err
+    ), err[-3000:]
+    # Why the search stopped, in one line: a 50-point budget leaves no answer open past the one depth it may drop.
+    stopped = "stopped after 2 trials: no answer is still open (dropped so far on the search seed: within 50: 1 layer)"
+    assert stopped in err, err[-3000:]
     # The warm start is named before the trials: 2 trials leave it one, the 1-layer block.
     assert "the first trial (space.warm_start): the angular block of 1 layer, at lr 2.0e-03" in err, err[-3000:]
     # Each finished job says what it kept, in words: the tiny model's reference keeps all its layers.
@@ -62,5 +68,15 @@ def test_a_search_prints_its_progress_on_stderr_its_answer_on_stdout_and_no_bann
     )
     for line in err.splitlines():  # every line is prunetune's: a progress line or a warning of its own
         assert line.startswith(
-            ("search ", "reference", "num_trials: ", "the first ", "  [", "[", "model: ", "WARNING ")
+            (
+                "search ",
+                "reference",
+                "num_trials unset: ",
+                "stopped after ",
+                "the first ",
+                "  [",
+                "[",
+                "model: ",
+                "WARNING ",
+            )  # fmt: skip
         ), line

@@ -59,7 +59,7 @@ def test_a_search_whose_warm_start_missed_probes_the_open_depth_and_stops_once_i
     assert step.kind == "sample"  # the sampler fills up to the base count
     tried += [window(5, 1, 0.02)] * (10 - len(tried))
     stop = next_step(tried, N, [0.01], DEPTHS, 10, 25, None, LR)
-    assert stop.kind == "stop" and "0.01: 1" in stop.reason
+    assert stop.kind == "stop" and "(dropped so far on the search seed: within 1: 1 layer)" in stop.reason
 
 
 def test_the_search_goes_on_past_the_base_while_a_probe_finds_more_and_stops_at_the_cap() -> None:
