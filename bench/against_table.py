@@ -1,4 +1,4 @@
-"""A real ``max-drop`` answer held against a measured table of the same setting (docs/benchmarks.md §7b).
+"""A real ``max-drop`` answer held against a measured table of the same setting (docs/benchmarks.md §1h).
 
 Per tolerance: the depth it answered and the table's true depth (the most layers any configuration of the table
 drops with its seed mean within the tolerance of the best reference mean), and whether the answer's interval
