@@ -30,6 +30,7 @@ from prunetune.records import (
     KIND_TRIAL,
     PLACEMENT_TAGS,
     RUNNING,
+    STORE_FILE,
     TAG_BEST,
     TAG_KIND,
     TAG_REFERENCE_RUN,
@@ -304,7 +305,7 @@ def open_store(tracking_uri: str | None) -> Any:
     uri = (
         tracking_uri
         or os.environ.get("MLFLOW_TRACKING_URI")
-        or f"sqlite:///{Path('prunetune-runs/mlflow.db').resolve()}"
+        or f"sqlite:///{(Path('prunetune-runs') / STORE_FILE).resolve()}"
     )
     from prunetune.search.store import TrackingError, check_tracking_uri
 
@@ -327,9 +328,6 @@ def open_store(tracking_uri: str | None) -> Any:
         except TrackingError as err:
             raise AnalysisError(str(err)) from None
     return client(uri)
-
-
-STORE_FILE = "mlflow.db"  # a search's local store, under its storage_path (search/spec.py resolved_tracking_uri)
 
 
 def search_and_store(search: str, tracking_uri: str | None) -> tuple[Any, Search]:

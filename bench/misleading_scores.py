@@ -20,7 +20,6 @@ as measured, because misled cosines make contribution drop scattered layers the 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import random
 import statistics
@@ -78,16 +77,16 @@ def flat(matrix: Matrix) -> Matrix:
 
 def worst_blocks(table: Path, num_layers: int) -> dict[int, int]:
     """Per depth, the start of the contiguous dropped block whose best learning rate's seed mean is lowest."""
-    means: dict[tuple[int, int], dict[str, list[float]]] = {}
-    with table.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row["variant"] != "pruned" or not row["config"].startswith("window:"):
-                continue
-            _, start, count = row["config"].split(":")
-            means.setdefault((int(count), int(start)), {}).setdefault(row["learning_rate"], []).append(
-                float(row["val_score"])
-            )
-    best = {block: max(statistics.mean(v) for v in by_lr.values()) for block, by_lr in means.items()}
+    from replay import load_table, seed_means  # the table read as the replay reads it
+
+    loaded = load_table(table)
+    best: dict[tuple[int, int], float] = {}  # (count, start) -> the block's mean at its best learning rate
+    for point, mean in seed_means(loaded).items():
+        config = loaded.configs[point]
+        if config.startswith("window:"):
+            _, start, count = config.split(":")
+            block = (int(count), int(start))
+            best[block] = max(best.get(block, mean), mean)
     worst: dict[int, int] = {}
     for count in range(1, num_layers):
         blocks = {start: score for (c, start), score in best.items() if c == count}

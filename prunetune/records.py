@@ -54,6 +54,7 @@ EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_de
 SPEC_ARTIFACT = "spec.json"
 LAYER_SCORES_ARTIFACT = "layer_scores.json"
 MAX_DROP_ARTIFACT = "max_drop_answer.json"  # a max-drop's answer per tolerance, as its --output writes it
+STORE_FILE = "mlflow.db"  # a search's local MLflow store, in its storage_path (unless tracking_uri names another)
 
 # --- what the tags hold -------------------------------------------------------------------------------------
 KIND_SEARCH = "search"  # a search's parent run

@@ -118,7 +118,7 @@ def run_jobs(
             t, elapsed, kept = trial.training, time.monotonic() - started, len(result["kept_layers"])
             ctx.say(
                 f"  [{clock(elapsed)}] {jobs[number - 1][1]} {number}/{len(launched)}: "
-                f"kept {kept} layer{'s' if kept != 1 else ''}, lr {t.learning_rate:.1e}, {counted(t.epochs, 'epoch')}, "
+                f"kept {counted(kept, 'layer')}, lr {t.learning_rate:.1e}, {counted(t.epochs, 'epoch')}, "
                 f"seed {t.seed}: val_score {result['val_score']:.4f} · "
                 f"about {clock(time_left(elapsed, number, len(launched)))} to go"
             )

@@ -141,6 +141,7 @@ class BudgetSearch(OptunaSearch):
         self.points: dict[PointKey, int] = {}  # point -> number of the Optuna trial that ran it
         self.tolerances = tuple(sorted(tolerances)) or (spec.budget.tolerance,)
         self.depths = droppable_depths(spec.space, num_layers)
+        self.finished: dict[PointKey, Tried] = {}  # the frontier's view of each finished trial (tried)
         self.stop_reason = ""  # why the search stopped asking for trials (search/frontier.py), for the terminal
 
     @property
@@ -158,11 +159,13 @@ class BudgetSearch(OptunaSearch):
         it runs; a failed trial or one without a drop counts as over every tolerance)."""
         found = []
         for point, number in self.points.items():
-            trial = self.recorded(number)
-            drop: float | None = None
-            if trial.state.is_finished():
-                drop = float(trial.user_attrs.get("drop", math.inf))
-            found.append(Tried(point[0], trial.params, drop))
+            if point not in self.finished:  # a finished trial's outcome never changes: read from storage once
+                trial = self.recorded(number)
+                if not trial.state.is_finished():
+                    found.append(Tried(point[0], trial.params, None))
+                    continue
+                self.finished[point] = Tried(point[0], trial.params, float(trial.user_attrs.get("drop", math.inf)))
+            found.append(self.finished[point])
         return found
 
     def frontier(self) -> Step | None:

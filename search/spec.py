@@ -18,6 +18,7 @@ from typing import Any, Literal
 from prunetune.search.decide import RecheckPlan, family_confidence
 
 from prunetune.config import ConfigError, TrialConfig, load_yaml, with_overrides
+from prunetune.records import STORE_FILE
 
 # A search's name becomes folder names and MLflow filter values: no path separator, no leading dot, no quote.
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -306,7 +307,7 @@ class SearchSpec:
         return self.storage_path if self.is_uri else str(self.storage)
 
     def resolved_tracking_uri(self) -> str:
-        return self.tracking_uri or f"sqlite:///{self.storage / 'mlflow.db'}"
+        return self.tracking_uri or f"sqlite:///{self.storage / STORE_FILE}"
 
     def to_dict(self) -> dict[str, Any]:
         from prunetune.config import to_plain
