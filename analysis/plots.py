@@ -6,19 +6,26 @@ plots render on a head node or in CI with no display.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+from prunetune.analysis.tables import finished, reference_score
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from prunetune.analysis.tables import finished, reference_score  # noqa: E402
+from prunetune.libs import np, pd, plt, plt_ticker
+from prunetune.records import LayerScores
 
-from prunetune.records import LayerScores  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "all_figures", "dropped_block", "layer_scores", "pareto", "pareto_front", "save", "score_vs_dropped", "window_grid",
+    "window_heatmap"
+]  # fmt: skip
+
+
+# Read by matplotlib when it is first imported (prunetune.libs imports it on first use): no display is needed.
+os.environ["MPLBACKEND"] = "Agg"
 
 
 def save(figure: Figure, path: str | Path) -> Path:
@@ -59,7 +66,7 @@ def score_vs_dropped(frame: pd.DataFrame, tolerance: float, relative: bool = Fal
     axes.set_xlabel("layers dropped")
     axes.set_ylabel("validation score")
     axes.set_title(title)
-    axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    axes.xaxis.set_major_locator(plt_ticker.MaxNLocator(integer=True))
     axes.legend(fontsize=8)
     axes.grid(alpha=0.3)
     return figure
@@ -93,7 +100,7 @@ def pareto(frame: pd.DataFrame, x: str = "layers_kept") -> Figure:
     axes.set_ylabel("validation score")
     axes.set_title(title)
     if x == "layers_kept":
-        axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        axes.xaxis.set_major_locator(plt_ticker.MaxNLocator(integer=True))
     axes.legend(fontsize=8)
     axes.grid(alpha=0.3)
     return figure

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-from prunetune.search.store import TrackingClient, paged_runs  # noqa: F401  (paged_runs: part of this module's API)
+from prunetune.search.spec import load_spec
+from prunetune.search.store import TrackingClient, TrackingError, check_tracking_uri, paged_runs  # noqa: F401  (paged_runs: part of this module's API)
+from prunetune.search.store import client as checked_client
 
 from prunetune.errors import PrunetuneError
-from prunetune.libs import mlflow_exceptions, mlflow_tracking
+from prunetune.libs import mlflow_exceptions, mlflow_tracking, pd
 from prunetune.records import (
     FAILED,
     KIND_REFERENCE,
@@ -43,6 +44,11 @@ from prunetune.records import (
     kept_layers,
     runs_where,
 )
+
+__all__ = [
+    "AnalysisError", "COLUMNS", "Search", "client", "experiment_frame", "find_search", "open_store", "read_artifact",
+    "runs_frame", "search_and_store", "search_runs_frame"
+]  # fmt: skip
 
 
 class AnalysisError(PrunetuneError, LookupError):
@@ -107,8 +113,10 @@ COLUMNS: dict[str, str] = {
 }
 
 
-def client(tracking_uri: str) -> Any:
-    return mlflow_tracking.MlflowClient(tracking_uri=tracking_uri)
+def client(tracking_uri: str) -> TrackingClient:
+    """An MlflowClient on ``tracking_uri``, unchecked (:func:`open_store` checks first)."""
+    found: TrackingClient = mlflow_tracking.MlflowClient(tracking_uri=tracking_uri)
+    return found
 
 
 def find_search(mlflow: TrackingClient, search: str) -> Search:
@@ -299,7 +307,7 @@ def read_artifact(mlflow: TrackingClient, search: Search, name: str) -> str | No
             return handle.read()
 
 
-def open_store(tracking_uri: str | None) -> Any:
+def open_store(tracking_uri: str | None) -> TrackingClient:
     """An MlflowClient on ``tracking_uri`` ($MLFLOW_TRACKING_URI, else the default search's local store),
     refusing a local store that does not exist rather than silently creating an empty one."""
     uri = (
@@ -307,8 +315,6 @@ def open_store(tracking_uri: str | None) -> Any:
         or os.environ.get("MLFLOW_TRACKING_URI")
         or f"sqlite:///{(Path('prunetune-runs') / STORE_FILE).resolve()}"
     )
-    from prunetune.search.store import TrackingError, check_tracking_uri
-
     try:
         check_tracking_uri(uri)  # an ftp:// address, a text file named as the database: one line
     except TrackingError as err:
@@ -321,8 +327,6 @@ def open_store(tracking_uri: str | None) -> Any:
                 "or pass --tracking-uri (e.g. sqlite:///path/to/mlflow.db or http://host:5000)"
             )
     elif uri.startswith(("http://", "https://")):
-        from prunetune.search.store import client as checked_client
-
         try:
             return checked_client(uri)
         except TrackingError as err:
@@ -330,15 +334,13 @@ def open_store(tracking_uri: str | None) -> Any:
     return client(uri)
 
 
-def search_and_store(search: str, tracking_uri: str | None) -> tuple[Any, Search]:
+def search_and_store(search: str, tracking_uri: str | None) -> tuple[TrackingClient, Search]:
     """Resolve what a person names: a spec file (its name and store), a folder (a storage_path holding mlflow.db:
     its one search; or a search's own folder inside one), an experiment name, or a parent run id."""
     folder = Path(search).expanduser()
     if folder.is_dir() and tracking_uri is None:
         return _search_in_folder(folder)
     if search.endswith((".yaml", ".yml")) and Path(search).is_file():
-        from prunetune.search.spec import load_spec
-
         spec = load_spec(search)
         mlflow = open_store(tracking_uri or spec.resolved_tracking_uri())
         return mlflow, find_search(mlflow, spec.name)
@@ -346,7 +348,7 @@ def search_and_store(search: str, tracking_uri: str | None) -> tuple[Any, Search
     return mlflow, find_search(mlflow, search)
 
 
-def _search_in_folder(folder: Path) -> tuple[Any, Search]:
+def _search_in_folder(folder: Path) -> tuple[TrackingClient, Search]:
     """The search a folder holds: a storage_path's store and its only search, or a search's own folder (its name)
     in the storage_path above it."""
     if (folder / STORE_FILE).is_file():

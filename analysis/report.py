@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-from prunetune.analysis import tables
-from prunetune.analysis.query import Search
+from prunetune.analysis import plots, tables
+from prunetune.analysis.query import Search, read_artifact, search_runs_frame
 from prunetune.search.store import TrackingClient
 
-from prunetune.libs import yaml
+from prunetune.libs import pd, yaml
 from prunetune.records import (
     LAYER_SCORES_ARTIFACT,
     MAX_DROP_ARTIFACT,
@@ -30,6 +29,9 @@ from prunetune.records import (
     counted,
     in_budget_unit,
 )
+
+__all__ = ["render", "write_report"]
+
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1100px;
@@ -68,7 +70,7 @@ def _table(frame: pd.DataFrame) -> str:
         cells = []
         for value in values:
             number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            cells.append(f"<td class='{'num' if number else 'text'}'>{html.escape(tables._cell(value))}</td>")
+            cells.append(f"<td class='{'num' if number else 'text'}'>{html.escape(tables.cell(value))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<div class='wide'><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
 
@@ -190,8 +192,6 @@ def _in_points(frame: pd.DataFrame) -> pd.DataFrame:
 
 def render(inputs: ReportInputs) -> str:
     """The report as one HTML document."""
-    from prunetune.analysis import plots
-
     search, frame, spec = inputs.search, inputs.frame, inputs.spec or {}
     budget = spec.get("budget", {})
     tolerance = float(budget.get("tolerance", max(inputs.tolerances)))
@@ -255,8 +255,6 @@ def render(inputs: ReportInputs) -> str:
 
 def load_inputs(mlflow: TrackingClient, search: Search, tolerances: Sequence[float]) -> ReportInputs:
     """Everything the report shows, read from MLflow only."""
-    from prunetune.analysis.query import read_artifact, search_runs_frame
-
     spec_text = read_artifact(mlflow, search, SPEC_ARTIFACT)
     scores_text = read_artifact(mlflow, search, LAYER_SCORES_ARTIFACT)
     max_drop_text = read_artifact(mlflow, search, MAX_DROP_ARTIFACT)

@@ -19,8 +19,12 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import pandas as pd
 from prunetune.analysis.query import AnalysisError
+
+from prunetune.libs import pd
+
+__all__ = ["columns", "sort", "where"]
+
 
 _COMPARISONS: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
     ast.Eq: operator.eq,

@@ -13,11 +13,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import pandas as pd
 from prunetune.search.decide import best_reference
 
 from prunetune import records
+from prunetune.libs import pd
 from prunetune.records import COMPLETE, KIND_TRIAL, RANKED_BY
+
+__all__ = [
+    "DISTILL_COLUMNS", "cell", "distilled", "finished", "max_droppable", "pruned_vs_scratch", "reference_row",
+    "reference_score", "status_counts", "strategy_table", "to_markdown"
+]  # fmt: skip
 
 
 def finished(frame: pd.DataFrame) -> pd.DataFrame:
@@ -139,7 +144,8 @@ def status_counts(frame: pd.DataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in trials["status"].value_counts().sort_index().items()}
 
 
-def _cell(value: object) -> str:
+def cell(value: object) -> str:
+    """One value as the tables print it: blank when missing, small floats in e-notation, others to 4 places."""
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, float):
@@ -153,5 +159,5 @@ def to_markdown(frame: pd.DataFrame) -> str:
         return "_(no rows)_"
     header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
     rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
-    body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([header, rule, *body])

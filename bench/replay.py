@@ -68,6 +68,7 @@ from prunetune.search.decide import (
 )
 from prunetune.search.frontier import Tried, next_step
 from prunetune.search.max_drop import finalists
+from prunetune.search.samplers import TPE_STARTUP_TRIALS
 from prunetune.search.space import (
     CONSTRAINT,
     DefineSpace,
@@ -80,7 +81,6 @@ from prunetune.search.space import (
     warm_start_points,
 )
 from prunetune.search.spec import SearchSpec, droppable_depths, load_spec, trial_counts
-from prunetune.search.upstream import TPE_STARTUP_TRIALS
 from prunetune.trainables.strategies import StrategyError, kept_layers
 
 from prunetune.records import EPSILON, LayerScores, drop

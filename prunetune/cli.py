@@ -14,13 +14,32 @@ import os
 import shlex
 import signal
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, NoReturn
 
 from prunetune import records, stops
+from prunetune.analysis import select, tables
+from prunetune.analysis.query import experiment_frame, open_store, search_and_store, search_runs_frame
+from prunetune.analysis.report import write_report
+from prunetune.analysis.tables import to_markdown
+from prunetune.config import ConfigError, DataConfig, parse_overrides
 from prunetune.errors import PrunetuneError
 from prunetune.lazy import missing
 from prunetune.libs import optuna
+from prunetune.search.answer_model import ExportError, export_run
+from prunetune.search.render import render_search
+from prunetune.search.spec import load_spec
+from prunetune.trainables.data import sample_texts
+from prunetune.trainables.job_file import load_trial_config
+from prunetune.trainables.jobs import run_job
+from prunetune.trainables.models import load_any, save_any, tokenizer_of
+from prunetune.trainables.scores import compute_layer_scores
+from prunetune.trainables.sources import PRESET_NAMES, default_data_dir, fetch, known_preset
+from prunetune.trainables.strategies import check_params, describe, kept_layers
+from prunetune.trainables.surgery import keep_layers, num_layers, parameter_count
+
+__all__ = ["build_parser", "cmd_max_drop", "cmd_search", "joined_values", "main"]
 
 
 def _quiet_libraries() -> None:
@@ -48,7 +67,6 @@ def _quiet_search() -> None:
 
 
 def _data_config(args: argparse.Namespace) -> Any:
-    from prunetune.config import DataConfig
 
     return DataConfig(
         source=args.data,
@@ -59,20 +77,15 @@ def _data_config(args: argparse.Namespace) -> Any:
 
 
 def cmd_strategies(args: argparse.Namespace) -> int:
-    from prunetune.trainables.strategies import describe
 
     print(describe())
     return 0
 
 
 def cmd_scores(args: argparse.Namespace) -> int:
-    from prunetune.trainables.data import sample_texts
-    from prunetune.trainables.models import load_any, tokenizer_of
-    from prunetune.trainables.scores import compute_layer_scores
 
     texts = sample_texts(_data_config(args), args.rows)  # bad data ends here, before the model loads
     model = load_any(args.model)
-    from prunetune.trainables.surgery import num_layers
 
     layers = num_layers(model)
     too_big = [size for size in args.block_sizes or [] if size > layers]
@@ -98,11 +111,6 @@ def cmd_scores(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from prunetune.trainables.data import sample_texts
-    from prunetune.trainables.models import load_any, save_any, tokenizer_of
-    from prunetune.trainables.scores import compute_layer_scores
-    from prunetune.trainables.strategies import check_params, kept_layers
-    from prunetune.trainables.surgery import keep_layers, num_layers, parameter_count
 
     params = {
         "count": args.count,
@@ -135,8 +143,6 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from prunetune.config import parse_overrides
-    from prunetune.trainables.job_file import load_trial_config
 
     # The whole config, drop strategy included, is checked before the job's libraries load or data is read.
     config = load_trial_config(args.config, parse_overrides(args.set or []))
@@ -144,7 +150,6 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     _writable_file(args.metrics, "--metrics")
     if args.teacher_run is not None:
         config = _with_teacher_run(config, args)
-    from prunetune.trainables.jobs import run_job
 
     def report(metrics: dict[str, Any]) -> None:
         shown = ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
@@ -167,11 +172,6 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 def _with_teacher_run(config: Any, args: argparse.Namespace) -> Any:
     """``--teacher-run``: the teacher is that recorded job's model, re-created here (trials keep no weights)."""
-    import tempfile
-
-    from prunetune.analysis.query import open_store
-    from prunetune.config import ConfigError
-    from prunetune.search.answer_model import export_run
 
     if not config.distill.on or config.distill.teacher is not None:
         raise ConfigError("--teacher-run teaches a distilled job: set distill.alpha > 0 and no distill.teacher")
@@ -182,8 +182,6 @@ def _with_teacher_run(config: Any, args: argparse.Namespace) -> Any:
 
 
 def _spec(args: argparse.Namespace) -> Any:
-    from prunetune.config import parse_overrides
-    from prunetune.search.spec import load_spec
 
     overrides: dict[str, Any] = parse_overrides(args.set or [])
     if args.address:
@@ -198,7 +196,9 @@ def _progress(line: str) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from prunetune.search.runner import render_search, run_search
+    # Imported here, as the search starts: the runner loads Ray (it subclasses Tune's classes), and the light
+    # commands (--help, strategies, trials, report) load none.
+    from prunetune.search.runner import run_search
 
     spec = _spec(args)
     _quiet_search()
@@ -209,7 +209,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_max_drop(args: argparse.Namespace) -> int:
-    from prunetune.search.max_drop import max_drop, render
+    from prunetune.search.max_drop import max_drop, render  # loads Ray, as cmd_search's import says
 
     if args.seeds is not None:
         args.set = [*(args.set or []), f"seeds={args.seeds}"]
@@ -231,8 +231,6 @@ def cmd_max_drop(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from prunetune.analysis.query import open_store
-    from prunetune.search.answer_model import ExportError, export_run
 
     _writable_folder(args.output, "--output")
     mlflow = open_store(args.tracking_uri)  # a store that does not exist is refused before anything trains
@@ -245,8 +243,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_trials(args: argparse.Namespace) -> int:
-    from prunetune.analysis import select, tables
-    from prunetune.analysis.query import experiment_frame, open_store, search_and_store, search_runs_frame
 
     _writable_file(args.output, "--output")
     if args.all_searches:
@@ -281,8 +277,6 @@ def _render(frame: Any, form: str) -> str:
     if form == "json":
         return str(frame.to_json(orient="records", date_format="iso", indent=2)) + "\n"
     if form == "markdown":
-        from prunetune.analysis.tables import to_markdown
-
         return to_markdown(frame) + "\n"
     return str(frame.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.4g}")) + "\n"
 
@@ -292,8 +286,6 @@ _SHOWN = "kind,status,strategy,layers_dropped,kept_layers,val_score,drop,learnin
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from prunetune.analysis.query import search_and_store
-    from prunetune.analysis.report import write_report
 
     if args.output and Path(args.output).is_dir():
         raise PrunetuneError(f"--output {args.output} is a folder: give the report's file name, e.g. report.html")
@@ -309,13 +301,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _data_root(args: argparse.Namespace) -> Path:
-    from prunetune.trainables.sources import default_data_dir
 
     return Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
 
 
 def cmd_data_list(args: argparse.Namespace) -> int:
-    from prunetune.trainables.sources import PRESET_NAMES, known_preset
 
     root = _data_root(args)
     print(f"data dir: {root}")
@@ -332,7 +322,6 @@ def cmd_data_list(args: argparse.Namespace) -> int:
 
 
 def cmd_data_fetch(args: argparse.Namespace) -> int:
-    from prunetune.trainables.sources import fetch, known_preset
 
     root = _data_root(args)
     found = known_preset(args.preset)
@@ -594,7 +583,7 @@ def _add_data(sub: Any) -> None:
     fetching.set_defaults(run=cmd_data_fetch)
 
 
-def _joined_values(argv: list[str]) -> list[str]:
+def joined_values(argv: list[str]) -> list[str]:
     """``--sort -val_score`` as ``--sort=-val_score``: argparse reads a value that starts with ``-`` as an option,
     and a descending sort column always does."""
     joined: list[str] = []
@@ -608,7 +597,7 @@ def _joined_values(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(_joined_values(argv))
+    args = build_parser().parse_args(joined_values(argv))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     if not args.verbose:
         _quiet_libraries()

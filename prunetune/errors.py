@@ -1,3 +1,5 @@
+__all__ = ["PrunetuneError"]
+
 """The one base of every expected failure: the command line prints its message in one line and exits 2.
 
 No imports, so every package (the torch-free analysis included) can raise its own subclass."""

@@ -15,6 +15,9 @@ from typing import Any
 
 from prunetune.errors import PrunetuneError
 
+__all__ = ["MissingDependency", "lazy", "missing", "require"]
+
+
 # The extra that brings each optional library (pyproject.toml).
 EXTRA_OF = {
     **dict.fromkeys(

@@ -14,6 +14,7 @@ from prunetune.lazy import lazy
 if TYPE_CHECKING:
     import datasets as datasets
     import huggingface_hub as huggingface_hub
+    import matplotlib.pyplot as plt
     import mlflow as mlflow_fluent  # the fluent API (a module-level run), for logging models
     import numpy as np
     import optuna as optuna
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     import torch as torch
     import transformers as transformers
     import yaml as yaml
+    from matplotlib import ticker as plt_ticker
     from mlflow import entities as mlflow_entities
     from mlflow import exceptions as mlflow_exceptions
     from mlflow import tracking as mlflow_tracking
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
 else:
     datasets = lazy("datasets")
     huggingface_hub = lazy("huggingface_hub")
+    plt = lazy("matplotlib.pyplot")  # the analysis's plots (analysis/plots.py sets the Agg backend first)
+    plt_ticker = lazy("matplotlib.ticker")
     np = lazy("numpy")
     optuna = lazy("optuna")
     pd = lazy("pandas")
@@ -54,6 +58,6 @@ else:
 
 __all__ = [
     "datasets", "huggingface_hub", "mlflow_entities", "mlflow_exceptions", "mlflow_fluent", "mlflow_tracking", "np",
-    "optuna", "pa_fs", "pd", "ray", "sentence_transformers", "sk_metrics", "st_losses", "stats", "torch",
-    "transformers", "tune", "yaml",
+    "optuna", "pa_fs", "pd", "plt", "plt_ticker", "ray", "sentence_transformers", "sk_metrics", "st_losses", "stats",
+    "torch", "transformers", "tune", "yaml",
 ]  # fmt: skip

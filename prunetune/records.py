@@ -12,6 +12,17 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+__all__ = [
+    "EPSILON", "FINAL", "FINAL_METRICS", "JOB_KINDS", "KIND_MODEL", "KIND_RECHECK", "KIND_REFERENCE", "KIND_SCRATCH",
+    "KIND_SEARCH", "KIND_TRIAL", "LAYER_SCORES_ARTIFACT", "LayerScores", "MAX_DROP_ARTIFACT", "METRIC_DECIMALS",
+    "METRIC_DROP", "PARENT", "PLACEMENT_TAGS", "RANKED_BY", "SPEC_ARTIFACT", "STORE_FILE", "TAG_ANSWER", "TAG_BEST",
+    "TAG_CHECKPOINT_EPOCH", "TAG_KEPT", "TAG_KIND", "TAG_OPTUNA_TRIAL", "TAG_REFERENCE_KEY", "TAG_REFERENCE_RUN",
+    "TAG_REFERENCE_RUNS", "TAG_REQUEST", "TAG_RETRIES", "TAG_SEARCH", "TAG_STATUS", "TAG_STORAGE", "TAG_TEACHER",
+    "TAG_TRIAL", "TRIAL_PHASE_SECONDS", "budget_unit", "closing_metrics", "counted", "drop", "final_value",
+    "in_budget_unit", "is_result", "kept_layers", "measured", "preference", "runs_where", "trial_status", "within"
+]  # fmt: skip
+
+
 # --- MLflow tags ------------------------------------------------------------------------------------------
 TAG_KIND = "prunetune.kind"  # search | trial | reference | scratch | recheck | model
 TAG_STATUS = "prunetune.status"  # complete | early-stopped | failed | interrupted (its driver was killed)

@@ -27,6 +27,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+__all__ = ["Interrupted", "handled", "interrupted", "raise_if_requested", "reclaim", "requested", "tune_loop"]
+
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _TUNE_SIGINT = "TUNE_DISABLE_SIGINT_HANDLER"  # Tune reads it when fit starts
 

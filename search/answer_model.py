@@ -25,11 +25,17 @@ from prunetune.search.context import Say, SearchContext
 from prunetune.search.jobs import run_jobs
 from prunetune.search.store import TrackingClient
 from prunetune.search.trainable import MODEL_FILES
+from prunetune.trainables.jobs import run_job
 
 from prunetune.config import TrialConfig
 from prunetune.errors import PrunetuneError
 from prunetune.libs import huggingface_hub, mlflow_entities, mlflow_fluent, sentence_transformers, transformers
 from prunetune.records import JOB_KINDS, KIND_MODEL, PARENT, TAG_KIND, TAG_SEARCH, TAG_TEACHER, counted, final_value
+
+__all__ = [
+    "ExportError", "ModelFacts", "SavedModel", "command", "describe_model", "export_run", "keep_trained",
+    "kept_trained", "layers_kept", "log_model", "model_card", "model_params", "save_answer_model"
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -124,7 +130,6 @@ def save_answer_model(
 def export_run(mlflow: TrackingClient, run_id: str, folder: Path, say: Say) -> dict[str, Any]:
     """Re-create the model of any recorded job (a trial, a re-check, a reference, a baseline) from its config,
     here, without Ray: trained again, since trials keep no weights. Saves it with its card; its result."""
-    from prunetune.trainables.jobs import run_job
 
     run = _recorded_run(mlflow, run_id)
     trial = TrialConfig.from_flat(run.data.params)

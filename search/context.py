@@ -8,12 +8,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from prunetune.search.shared import SharedWork
-    from prunetune.search.spec import SearchSpec
-    from prunetune.search.store import TrackingClient
+from prunetune.search.shared import SharedWork
+from prunetune.search.spec import SearchSpec
+from prunetune.search.store import TrackingClient
+
+__all__ = ["Say", "SearchContext"]
+
 
 Say = Callable[[str], None]  # where a command's progress lines go (print, a list's append in tests)
 

@@ -34,6 +34,13 @@ from typing import Literal
 from prunetune.libs import stats
 from prunetune.records import EPSILON, counted, drop, preference, within
 
+__all__ = [
+    "Candidate", "ConfigKey", "FAMILY_CONFIDENCE", "Finding", "RecheckPlan", "ToleranceAnswer", "TunedReference",
+    "Verdict", "answer_tolerance", "answers_by_configuration", "best_reference", "collapsed_seeds", "family_confidence",
+    "finding", "half_width", "interval", "paired_drops", "ranked", "recheck", "verdict"
+]  # fmt: skip
+
+
 Verdict = Literal["within", "borderline", "over"]
 
 

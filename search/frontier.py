@@ -30,6 +30,12 @@ from prunetune.trainables.strategies import count_limit, kept_layers
 
 from prunetune.records import EPSILON, LayerScores, counted, in_budget_unit
 
+__all__ = [
+    "PROBES_PER_DEPTH", "Step", "Tried", "candidates", "dropped", "next_step", "open_depths", "probe", "probe_order",
+    "provisional_depth", "settled"
+]  # fmt: skip
+
+
 # Three kept sets at a depth, none within: on the seed table (20 windows over 5 depths) the best window of a depth
 # is among the three its shallower best nests in, or the one the scores rank first, in every depth.
 PROBES_PER_DEPTH = 3

@@ -15,6 +15,7 @@ from prunetune.search.shared import SharedWork
 from prunetune.search.spec import SearchSpec
 from prunetune.search.store import TrackingClient
 from prunetune.search.tracking import log_params_and_metrics
+from prunetune.search.trainable import job_task
 
 from prunetune.config import TrialConfig
 from prunetune.libs import ray
@@ -32,6 +33,8 @@ from prunetune.records import (
     measured,
 )
 
+__all__ = ["finish_job_run", "numbers", "open_job_run", "run_jobs", "wait_for_result"]
+
 
 def launch_job(
     spec: SearchSpec,
@@ -41,7 +44,6 @@ def launch_job(
     train_outputs: bool = False,
 ) -> Any:
     """Start ``trial`` as a Ray task with a trial's resources; the ObjectRef of its result."""
-    from prunetune.search.trainable import job_task
 
     remote = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=spec.resources.gpus)(job_task)
     return remote.remote(trial, shared, keep_model, train_outputs)

@@ -20,6 +20,7 @@ import math
 import shutil
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prunetune.search.answer_model import ModelFacts, SavedModel, keep_trained, kept_trained, save_answer_model
@@ -35,9 +36,13 @@ from prunetune.search.decide import (
     answers_by_configuration,
     paired_drops,
 )
+from prunetune.search.jobs import run_jobs
+from prunetune.search.outcome import SearchResult
+from prunetune.search.reference import score_on_seed
+from prunetune.search.runner import Checked, close_running_runs, refuse_early, run_search
 from prunetune.search.space import distilled
 from prunetune.search.spec import SearchSpec, decision_seeds, recheck_plan
-from prunetune.search.store import TrackingClient
+from prunetune.search.store import TrackingClient, client, experiment_id, paged_runs, search_lock
 from prunetune.search.trainable import MODEL_FILES
 
 from prunetune import stops
@@ -67,7 +72,11 @@ from prunetune.records import (
 from prunetune.records import measured as recorded
 
 if TYPE_CHECKING:
-    from prunetune.search.runner import SearchResult  # imported when run: the runner imports Ray
+    from mlflow.entities import Run  # MLflow's type, for mypy: the runs come from a client
+
+__all__ = [
+    "MaxDropAnswer", "Rechecks", "finalists", "finished_rechecks", "max_drop", "model_folder", "render", "say_collapses"
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -110,7 +119,7 @@ class MaxDropAnswer:
         return {"model": {"path": str(model.path), "mlflow_model_uri": model.model_uri, "scores": model.scores}}
 
 
-def complete_trials(runs: list[Any]) -> list[tuple[Candidate, TrialConfig]]:
+def complete_trials(runs: list[Run]) -> list[tuple[Candidate, TrialConfig]]:
     """The search's complete trials, each as a candidate and the config that trained it."""
     found = []
     for run in runs:
@@ -138,7 +147,7 @@ def config_key(config: TrialConfig) -> ConfigKey:
     return (tuple(config.kept_layers or ()), t.learning_rate, t.epochs, distilled(d.alpha, d.temperature))
 
 
-def finished_rechecks(runs: list[Any]) -> dict[tuple[ConfigKey, int], float]:
+def finished_rechecks(runs: list[Run]) -> dict[tuple[ConfigKey, int], float]:
     """(configuration, seed) -> val_score of the search's finished re-check runs."""
     found = {}
     for run in runs:
@@ -169,9 +178,6 @@ def max_drop(
 ) -> MaxDropAnswer:
     """Search once at the loosest tolerance, then decide each tolerance on the decision seeds; with
     ``spec.save_model``, each tolerance's answer is saved as a model (registered as ``register`` if given)."""
-    from prunetune.search.runner import refuse_early
-    from prunetune.search.store import search_lock
-
     loosest = spec.with_overrides({"budget.tolerance": max(tolerances)})
     checked = refuse_early(loosest)  # before the lock: a refused max-drop leaves nothing behind
     with search_lock(loosest.storage, loosest.name):  # held from the search through the last re-check
@@ -179,11 +185,8 @@ def max_drop(
 
 
 def _max_drop(
-    loosest: SearchSpec, tolerances: list[float], resume: bool, say: Say, register: str | None, checked: Any
+    loosest: SearchSpec, tolerances: list[float], resume: bool, say: Say, register: str | None, checked: Checked
 ) -> MaxDropAnswer:
-    from prunetune.search.runner import run_search
-    from prunetune.search.store import client, experiment_id
-
     # The answers' models are saved below, not the search's.
     result = run_search(
         loosest, resume=resume, say=say, save_best=False, checked=checked, tolerances=tuple(sorted(tolerances))
@@ -199,9 +202,6 @@ def _max_drop(
 
 def _stop(spec: SearchSpec, mlflow: TrackingClient, experiment: str, say: Say) -> stops.Interrupted:
     """The search had finished: its re-check and model jobs are cancelled and their runs closed as interrupted."""
-    from prunetune.search.runner import close_running_runs
-    from prunetune.search.store import paged_runs
-
     say("stopping while re-checking the finalists: cancelling the running jobs and closing their records")
     if ray.is_initialized():
         ray.shutdown()
@@ -210,69 +210,85 @@ def _stop(spec: SearchSpec, mlflow: TrackingClient, experiment: str, say: Say) -
     return stops.interrupted(f"after the search, with {done} re-check job(s) recorded")
 
 
-def _decide(ctx: SearchContext, tolerances: list[float], result: SearchResult, register: str | None) -> MaxDropAnswer:
-    from prunetune.search.jobs import run_jobs
-    from prunetune.search.reference import score_on_seed
-    from prunetune.search.store import paged_runs
+@dataclass
+class Rechecks:
+    """The finalists re-trained on the decision seeds, each configuration on each seed once whatever the tolerance
+    that asks (a resumed max-drop reuses the re-checks MLflow holds), each paired with the reference on its seed.
+    Called as ``answer_tolerance``'s measure."""
 
-    loosest, say = ctx.spec, ctx.say
-    children = list(paged_runs(ctx.mlflow, [ctx.experiment], runs_where(parent=ctx.parent)))
-    trials = complete_trials(children)
-    configs = {candidate.key: config for candidate, config in trials}
-    rechecked = finished_rechecks(children)  # a resumed max-drop re-trains none of these
-    seeds = decision_seeds(loosest)
-    relative = loosest.budget.relative
-    measured: dict[ConfigKey, tuple[dict[int, float], dict[int, float]]] = {}
-    # With a model asked for, each finalist's re-check on the first seed keeps its model until the answers are
-    # known: an answer's model is then the one its re-check trained (same configuration, same seed), not a job more.
-    staging = loosest.storage / loosest.name / "recheck-models"
+    ctx: SearchContext
+    reference: TunedReference
+    configs: dict[ConfigKey, TrialConfig]  # each finalist's configuration, as the search ran it
+    recorded: dict[tuple[ConfigKey, int], float]  # the scores of re-checks already finished
+    seeds: list[int]  # the decision seeds
+    staging: Path  # where the first seed's models wait until the answers are known
+    measured: dict[ConfigKey, tuple[dict[int, float], dict[int, float]]] = field(default_factory=dict)
 
-    def keeps_model(trial: TrialConfig) -> bool:
-        return loosest.save_model and trial.training.seed == seeds[0]
+    def has(self, candidate: Candidate) -> bool:
+        """Whether the finalist has been re-checked (on however many seeds)."""
+        return candidate.key in self.measured
 
-    def measure(candidate: Candidate, wanted: int) -> tuple[dict[int, float], dict[int, float]]:
-        """A finalist re-trained on at least the first ``wanted`` decision seeds (each seed once, whatever the
-        tolerance), paired with the reference; every seed it has is weighed."""
-        known = measured[candidate.key][0] if candidate.key in measured else {}
-        scores = {s: rechecked[(candidate.key, s)] for s in seeds if (candidate.key, s) in rechecked} | known
-        todo = [seed for seed in seeds[:wanted] if seed not in scores]
+    def keeps_model(self, trial: TrialConfig) -> bool:
+        """The first decision seed's re-check keeps its model, when the spec asks for models."""
+        return self.ctx.spec.save_model and trial.training.seed == self.seeds[0]
+
+    def __call__(self, candidate: Candidate, wanted: int) -> tuple[dict[int, float], dict[int, float]]:
+        """The finalist re-trained on at least the first ``wanted`` decision seeds; every seed it has is weighed.
+        Returns (score per seed, paired drop per seed)."""
+        known = self.measured[candidate.key][0] if self.has(candidate) else {}
+        scores = {s: self.recorded[(candidate.key, s)] for s in self.seeds if (candidate.key, s) in self.recorded}
+        scores |= known
+        todo = [seed for seed in self.seeds[:wanted] if seed not in scores]
         ran: list[tuple[str, dict[str, Any]]] = []
         if todo:
-            say(
+            self.ctx.say(
                 f"re-checking {candidate.strategy} kept {list(candidate.kept_layers)} "
                 f"(lr {candidate.learning_rate:.1e}, {counted(candidate.epochs, 'epoch')}) on seeds {todo}"
             )
-            base = configs[candidate.key]
-            tags = {PARENT: ctx.parent}
+            base = self.configs[candidate.key]
+            tags = {PARENT: self.ctx.parent}
             jobs = [(base.with_overrides({"training.seed": seed}), KIND_RECHECK, tags) for seed in todo]
-            ran = run_jobs(ctx, jobs, keep_model=keeps_model)
+            ran = run_jobs(self.ctx, jobs, keep_model=self.keeps_model)
             for run_id, r in ran:
                 if MODEL_FILES in r:  # the first seed's: the answer's model, should this finalist answer
-                    keep_trained(r, run_id, staging / model_folder(candidate))
+                    keep_trained(r, run_id, self.staging / model_folder(candidate))
             scores |= {seed: float(r["val_score"]) for seed, (_, r) in zip(todo, ran, strict=True)}
         scores = dict(sorted(scores.items()))
-        drops = paired_drops(result.reference.on_seeds(), scores, relative)
+        drops = paired_drops(self.reference.on_seeds(), scores, self.ctx.spec.budget.relative)
         for seed, (run_id, _) in zip(todo, ran, strict=True):  # each re-check's own drop, paired on its seed
             if seed in drops and math.isfinite(drops[seed]):
                 metric = mlflow_entities.Metric(METRIC_DROP, recorded(drops[seed]), int(time.time() * 1000), 0)
-                ctx.mlflow.log_batch(run_id, metrics=[metric])
-        measured[candidate.key] = (scores, drops)
-        return measured[candidate.key]
+                self.ctx.mlflow.log_batch(run_id, metrics=[metric])
+        self.measured[candidate.key] = (scores, drops)
+        return scores, drops
+
+
+def _decide(ctx: SearchContext, tolerances: list[float], result: SearchResult, register: str | None) -> MaxDropAnswer:
+    loosest, say = ctx.spec, ctx.say
+    children = list(paged_runs(ctx.mlflow, [ctx.experiment], runs_where(parent=ctx.parent)))
+    trials = complete_trials(children)
+    seeds = decision_seeds(loosest)
+    relative = loosest.budget.relative
+    # With a model asked for, each finalist's re-check on the first seed keeps its model until the answers are
+    # known: an answer's model is then the one its re-check trained (same configuration, same seed), not a job more.
+    staging = loosest.storage / loosest.name / "recheck-models"
+    configs = {candidate.key: config for candidate, config in trials}
+    rechecks = Rechecks(ctx, result.reference, configs, finished_rechecks(children), seeds, staging)
 
     on_search_seed = score_on_seed(ctx, result.reference, loosest.trial.training.seed)
     answers = [
         answer_tolerance(
             t,
             finalists(trials, on_search_seed, t, relative),
-            measure,
+            rechecks,
             loosest.max_finalists,
-            measured=lambda candidate: candidate.key in measured,
+            measured=rechecks.has,
             plan=recheck_plan(loosest, len(tolerances)),
             seek_confident=loosest.seek_confident,
         )
         for t in sorted(tolerances)
     ]
-    _say_collapses(answers, loosest.collapse_margin, relative, say)
+    say_collapses(answers, loosest.collapse_margin, relative, say)
     _mark_answers(ctx, answers, children)
     answer = MaxDropAnswer(
         answers,
@@ -321,7 +337,7 @@ def model_folder(c: Candidate) -> str:
     return f"model-kept-{kept}-lr{c.learning_rate:g}-ep{c.epochs}{taught}"
 
 
-def _say_collapses(answers: list[ToleranceAnswer], margin: float | None, relative: bool, say: Say) -> None:
+def say_collapses(answers: list[ToleranceAnswer], margin: float | None, relative: bool, say: Say) -> None:
     """Why a finalist whose mean may look within is over: the decision found one of its seeds collapsed (said once
     per finalist). ``margin``: the plan's ``collapse_margin``, for the message."""
     told: set[ConfigKey] = set()
@@ -340,7 +356,7 @@ def _say_collapses(answers: list[ToleranceAnswer], margin: float | None, relativ
                 )
 
 
-def _mark_answers(ctx: SearchContext, answers: list[ToleranceAnswer], children: list[Any]) -> None:
+def _mark_answers(ctx: SearchContext, answers: list[ToleranceAnswer], children: list[Run]) -> None:
     """Each answer marked where a user looks (:data:`TAG_ANSWER`): on the trial that found it, the tolerances it
     answers with their verdicts; on the search's run, the answer per tolerance."""
     relative = ctx.spec.budget.relative

@@ -18,7 +18,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from prunetune.search.jobs import wait_for_result
 from prunetune.search.spec import SearchSpec
+from prunetune.trainables.memory import training_peak
+
+from prunetune.libs import ray
+
+__all__ = ["MEMORY_HEADROOM", "gpu_share", "memory_probe", "resolve_resources", "trials_at_once", "trials_per_gpu"]
+
 
 # The share of a GPU's memory that trials may fill, by their probed peak: the rest absorbs fragmentation and
 # what a trial's peak may exceed the probe's by (a pruned model's peak is lower, never higher).
@@ -88,12 +95,8 @@ def resolve_resources(
 
 def memory_probe(spec: SearchSpec) -> tuple[int, int] | None:
     """Run :func:`~prunetune.trainables.memory.training_peak` as a Ray task on one whole GPU."""
-    from prunetune.trainables.memory import training_peak
-
-    from prunetune.libs import ray
 
     task = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=1)(training_peak)
-    from prunetune.search.jobs import wait_for_result
 
     found: tuple[int, int] | None = wait_for_result(task.remote(spec.trial))
     return found

@@ -7,12 +7,16 @@ from typing import Any
 
 from prunetune.search.context import Say
 from prunetune.search.spec import SearchSpec
-from ray.tune import Callback
 
 from prunetune.records import COMPLETE, preference, trial_status
 
+__all__ = ["Progress", "clock", "time_left"]
 
-class Progress(Callback):
+
+class Progress:
+    """The progress line, told Tune's events by the search's Tune callback
+    (:class:`prunetune.search.tuner.TuneEvents`)."""
+
     def __init__(self, spec: SearchSpec, say: Say = print) -> None:
         self.total = spec.trials
         # An unset count runs at least min_trials, then on while an answer is open (search/frontier.py).

@@ -33,6 +33,12 @@ from prunetune.records import (
     runs_where,
 )
 
+__all__ = [
+    "Config", "ScreenedSweep", "finished_reference_runs", "past_the_edge", "reference_trials", "score_on_seed",
+    "sweep_past_edges", "tuned_reference"
+]  # fmt: skip
+
+
 Config = tuple[float, int]  # a reference configuration: learning rate, epochs
 
 
@@ -215,7 +221,7 @@ def run_or_reuse(ctx: SearchContext, trials: list[TrialConfig]) -> list[tuple[st
     """(run id, val_score) of each reference job: a finished run with the same key is reused, the rest are
     trained, all at once."""
     keys = [reference_key(trial) for trial in trials]
-    done = _finished_reference_runs(ctx.mlflow, ctx.experiment, keys)
+    done = finished_reference_runs(ctx.mlflow, ctx.experiment, keys)
     todo = [trial for trial, key in zip(trials, keys, strict=True) if key not in done]
     ctx.say(f"reference: {len(trials) - len(todo)} runs reused, {len(todo)} to train")
     jobs = [(trial, KIND_REFERENCE, {TAG_REFERENCE_KEY: reference_key(trial)}) for trial in todo]
@@ -237,7 +243,7 @@ def score_on_seed(ctx: SearchContext, reference: TunedReference, seed: int) -> f
     return float(score)
 
 
-def _finished_reference_runs(mlflow: TrackingClient, experiment: str, keys: list[str]) -> dict[str, tuple[str, float]]:
+def finished_reference_runs(mlflow: TrackingClient, experiment: str, keys: list[str]) -> dict[str, tuple[str, float]]:
     """Key -> (run id, val_score) of the finished reference runs with these keys. MLflow filters tags only by
     one value at a time, so every finished reference run of the experiment is listed (a page per 1,000)."""
     wanted = set(keys)

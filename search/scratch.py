@@ -16,6 +16,8 @@ from prunetune.records import (
     runs_where,
 )
 
+__all__ = ["scratch_baselines"]
+
 
 def scratch_baselines(ctx: SearchContext, num_layers: int, reference: TunedReference) -> None:
     """Train the depths this search has not trained yet (a resumed search trains none twice), at the tuned

@@ -12,10 +12,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from prunetune.search.spec import SearchSpec
+from prunetune.trainables.data import load_labelled, load_scored_pairs, sample_texts
+from prunetune.trainables.models import load_any, load_tokenizer, loading, resolve_model, tokenizer_of
+from prunetune.trainables.prepared import prepare_classification
+from prunetune.trainables.scores import compute_layer_scores
 
 from prunetune.config import ConfigError
 from prunetune.libs import ray, torch, transformers
 from prunetune.records import LayerScores
+
+__all__ = [
+    "SharedWork", "check_depths", "check_resources", "check_storage", "dataset_inputs", "layer_scores",
+    "model_num_layers", "prepared_data", "share", "this_machine"
+]  # fmt: skip
+
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +33,6 @@ log = logging.getLogger(__name__)
 @functools.lru_cache(maxsize=32)
 def model_num_layers(model: str) -> int:
     """The layer count from the model's config alone (no weights loaded)."""
-    from prunetune.trainables.models import loading, resolve_model
 
     with loading(model):
         config = transformers.AutoConfig.from_pretrained(resolve_model(model))
@@ -79,14 +88,10 @@ def prepared_data(spec: SearchSpec) -> tuple[Any, list[dict[str, Any]]]:
     whose data is read here all the same): a file that cannot be read is refused on the driver, before Ray.
     With it, what every trial's run records as its dataset inputs (:func:`dataset_inputs`)."""
     if spec.trial.task != "classification":
-        from prunetune.trainables.data import load_labelled, load_scored_pairs
-
         pairs = load_scored_pairs(spec.trial.data)
         if spec.trial.sentence.nli_data is not None:
             load_labelled(spec.trial.sentence.nli_data, pairs=True)
         return None, dataset_inputs(spec.trial.data.source, pairs)
-    from prunetune.trainables.models import load_tokenizer
-    from prunetune.trainables.prepared import prepare_classification
 
     prepared = prepare_classification(spec.trial, load_tokenizer(spec.trial.model), spec.trial.model)
     if prepared.task.report.total:  # said once here, for the whole search, not once per job
@@ -158,9 +163,6 @@ def dataset_inputs(source: str, data: Any) -> list[dict[str, Any]]:
 def layer_scores(spec: SearchSpec) -> LayerScores:
     """Contribution / angular scores of the model, computed once per search on the driver (one forward pass
     over a sample, cached by content): the strategies that need them read them, and the report plots them."""
-    from prunetune.trainables.data import sample_texts
-    from prunetune.trainables.models import load_any, tokenizer_of
-    from prunetune.trainables.scores import compute_layer_scores
 
     model = load_any(spec.trial.model)
     texts = sample_texts(spec.trial.data, spec.trial.scores_sample_rows)

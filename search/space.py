@@ -19,10 +19,25 @@ import math
 from typing import Any
 
 from prunetune.search.spec import WARM_START_STRATEGIES, SearchSpec, droppable_depths, warm_starts
-from prunetune.trainables.strategies import angular_block, count_limit, get_strategy, threshold_range
+from prunetune.trainables.strategies import (
+    STRATEGIES,
+    Strategy,
+    StrategyError,
+    angular_block,
+    count_limit,
+    get_strategy,
+    threshold_range,
+)
 
 from prunetune.libs import optuna
 from prunetune.records import LayerScores, drop, within
+
+__all__ = [
+    "CONSTRAINT", "DefineSpace", "NO_DISTILL", "OBJECTIVE", "OBJECTIVE_NAME", "PointKey", "WARM_START_LR_SCALE",
+    "budget_excess", "check_space", "distill_params", "distilled", "objective", "on_grid", "point_key", "searchable",
+    "strategy_params", "tell_repeat", "trial_config", "warm_start_line", "warm_start_points"
+]  # fmt: skip
+
 
 OBJECTIVE = "objective"
 # The constrained objective, as optuna-dashboard names it: layers dropped + score within the budget.
@@ -228,3 +243,29 @@ def budget_excess(spec: SearchSpec, reference_score: float, score: float) -> flo
 def objective(layers_dropped: int, score: float, excess: float) -> float:
     """Constrained objective: every feasible trial (drops + score < 1) ranks above every infeasible one."""
     return layers_dropped + score if within(excess, 0.0) else -excess
+
+
+def check_space(spec: SearchSpec, num_layers: int) -> None:
+    """Refuse, before anything runs, a space whose strategies cannot drop layers from this model."""
+    for key in ("min_count", "max_count"):
+        count = getattr(spec.space, key)
+        if count is not None and count > num_layers - 1:
+            raise StrategyError(
+                f"space.{key}={count} cannot fit {spec.trial.model} ({num_layers} layers): "
+                f"at most {num_layers - 1} can be dropped"
+            )
+    for name in spec.space.strategies:
+        strategy = get_strategy(name)
+        if not searchable(strategy):
+            names = ", ".join(s.name for s in STRATEGIES.values() if searchable(s))
+            raise StrategyError(
+                f"strategy {name!r} cannot be searched (it takes {list(strategy.params)}); searchable: {names}"
+            )
+        if name.startswith("alternate") and spec.space.min_count > (num_layers + 1) // 2:
+            raise StrategyError(f"{name} cannot drop {spec.space.min_count} of {num_layers} layers")
+
+
+def searchable(strategy: Strategy) -> bool:
+    """A strategy the search can sample: it drops by ``count`` (a window's place is sampled as ``start_fraction``)
+    and needs nothing else, so a registered strategy is searchable as soon as it takes a count."""
+    return "count" in strategy.params and set(strategy.required) <= {"count", "start_fraction"}

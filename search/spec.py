@@ -17,8 +17,15 @@ from typing import Any, Literal
 
 from prunetune.search.decide import RecheckPlan, family_confidence
 
-from prunetune.config import ConfigError, TrialConfig, load_yaml, with_overrides
+from prunetune.config import ConfigError, TrialConfig, load_yaml, to_plain, with_overrides
 from prunetune.records import STORE_FILE
+
+__all__ = [
+    "Budget", "CAP_PER_DEPTH", "NAME", "Objective", "ReferenceSweep", "Resources", "SearchSpec",
+    "WARM_START_STRATEGIES", "decision_seeds", "droppable_depths", "load_spec", "ray_address", "recheck_plan",
+    "reference_epochs", "reference_key", "trial_counts", "trials_for", "trials_per_depth", "warm_starts", "with_trials"
+]  # fmt: skip
+
 
 # A search's name becomes folder names and MLflow filter values: no path separator, no leading dot, no quote.
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -310,7 +317,6 @@ class SearchSpec:
         return self.tracking_uri or f"sqlite:///{self.storage / STORE_FILE}"
 
     def to_dict(self) -> dict[str, Any]:
-        from prunetune.config import to_plain
 
         return dict(to_plain(self))
 

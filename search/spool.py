@@ -9,11 +9,57 @@ before it is created, a tag or a closing is the same twice, a metric point repea
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+__all__ = ["LogToRun", "OpenRun", "Spool", "SpoolRecord", "from_json", "to_json"]
+
+
+@dataclass(frozen=True)
+class OpenRun:
+    """Find a trial's run, else create it with its name, tags, params and dataset inputs."""
+
+    trial: str  # Tune's trial id, which the run is tagged with
+    name: str
+    tags: dict[str, str]
+    params: dict[str, str]
+    inputs: list[dict[str, Any]] = field(default_factory=list)  # shared.dataset_inputs
+
+
+@dataclass(frozen=True)
+class LogToRun:
+    """Metrics and tags for a run, found by its trial (``trial``) or named (``run``); ``end`` closes it with that
+    MLflow status. ``epoch``: an epoch's metrics, which a run that holds that epoch already does not log again."""
+
+    trial: str | None = None
+    run: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    step: int = 0
+    tags: dict[str, str] = field(default_factory=dict)
+    end: str | None = None
+    epoch: bool = False
+
+
+SpoolRecord = OpenRun | LogToRun
+_OPS: dict[str, type[OpenRun] | type[LogToRun]] = {"open": OpenRun, "log": LogToRun}  # the JSON's "op" key
+
+
+def to_json(record: SpoolRecord) -> dict[str, Any]:
+    """The record as its spool line holds it: its fields and its kind as ``op``."""
+    op = next(name for name, kind in _OPS.items() if isinstance(record, kind))
+    return {"op": op, **dataclasses.asdict(record)}
+
+
+def from_json(line: dict[str, Any]) -> SpoolRecord:
+    """A spool line back as its record (a field an older line lacks takes its default)."""
+    kind = _OPS[line["op"]]
+    names = {f.name for f in dataclasses.fields(kind)}
+    return kind(**{k: v for k, v in line.items() if k in names})
 
 
 class Spool:
@@ -23,9 +69,9 @@ class Spool:
         self._lock = threading.Lock()
         self._size: int | None = None  # records in the file, read once then counted
 
-    def append(self, record: dict[str, Any]) -> int:
+    def append(self, record: SpoolRecord) -> int:
         """Write ``record`` durably; returns its sequence number (0 for the first record of the file)."""
-        line = json.dumps(record, separators=(",", ":")) + "\n"
+        line = json.dumps(to_json(record), separators=(",", ":")) + "\n"
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             seq = self._count()
@@ -36,7 +82,7 @@ class Spool:
             self._size = seq + 1
             return seq
 
-    def pending(self) -> list[tuple[int, dict[str, Any]]]:
+    def pending(self) -> list[tuple[int, SpoolRecord]]:
         """The records not yet delivered, in order, with their sequence numbers."""
         with self._lock:
             done = self._delivered()
@@ -60,7 +106,7 @@ class Spool:
         except (FileNotFoundError, ValueError):
             return 0
 
-    def _records(self) -> list[dict[str, Any]]:
+    def _records(self) -> list[SpoolRecord]:
         try:
             lines = self.path.read_text(encoding="utf-8").splitlines()
         except FileNotFoundError:
@@ -68,7 +114,7 @@ class Spool:
         records = []
         for line in lines:
             try:
-                records.append(json.loads(line))
+                records.append(from_json(json.loads(line)))
             except json.JSONDecodeError:  # a line half-written when the machine died: it was never handed on
                 break
         return records

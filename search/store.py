@@ -24,6 +24,13 @@ if TYPE_CHECKING:
     from mlflow.entities import DatasetInput, Experiment, Metric, Param, Run, RunTag
     from mlflow.store.entities.paged_list import PagedList
 
+__all__ = [
+    "PAGE_SIZE", "RetryingClient", "SHARED_VIEW_PREFIX", "TrackingClient", "TrackingError", "TrackingUnreachable",
+    "check_answers", "check_tracking_uri", "client", "experiment_id", "open_store", "paged_runs", "search_lock",
+    "shared_view_state", "store_lock", "transient", "ui_link", "unreachable", "with_retries"
+]  # fmt: skip
+
+
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 1000  # runs per search_runs round trip

@@ -23,10 +23,14 @@ from prunetune.search.reference import reference_trials
 from prunetune.search.shared import SharedWork
 from prunetune.search.spec import SearchSpec, reference_key
 from prunetune.trainables.distill import TRAIN_OUTPUTS
+from prunetune.trainables.sources import cache_root
 
 from prunetune.config import TrialConfig
 from prunetune.libs import np, ray
 from prunetune.records import KIND_REFERENCE, TAG_REFERENCE_KEY, TAG_TEACHER, counted
+
+__all__ = ["cache_file", "distills", "teach", "teacher_config"]
+
 
 TEACHER_VERSION = 2  # bump when the outputs' computation changes, so old cache entries are not reused
 
@@ -49,7 +53,6 @@ def teacher_config(spec: SearchSpec, reference: TunedReference) -> TrialConfig:
 
 def cache_file(config: TrialConfig, data_digests: list[str]) -> Path:
     """Where the teacher's outputs of ``config`` on data whose rows have ``data_digests`` are cached."""
-    from prunetune.trainables.sources import cache_root
 
     raw = json.dumps({"config": config.to_dict(), "data": data_digests, "version": TEACHER_VERSION}, sort_keys=True)
     return cache_root() / "teacher-outputs" / f"{hashlib.sha256(raw.encode()).hexdigest()[:24]}.npy"

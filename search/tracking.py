@@ -18,14 +18,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prunetune.search.spool import Spool
+from prunetune.search.results import TuneResults, each
+from prunetune.search.spool import LogToRun, OpenRun, Spool, SpoolRecord
 from prunetune.search.store import TrackingClient, TrackingUnreachable, paged_runs, unreachable, with_retries
 from prunetune.search.trainable import ALREADY_RECORDED, DERIVED, REPORTED
-from ray.tune import Callback
 
 from prunetune import stops
+from prunetune.config import TrialConfig
 from prunetune.libs import mlflow_entities, mlflow_tracking, optuna
 from prunetune.records import (
     COMPLETE,
@@ -49,12 +50,17 @@ from prunetune.records import (
     trial_status,
 )
 
+if TYPE_CHECKING:
+    from mlflow.entities import DatasetInput, Run
+
+__all__ = ["TrialRecorder", "close_interrupted", "log_params_and_metrics", "recorded_results"]
+
+
 log = logging.getLogger(__name__)
 
 
 def trial_params(trial_dict: dict[str, Any]) -> dict[str, str]:
-    from prunetune.config import TrialConfig
-
+    """A trial's config as its run's params (flat, as strings)."""
     return dict(TrialConfig.from_dict(trial_dict).to_flat())
 
 
@@ -81,10 +87,10 @@ class _Worker:
     (:func:`with_retries`). Once the patience is spent it stops delivering (``unreachable``): the records
     stay in the spool for the next driver, and the search stops cleanly, resumable."""
 
-    def __init__(self, deliver: Callable[[dict[str, Any]], None], spool: Spool, patience_s: float, uri: str) -> None:
+    def __init__(self, deliver: Callable[[SpoolRecord], None], spool: Spool, patience_s: float, uri: str) -> None:
         self.deliver, self.spool, self.patience_s, self.uri = deliver, spool, patience_s, uri
         self.unreachable = False
-        self.tasks: queue.Queue[tuple[int, dict[str, Any]]] = queue.Queue()
+        self.tasks: queue.Queue[tuple[int, SpoolRecord]] = queue.Queue()
         self.thread = threading.Thread(target=self._run, name="prunetune-mlflow", daemon=True)
         self.thread.start()
 
@@ -97,7 +103,7 @@ class _Worker:
             finally:
                 self.tasks.task_done()
 
-    def _deliver(self, seq: int, record: dict[str, Any]) -> None:
+    def _deliver(self, seq: int, record: SpoolRecord) -> None:
         try:
             with_retries(lambda: self.deliver(record), self.patience_s, self.uri)
         except TrackingUnreachable:
@@ -108,15 +114,16 @@ class _Worker:
             log.exception("MLflow refused a record: %s", record)
         self.spool.delivered(seq)
 
-    def submit(self, seq: int, record: dict[str, Any]) -> None:
+    def submit(self, seq: int, record: SpoolRecord) -> None:
         self.tasks.put((seq, record))
 
     def flush(self) -> None:
         self.tasks.join()
 
 
-class TrialRecorder(Callback):
-    """A Tune callback that records each trial as a child run of the search's parent run.
+class TrialRecorder:
+    """Records each trial as a child run of the search's parent run, told Tune's events by the search's Tune
+    callback (:class:`prunetune.search.tuner.TuneEvents`).
 
     No MLflow call runs in a callback: each record is written to the search's durable spool and queued, in
     order, to the worker thread, which looks a trial's run id up when it delivers. So a tracking outage never
@@ -150,8 +157,8 @@ class TrialRecorder(Callback):
         self.inputs = inputs or []  # the search's data, recorded as each trial's dataset inputs
         self.study = study  # (Optuna storage URL, study name): each trial there gets its MLflow run id
         self._worker: _Worker | None = None
-        self._client: Any = None
-        self._optuna: Any = None
+        self._client: TrackingClient | None = None
+        self._optuna: optuna.storages.RDBStorage | None = None
 
     # Tune pickles callbacks with the experiment state: keep threads and clients out of it.
     def __getstate__(self) -> dict[str, Any]:
@@ -172,7 +179,8 @@ class TrialRecorder(Callback):
         return self._worker is not None and self._worker.unreachable
 
     @property
-    def mlflow(self) -> Any:
+    def mlflow(self) -> TrackingClient:
+        """The recorder's own client (made on first use: Tune pickles the recorder, and a client is not sent)."""
         if self._client is None:
             self._client = mlflow_tracking.MlflowClient(tracking_uri=self.tracking_uri)
         return self._client
@@ -184,26 +192,27 @@ class TrialRecorder(Callback):
             self.worker.submit(seq, record)
         return len(pending)
 
-    def _record(self, record: dict[str, Any]) -> None:
+    def _record(self, record: SpoolRecord) -> None:
         self.worker.submit(self.worker.spool.append(record), record)
 
-    def _deliver(self, record: dict[str, Any]) -> None:
-        """One spooled record into MLflow: a trial's run found or created (``open``), or a batch of metrics and
-        tags, optionally closing the run (``log``)."""
-        if record["op"] == "open":
+    def _deliver(self, record: SpoolRecord) -> None:
+        """One spooled record into MLflow: a trial's run found or created (:class:`OpenRun`), or a batch of metrics
+        and tags, optionally closing the run (:class:`LogToRun`)."""
+        if isinstance(record, OpenRun):
             self._open_run(record)
             return
-        run_id = record.get("run") or self._run_of(record["trial"])
+        run_id = record.run or (self._run_of(record.trial) if record.trial is not None else None)
         if run_id is None:  # the trial never started: nothing was recorded
             return
-        metrics, epoch = record["metrics"], record.get("epoch") and record["step"]
-        if epoch and epoch <= self.recorded_epochs.get(record["trial"], 0):
+        metrics = record.metrics
+        epoch = record.step if record.epoch and record.trial is not None else 0
+        if epoch and record.trial is not None and epoch <= self.recorded_epochs.get(record.trial, 0):
             metrics = {}  # an epoch a retry or a resumed search trained again: MLflow has it already
-        log_params_and_metrics(self.mlflow, run_id, {}, metrics, record["step"], record["tags"])
-        if epoch and metrics:  # counted once delivered: an attempt that failed is retried with its metrics
-            self.recorded_epochs[record["trial"]] = epoch
-        if record.get("end"):
-            self.mlflow.set_terminated(run_id, record["end"])
+        log_params_and_metrics(self.mlflow, run_id, {}, metrics, record.step, record.tags)
+        if epoch and metrics and record.trial is not None:  # counted once delivered: a failed attempt is retried
+            self.recorded_epochs[record.trial] = epoch
+        if record.end:
+            self.mlflow.set_terminated(run_id, record.end)
 
     def _run_of(self, trial_id: str) -> str | None:
         """The trial's run. One this driver did not create (a resumed search's, or a run a record spooled by
@@ -213,21 +222,21 @@ class TrialRecorder(Callback):
             self.run_ids[trial_id] = None if found is None else found.info.run_id
         return self.run_ids[trial_id]
 
-    def _open_run(self, record: dict[str, Any]) -> None:
+    def _open_run(self, record: OpenRun) -> None:
         """Find the trial's run, else create it. Looked up afresh on every attempt: a create whose answer was
         lost (the server died after committing it) is found by its retry, not made twice; and a run found
         without its params (that attempt died before logging them) gets them."""
-        trial_id = record["trial"]
+        trial_id = record.trial
         if self.run_ids.get(trial_id) is not None:
             return
         run = self._find_run(trial_id)
         if run is None:
-            run = self.mlflow.create_run(self.experiment, run_name=record["name"], tags=record["tags"])
+            run = self.mlflow.create_run(self.experiment, run_name=record.name, tags=record.tags)
         if not run.data.params:
-            log_params_and_metrics(self.mlflow, run.info.run_id, record["params"], {})
-            if record.get("inputs"):
-                self.mlflow.log_inputs(run.info.run_id, datasets=[dataset_input(d) for d in record["inputs"]])
-            self._link_study(record["tags"].get(TAG_OPTUNA_TRIAL, ""), run.info.run_id)
+            log_params_and_metrics(self.mlflow, run.info.run_id, record.params, {})
+            if record.inputs:
+                self.mlflow.log_inputs(run.info.run_id, datasets=[dataset_input(d) for d in record.inputs])
+            self._link_study(record.tags.get(TAG_OPTUNA_TRIAL, ""), run.info.run_id)
         self.run_ids[trial_id] = run.info.run_id
 
     def _link_study(self, number: str, run_id: str) -> None:
@@ -255,23 +264,15 @@ class TrialRecorder(Callback):
             return
         self.opened.add(trial_id)
         trial = config["trial"]
-        self._record(
-            {
-                "op": "open",
-                "trial": trial_id,
-                "name": trial_run_name(trial, trial_id),
-                "tags": {
-                    PARENT: self.parent_run_id,
-                    TAG_KIND: KIND_TRIAL,
-                    TAG_TRIAL: trial_id,
-                    TAG_SEARCH: self.search_name,
-                    TAG_OPTUNA_TRIAL: str(config.get("optuna_trial", "")),
-                    TAG_STATUS: RUNNING,
-                },
-                "params": trial_params(trial),
-                "inputs": self.inputs,
-            }
-        )
+        tags = {
+            PARENT: self.parent_run_id,
+            TAG_KIND: KIND_TRIAL,
+            TAG_TRIAL: trial_id,
+            TAG_SEARCH: self.search_name,
+            TAG_OPTUNA_TRIAL: str(config.get("optuna_trial", "")),
+            TAG_STATUS: RUNNING,
+        }
+        self._record(OpenRun(trial_id, trial_run_name(trial, trial_id), tags, trial_params(trial), self.inputs))
 
     def _log(
         self,
@@ -282,15 +283,13 @@ class TrialRecorder(Callback):
         end: str | None = None,
     ) -> None:
         """Queue metrics and tags for the trial's run, after its opening; ``end`` closes the run."""
-        self._record(
-            {"op": "log", "trial": trial_id, "metrics": metrics or {}, "step": step, "tags": tags or {}, "end": end}
-        )
+        self._record(LogToRun(trial=trial_id, metrics=metrics or {}, step=step, tags=tags or {}, end=end))
 
     def _log_epoch(self, trial_id: str, metrics: dict[str, float], step: int) -> None:
         """An epoch's metrics: delivered unless the trial's run already holds that epoch."""
-        self._record({"op": "log", "trial": trial_id, "metrics": metrics, "step": step, "tags": {}, "epoch": True})
+        self._record(LogToRun(trial=trial_id, metrics=metrics, step=step, epoch=True))
 
-    def _find_run(self, trial_id: str) -> Any:
+    def _find_run(self, trial_id: str) -> Run | None:
         """The trial's run in MLflow (None: none yet), noting the last epoch it holds (:attr:`recorded_epochs`)."""
         found = self.mlflow.search_runs(
             [self.experiment],
@@ -354,7 +353,7 @@ class TrialRecorder(Callback):
         metrics = {k: float(v) for k, v in closing_metrics(result).items()}
         self._log(trial_id, metrics, int(result.get("epoch", 0)), tags, end)
 
-    def settle(self, results: Any) -> int:
+    def settle(self, results: TuneResults) -> int:
         """Close the trial runs a killed driver left open; call after ``fit`` (nothing runs any more).
 
         Tune restores a search from its last snapshot of the experiment (taken every few seconds),
@@ -364,17 +363,21 @@ class TrialRecorder(Callback):
         After a stop signal, a trial Tune cut short is closed as interrupted (:meth:`_finish`). Returns how many
         runs Tune lost."""
         self.flush()
-        finished = {r.metrics["trial_id"]: r for r in results if r.metrics and "trial_id" in r.metrics}
+        finished = {
+            r.metrics["trial_id"]: (r.config, r.metrics, r.error)
+            for r in each(results)
+            if r.metrics and "trial_id" in r.metrics and r.config is not None
+        }
         still_open = runs_where("RUNNING", parent=self.parent_run_id, kind=KIND_TRIAL)
         # Listed in full before closing any: pages are offsets into a filter the closing changes.
         listing = lambda: list(paged_runs(self.mlflow, [self.experiment], still_open))  # noqa: E731
         interrupted = 0
         for run in with_retries(listing, self.patience_s, self.tracking_uri):
             trial_id = run.data.tags.get(TAG_TRIAL, "")
-            result = finished.get(trial_id)
-            if result is not None:
+            if trial_id in finished:
+                config, metrics, error = finished[trial_id]
                 self.run_ids[trial_id] = run.info.run_id
-                self._finish(trial_id, result.config, result.metrics, error=result.error is not None)
+                self._finish(trial_id, config, metrics, error=error is not None)
             else:
                 self._record(interrupted_record(run.info.run_id))
                 interrupted += 1
@@ -416,7 +419,7 @@ def recorded_results(mlflow: TrackingClient, experiment: str, parent_run_id: str
     return results
 
 
-def dataset_input(described: dict[str, Any]) -> Any:
+def dataset_input(described: dict[str, Any]) -> DatasetInput:
     """One of :func:`prunetune.search.shared.dataset_inputs` as MLflow's entity: the run's Dataset column."""
     entities = mlflow_entities
     dataset = entities.Dataset(
@@ -429,8 +432,9 @@ def dataset_input(described: dict[str, Any]) -> Any:
     return entities.DatasetInput(dataset, tags=[entities.InputTag("mlflow.data.context", described["split"])])
 
 
-def interrupted_record(run_id: str) -> dict[str, Any]:
-    return {"op": "log", "run": run_id, "metrics": {}, "step": 0, "tags": {TAG_STATUS: INTERRUPTED}, "end": "KILLED"}
+def interrupted_record(run_id: str) -> LogToRun:
+    """Closing a run as interrupted (MLflow: KILLED), its metrics so far kept."""
+    return LogToRun(run=run_id, tags={TAG_STATUS: INTERRUPTED}, end="KILLED")
 
 
 def close_interrupted(mlflow: TrackingClient, run_id: str) -> None:

@@ -11,10 +11,18 @@ from typing import Any
 from prunetune.search.shared import SharedWork
 from prunetune.search.space import OBJECTIVE, budget_excess, objective
 from prunetune.search.spec import SearchSpec
+from prunetune.trainables.jobs import run_job
+from prunetune.trainables.models import pick_device
+from prunetune.trainables.training import Checkpointing
 
 from prunetune.config import TrialConfig
 from prunetune.libs import ray, torch, transformers, tune
 from prunetune.records import drop, measured, within
+
+__all__ = [
+    "ALREADY_RECORDED", "DERIVED", "MODEL_FILES", "REPORTED", "ignore_exit_in_callbacks", "job_task", "run_trial"
+]  # fmt: skip
+
 
 # What a trial reports to Tune each epoch: numbers only (Tune and MLflow want scalars).
 REPORTED = (
@@ -49,9 +57,6 @@ def run_trial(
     """Tune function trainable; ``spec``, ``reference_score`` and the work ``shared`` by the whole search (the
     data, the teacher's outputs) come through ``tune.with_parameters`` (Ray's object store). ``recorded``: on
     resume, the final results of trials MLflow holds as finished, which Tune's last snapshot showed running."""
-    from prunetune.trainables.jobs import run_job
-    from prunetune.trainables.models import pick_device
-    from prunetune.trainables.training import Checkpointing
 
     finished = (recorded or {}).get(tune.get_context().get_trial_id())
     if finished is not None:  # trained and recorded before the driver died: not trained again
@@ -110,8 +115,6 @@ def job_task(
     trials run, with their resources. ``keep_model``: the trained model comes back too (:data:`MODEL_FILES`);
     ``train_outputs``: its outputs on the training rows (:data:`TRAIN_OUTPUTS`), to teach the trials."""
     from pathlib import Path
-
-    from prunetune.trainables.jobs import run_job
 
     _quiet()
     inputs = _shared_inputs(trial, shared)

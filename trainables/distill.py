@@ -24,6 +24,11 @@ from typing import Any
 from prunetune.config import DistillConfig
 from prunetune.libs import torch
 
+__all__ = [
+    "TRAIN_OUTPUTS", "describe", "distill_loss", "similarity_distill_loss", "teacher_embeddings", "teacher_logits"
+]  # fmt: skip
+
+
 # A job's result key for its trained model's outputs on the training rows (a classifier's logits, a sentence
 # model's embeddings): a search's teacher job returns them.
 TRAIN_OUTPUTS = "train_outputs"

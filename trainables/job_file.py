@@ -10,6 +10,8 @@ from prunetune.trainables.strategies import StrategyError, check_params
 
 from prunetune.config import ConfigError, TrialConfig, load_yaml
 
+__all__ = ["load_trial_config"]
+
 
 def _search_spec_given(raw: Mapping[str, Any], path: str | None) -> str | None:
     if "trial" in raw or "space" in raw:

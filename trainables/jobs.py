@@ -50,6 +50,9 @@ from prunetune.trainables.training import Checkpointing, Metrics, Report, seed_e
 from prunetune.config import ConfigError, TrainingConfig, TrialConfig
 from prunetune.libs import np, sentence_transformers, sk_metrics, st_losses, stats, torch, transformers
 
+__all__ = ["ClassificationTask", "SentenceSimilarityTask", "TASKS", "Task", "latency_ms", "run_job"]
+
+
 log = logging.getLogger(__name__)
 
 LATENCY_ROWS = 32  # the batch a trial's inference latency is measured on

@@ -16,6 +16,9 @@ from prunetune.trainables.training import make_optimizer, seed_everything
 from prunetune.config import TrialConfig
 from prunetune.libs import torch
 
+__all__ = ["training_peak"]
+
+
 PROBE_STEPS = 3
 
 

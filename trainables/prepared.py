@@ -21,6 +21,9 @@ from prunetune.trainables import data as datasets
 
 from prunetune.config import TrialConfig
 
+__all__ = ["PaddedSplit", "PreparedData", "padded_splits", "preparation_key", "prepare_classification"]
+
+
 Features = tuple[dict[str, list[int]], ...]  # one dict of token-id lists per row
 
 

@@ -19,6 +19,8 @@ from prunetune.trainables.sources import EXTENSIONS, DataError, Source, local_pa
 from prunetune.config import DataConfig
 from prunetune.libs import datasets, pd
 
+__all__ = ["read_rows", "split_rows"]
+
 
 def read_rows(path: Path, file_format: str | None = None) -> Iterator[tuple[str, dict[str, Any] | None]]:
     """Yield ``(location, row)`` for every data row of a file; repeated header rows yield ``(location, None)``."""

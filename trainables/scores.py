@@ -23,14 +23,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from prunetune.trainables.sources import cache_root
+from prunetune.trainables.surgery import encoder_of
+
 from prunetune.libs import torch
 from prunetune.records import LayerScores
+
+__all__ = ["compute_layer_scores"]
+
 
 SCORES_VERSION = 1  # bump when the computation changes, so old cache entries are not reused
 
 
 def default_cache_dir() -> Path:
-    from prunetune.trainables.sources import cache_root
 
     return cache_root() / "scores"
 
@@ -63,7 +68,6 @@ def compute_layer_scores(
     ``model`` may be a bare encoder, a task model or a sentence-transformers model; the
     encoder inside is found by :mod:`prunetune.trainables.surgery`.
     """
-    from prunetune.trainables.surgery import encoder_of
 
     if not texts:
         raise ValueError("compute_layer_scores needs at least one text in the data sample")

@@ -21,6 +21,12 @@ from prunetune.trainables.pinned import INDICNEWS_COMMIT, INDICNEWS_SHA256, STSB
 from prunetune.config import DataConfig
 from prunetune.errors import PrunetuneError
 
+__all__ = [
+    "DataError", "DownloadError", "EXTENSIONS", "INDICNEWS_REPO", "PINNED_SHA256", "PRESET_NAMES", "Source",
+    "cache_root", "data_dir", "default_data_dir", "download", "fetch", "known_preset", "local_path", "preset", "resolve"
+]  # fmt: skip
+
+
 EXTENSIONS = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 SPLIT_ALIASES = {
     "train": ("train",),

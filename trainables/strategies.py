@@ -20,6 +20,13 @@ from typing import Any
 from prunetune.errors import PrunetuneError
 from prunetune.records import LayerScores
 
+__all__ = [
+    "STRATEGIES", "Strategy", "StrategyError", "angular_block", "bottom", "check_kept", "check_params", "contribution",
+    "count_limit", "describe", "explicit", "get_strategy", "kept_layers", "middle", "none", "register_strategy",
+    "threshold_range", "top", "window"
+]  # fmt: skip
+
+
 DropFn = Callable[..., Iterable[int]]
 
 

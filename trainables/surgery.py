@@ -18,6 +18,10 @@ from prunetune.trainables.strategies import check_kept
 from prunetune.errors import PrunetuneError
 from prunetune.libs import torch
 
+__all__ = [
+    "FAMILIES", "SurgeryError", "encoder_of", "keep_layers", "layers_of", "num_layers", "parameter_count", "supported"
+]  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Family:

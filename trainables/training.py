@@ -13,6 +13,9 @@ from typing import Any
 from prunetune.config import TrainingConfig
 from prunetune.libs import np, torch, transformers
 
+__all__ = ["Checkpointing", "Metrics", "Report", "make_optimizer", "seed_everything", "train"]
+
+
 Metrics = dict[str, Any]
 Report = Callable[[Metrics], None]
 

@@ -122,8 +122,8 @@ def test_tables_agree_with_the_search(finished_search) -> None:
     frame = search_runs_frame(mlflow, find_search(mlflow, spec.name))
     answer = tables.max_droppable(frame, [spec.budget.tolerance]).iloc[0]
     assert result.best is not None  # the spec's 0.9 tolerance guarantees an answer
-    assert answer["max_layers_dropped"] == result.best["layers_dropped"]
-    assert answer["val_score"] == pytest.approx(result.best["val_score"])
+    assert answer["max_layers_dropped"] == result.best.layers_dropped
+    assert answer["val_score"] == pytest.approx(result.best.val_score)
     versus = tables.pruned_vs_scratch(frame)
     assert list(versus["layers_kept"]) == [2]
     table = tables.strategy_table(frame)
@@ -182,8 +182,8 @@ def test_the_mlflow_ui_serves_the_search(finished_search) -> None:
     # The trials, the scratch baseline and the answer's model (when one was saved), as the UI lists them.
     assert len(runs) == spec.num_trials + 1 + (result.model is not None)
     # The view the printed link opens: every run flat, deepest drops first, with the columns a user decides on.
-    from prunetune.search.runner import VIEW_METRICS, VIEW_ORDER, VIEW_PARAMS, VIEW_TAGS
     from prunetune.search.store import SHARED_VIEW_PREFIX
+    from prunetune.search.view import VIEW_METRICS, VIEW_ORDER, VIEW_PARAMS, VIEW_TAGS
 
     mlflow = open_store(spec.tracking_uri)
     views = [json.loads(v) for k, v in mlflow.get_experiment(search.experiment_id).tags.items()
@@ -202,9 +202,9 @@ def test_the_mlflow_ui_serves_the_search(finished_search) -> None:
     marked = [r for r in trials if any(t["key"] == "prunetune.answer" for t in r["data"]["tags"])]
     assert result.best is not None and len(marked) == 1
     final = {m["key"]: m["value"] for m in marked[0]["data"]["metrics"]}
-    assert final["val_score"] == pytest.approx(result.best["val_score"])
+    assert final["val_score"] == pytest.approx(result.best.val_score)
     search_run = mlflow.get_run(result.parent_run_id)
-    assert search_run.data.tags["prunetune.answer"].startswith(f"{result.best['layers_dropped']} layers dropped")
+    assert search_run.data.tags["prunetune.answer"].startswith(f"{result.best.layers_dropped} layers dropped")
     # The spec's base trial values are no params of the search's run (they read as results); the spec is its artifact.
     assert "spec.trial.drop.strategy" not in search_run.data.params and "spec.num_trials" in search_run.data.params
 

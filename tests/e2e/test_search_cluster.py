@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.helpers import assert_loads_the_same, child_runs, reference_runs, tiny_spec
 
-pytestmark = pytest.mark.upstream  # touches Ray's, Optuna's or MLflow's internals: scripts/test --latest
+pytestmark = pytest.mark.upstream  # relies on how Ray, Optuna or MLflow behave: scripts/test --latest
 
 
 def test_search_spreads_over_nodes_records_every_trial_and_honours_the_budget(
@@ -51,18 +51,18 @@ def test_search_spreads_over_nodes_records_every_trial_and_honours_the_budget(
     trial_phase = search_run.data.metrics["trial_phase_seconds"]
     assert 0 < trial_phase < (search_run.info.end_time - search_run.info.start_time) / 1000
     assert result.best is not None  # the search's row in MLflow's runs table reads as its answer
-    assert search_run.data.metrics["val_score"] == pytest.approx(result.best["val_score"])
-    assert search_run.data.metrics["layers_kept"] == len(result.best["kept_layers"])
+    assert search_run.data.metrics["val_score"] == pytest.approx(result.best.val_score)
+    assert search_run.data.metrics["layers_kept"] == len(result.best.kept_layers)
     for run in runs:  # typed params: the full TrialConfig, kept layers as a list
         assert run.data.params["drop.strategy"] in spec.space.strategies
         assert run.data.params["kept_layers"].startswith("[")
         assert run.data.metrics["layers_kept"] == len(eval(run.data.params["kept_layers"]))
     # The reported best is within budget, and no complete feasible trial dropped more layers.
-    assert result.best["drop"] <= spec.budget.tolerance + 1e-9
+    assert result.best.drop <= spec.budget.tolerance + 1e-9
     feasible = [
         r for r in runs if r.data.tags["prunetune.status"] == "complete" and r.data.metrics.get("final_feasible") == 1.0
     ]
-    assert max(r.data.metrics["layers_dropped"] for r in feasible) == result.best["layers_dropped"]
+    assert max(r.data.metrics["layers_dropped"] for r in feasible) == result.best.layers_dropped
     assert any("trials 6/6 done" in line for line in lines)
     # The dashboards read the search right. MLflow: the experiment opens on its runs, the search's run
     # carries the spec, every trial its data as dataset inputs (same rows, same digest).
@@ -146,13 +146,13 @@ def test_search_spreads_over_nodes_records_every_trial_and_honours_the_budget(
         expected = (means[best_lr] - run.data.metrics["val_score"]) / means[best_lr]
         assert run.data.metrics["drop"] == pytest.approx(expected, abs=1e-6)  # metrics are recorded to 6 decimals
     # What the user reads is in that unit too: the printed answer and the model's card.
-    from prunetune.search.runner import render_search
+    from prunetune.search.render import render_search
 
     shown = render_search(result, spec.budget.tolerance, spec.budget.relative)
     assert "drop in % of the reference, within the budget of 90 % of the reference" in shown
-    assert f"| {100 * result.best['drop']:+.2f} |" in shown
+    assert f"| {100 * result.best.drop:+.2f} |" in shown
     card = (result.model.path / "README.md").read_text()
-    assert f"{100 * result.best['drop']:+.2f} % of the reference (tolerance 90)" in card
+    assert f"{100 * result.best.drop:+.2f} % of the reference (tolerance 90)" in card
 
     # A second search of the same model x task x data reuses every reference run.
     before = len(lines)

@@ -139,9 +139,9 @@ def test_bad_input_is_refused_in_one_line_before_any_work(tmp_path, capsys, monk
 
 
 def test_a_descending_sort_column_parses_as_the_readme_writes_it() -> None:
-    from prunetune.cli import _joined_values, build_parser
+    from prunetune.cli import build_parser, joined_values
 
-    args = build_parser().parse_args(_joined_values(["trials", "x", "--sort", "-val_score", "--format", "csv"]))
+    args = build_parser().parse_args(joined_values(["trials", "x", "--sort", "-val_score", "--format", "csv"]))
     assert args.sort == "-val_score" and args.format == "csv"
 
 

@@ -13,10 +13,10 @@ from prunetune.search.store import TrackingError, search_lock
 
 OPEN_STORE = """
 import sys
-from prunetune.search.runner import _open_store
+from prunetune.search.runner import open_search_store
 from prunetune.search.spec import load_spec
 spec = load_spec(None, {{"name": sys.argv[1], "storage_path": {storage!r}}})
-store = _open_store(spec, False, lambda line: None)
+store = open_search_store(spec, False, lambda line: None)
 print(store.parent)
 """
 
@@ -68,14 +68,14 @@ def test_a_search_running_from_another_folder_on_the_same_server_is_refused_befo
 ) -> None:
     """Two drivers of one search name with different storage_paths share a tracking store: their folder locks
     do not meet, so the second is refused by the first's running search run, in one line, before Ray starts."""
-    from prunetune.search.runner import _open_store
+    from prunetune.search.runner import open_search_store
     from prunetune.search.spec import load_spec
 
     from prunetune.cli import main
 
     shared = f"sqlite:///{tmp_path / 'shared.db'}"
     first = load_spec(None, {"name": "busy", "storage_path": str(tmp_path / "a"), "tracking_uri": shared})
-    running = _open_store(first, False, lambda line: None).parent  # the first driver's search run, RUNNING
+    running = open_search_store(first, False, lambda line: None).parent  # the first driver's search run, RUNNING
 
     capsys.readouterr()
     code = main(["search", "--set", "name=busy", "--set", f"storage_path={tmp_path / 'b'}",

@@ -15,7 +15,7 @@ from prunetune.search.tracking import TrialRecorder
 from prunetune import records
 from prunetune.records import FINAL, KIND_RECHECK, KIND_TRIAL, PARENT, TAG_KIND, TAG_TRIAL
 
-pytestmark = pytest.mark.upstream  # touches Ray's, Optuna's or MLflow's internals: scripts/test --latest
+pytestmark = pytest.mark.upstream  # relies on how Ray, Optuna or MLflow behave: scripts/test --latest
 
 
 def test_closing_metrics_and_final_value_are_one_pair() -> None:

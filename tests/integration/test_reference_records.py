@@ -9,7 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from prunetune.search.context import SearchContext
 from prunetune.search.max_drop import MaxDropAnswer, render
-from prunetune.search.reference import _finished_reference_runs, reference_trials, score_on_seed, tuned_reference
+from prunetune.search.reference import finished_reference_runs, reference_trials, score_on_seed, tuned_reference
 from prunetune.search.spec import load_spec, reference_key
 from prunetune.search.store import experiment_id
 
@@ -55,7 +55,7 @@ def test_finished_reference_runs_are_found_by_key_unfinished_ones_are_not(tmp_pa
     killed = mlflow.create_run(experiment, tags={TAG_KIND: "reference", TAG_REFERENCE_KEY: keys[1]}).info.run_id
     mlflow.log_metric(killed, "val_score", 0.60)
     mlflow.set_terminated(killed, "KILLED")
-    assert _finished_reference_runs(mlflow, experiment, keys) == {keys[0]: (done, 0.65)}
+    assert finished_reference_runs(mlflow, experiment, keys) == {keys[0]: (done, 0.65)}
 
 
 def test_the_answer_reads_with_its_verdict_interval_and_selection_score() -> None:

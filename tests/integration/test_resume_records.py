@@ -13,15 +13,15 @@ from types import SimpleNamespace
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
-from prunetune.search.runner import _fail_orphaned_optuna_trials, _study_name
 from prunetune.search.spec import load_spec
 from prunetune.search.store import experiment_id
+from prunetune.search.study import fail_orphaned_trials, study_name
 from prunetune.search.tracking import TrialRecorder
 
 from prunetune.config import TrialConfig
 from prunetune.records import PARENT, TAG_KIND, TAG_STATUS, TAG_TRIAL
 
-pytestmark = pytest.mark.upstream  # touches Ray's, Optuna's or MLflow's internals: scripts/test --latest
+pytestmark = pytest.mark.upstream  # relies on how Ray, Optuna or MLflow behave: scripts/test --latest
 
 
 def _open_trial_run(mlflow: MlflowClient, experiment: str, parent: str, trial_id: str) -> str:
@@ -58,18 +58,18 @@ def test_settle_closes_what_tune_finished_and_what_it_lost(tmp_path) -> None:
 def test_optuna_trials_left_running_are_failed(tmp_path) -> None:
     spec = load_spec(None, {"name": "resumed", "storage_path": str(tmp_path)})
     storage = f"sqlite:///{spec.storage / 'optuna.db'}"
-    study = optuna.create_study(study_name=_study_name(spec, "0123456789abcdef"), storage=storage)
+    study = optuna.create_study(study_name=study_name(spec, "0123456789abcdef"), storage=storage)
     done, orphan = study.ask(), study.ask()
     study.tell(done, 1.0)
 
-    assert _fail_orphaned_optuna_trials(spec, "0123456789abcdef") == 1
+    assert fail_orphaned_trials(spec, "0123456789abcdef") == 1
     states = {t.number: t.state for t in optuna.load_study(study_name=study.study_name, storage=storage).trials}
     assert states == {done.number: optuna.trial.TrialState.COMPLETE, orphan.number: optuna.trial.TrialState.FAIL}
-    assert _fail_orphaned_optuna_trials(spec, "ffffffffffffffff") == 0  # no such study: nothing to do
+    assert fail_orphaned_trials(spec, "ffffffffffffffff") == 0  # no such study: nothing to do
 
 
 def test_baseline_jobs_left_running_by_the_driver_are_closed_on_resume(tmp_path) -> None:
-    from prunetune.search.runner import _close_interrupted_jobs
+    from prunetune.search.runner import close_interrupted_jobs
 
     from prunetune.records import TAG_SEARCH
 
@@ -85,7 +85,7 @@ def test_baseline_jobs_left_running_by_the_driver_are_closed_on_resume(tmp_path)
     mlflow.set_terminated(finished)
     lines: list[str] = []
 
-    _close_interrupted_jobs(spec, mlflow, experiment, lines.append)
+    close_interrupted_jobs(spec, mlflow, experiment, lines.append)
 
     status = {run_id: mlflow.get_run(run_id).info.status for run_id in (reference, scratch, trial, other, finished)}
     assert status == {
@@ -101,23 +101,23 @@ def test_baseline_jobs_left_running_by_the_driver_are_closed_on_resume(tmp_path)
 def test_a_search_killed_before_tune_started_is_continued_not_restarted(tmp_path) -> None:
     """Killed in its reference sweep: no Tune state yet, but --resume continues the same search run and
     closes the reference run the killed driver left open."""
-    from prunetune.search.runner import _open_store
+    from prunetune.search.runner import open_search_store
 
     from prunetune.records import TAG_SEARCH
 
     spec = load_spec(None, {"name": "killed-early", "storage_path": str(tmp_path)})
     lines: list[str] = []
-    first = _open_store(spec, False, lines.append)
+    first = open_search_store(spec, False, lines.append)
     left_open = first.mlflow.create_run(
         first.experiment, tags={TAG_KIND: "reference", TAG_SEARCH: spec.name}
     ).info.run_id
 
-    again = _open_store(spec, True, lines.append)
+    again = open_search_store(spec, True, lines.append)
 
     assert again.parent == first.parent and not again.resuming  # the same search; Tune starts afresh
     assert first.mlflow.get_run(left_open).info.status == "KILLED"
     assert not any("nothing to resume" in line for line in lines)
-    fresh = _open_store(spec, False, lines.append)
+    fresh = open_search_store(spec, False, lines.append)
     assert fresh.parent != first.parent  # without --resume, a new search run
 
 

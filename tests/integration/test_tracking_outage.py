@@ -24,7 +24,7 @@ from prunetune.records import KIND_SEARCH, TAG_KIND
 from tests.helpers import free_port, stop_server
 from tests.helpers import start_mlflow_server as start_server
 
-pytestmark = pytest.mark.upstream  # touches Ray's, Optuna's or MLflow's internals: scripts/test --latest
+pytestmark = pytest.mark.upstream  # relies on how Ray, Optuna or MLflow behave: scripts/test --latest
 
 
 def a_search(tmp_path: Path, name: str) -> tuple[subprocess.Popen, str, MlflowClient, str, str]:

@@ -136,13 +136,13 @@ def test_each_interval_is_at_the_level_of_every_finalist_a_run_may_re_train() ->
 
 def test_the_terminal_says_which_seed_collapsed_once_per_finalist() -> None:
     from prunetune.search.decide import ToleranceAnswer
-    from prunetune.search.max_drop import _say_collapses
+    from prunetune.search.max_drop import say_collapses
 
     measure, _ = measuring({1: 0.01, 2: 0.09, 3: 0.01})
     plan = RecheckPlan((3,), collapse_margin=0.05)
     answers = [ToleranceAnswer(t, None, None, 1, (recheck(CANDIDATE, measure, t, plan),)) for t in (0.01, 0.02, 0.03)]
     lines: list[str] = []
-    _say_collapses(answers, 0.05, False, lines.append)
+    say_collapses(answers, 0.05, False, lines.append)
     assert lines == [
         "over: window kept [0, 5] (lr 4.0e-04, 2 epochs) collapsed: it dropped 9 points on seed(s) [2], "
         "more than collapse_margin (5 points) past 1 point"
@@ -151,5 +151,5 @@ def test_the_terminal_says_which_seed_collapsed_once_per_finalist() -> None:
     unruled = RecheckPlan((3,))  # no collapse_margin: the same seeds, and nothing to say
     measure, _ = measuring({1: 0.01, 2: 0.09, 3: 0.01})
     quiet = [ToleranceAnswer(t, None, None, 1, (recheck(CANDIDATE, measure, t, unruled),)) for t in (0.01, 0.03)]
-    _say_collapses(quiet, 0.05, False, lines.append)
+    say_collapses(quiet, 0.05, False, lines.append)
     assert lines == []

@@ -1,5 +1,6 @@
 """The layering rule, checked in a fresh interpreter: the driver and the analysis load no torch and no
-transformers, and the analysis nothing of the trainables (it runs on a laptop that only reads MLflow)."""
+transformers, the analysis nothing of the trainables (it runs on a laptop that only reads MLflow), and the light
+commands no Ray either: only a search or a max-drop imports Ray Tune (prunetune.search.tuner)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,25 @@ def test_the_search_driver_loads_no_torch_until_it_runs() -> None:
         "prunetune.search.tracking",
     )
     assert not loaded & set(HEAVY)
+
+
+def test_light_commands_load_no_ray_torch_or_transformers() -> None:
+    """`prunetune --help`, `strategies` and the analysis commands' modules import prunetune's own modules at their
+    top; the optional libraries wait for first use (prunetune.libs), and only the search's runner loads Ray."""
+    code = (
+        "import json, sys\n"
+        "from prunetune.cli import main\n"
+        "for argv in (['strategies'], ['--help'], ['trials', '--help'], ['report', '--help']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    loaded = {name.split(".")[0] for name in json.loads(done.stdout.splitlines()[-1])}
+    assert not loaded & {"ray", "optuna", "mlflow", "matplotlib", *HEAVY}
+    assert "ray" in _loaded("prunetune.search.runner")  # the check above could fail: the runner does load Ray
 
 
 def test_the_trainables_import_without_torch_and_say_which_extra_brings_it() -> None:

@@ -3,14 +3,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from prunetune.search.searcher import BudgetSearch, check_space
-from prunetune.search.space import DefineSpace, budget_excess, objective, on_grid
+from prunetune.search.searcher import BudgetSearch
+from prunetune.search.space import DefineSpace, budget_excess, check_space, objective, on_grid
 from prunetune.search.spec import SearchSpec, load_spec, reference_key
 from prunetune.trainables.strategies import StrategyError, kept_layers
 
 from prunetune.config import ConfigError
 
-pytestmark = pytest.mark.upstream  # touches Ray's, Optuna's or MLflow's internals: scripts/test --latest
+pytestmark = pytest.mark.upstream  # relies on how Ray, Optuna or MLflow behave: scripts/test --latest
 
 
 def test_spec_rejects_unknown_keys_and_impossible_values_naming_them(tmp_path) -> None:
@@ -224,9 +224,9 @@ def test_seeds_reference_sweep_and_known_reference_are_validated() -> None:
 
 
 def test_multi_objective_axis_is_layers_kept_or_measured_latency() -> None:
-    assert BudgetSearch(load_spec(None, {"objective": "multi"}), 6, None)._metric == ["val_score", "layers_kept"]
+    assert BudgetSearch(load_spec(None, {"objective": "multi"}), 6, None).objectives == ["val_score", "layers_kept"]
     spec = load_spec(None, {"objective": "multi", "multi_axis": "latency_ms"})
-    assert BudgetSearch(spec, 6, None)._metric == ["val_score", "latency_ms"]
+    assert BudgetSearch(spec, 6, None).objectives == ["val_score", "latency_ms"]
     with pytest.raises(ConfigError, match="multi_axis='speed' is not one of"):
         load_spec(None, {"multi_axis": "speed"})
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from prunetune.analysis import query, select
+from prunetune.analysis import select
 from prunetune.analysis.query import COLUMNS, AnalysisError
 
 from prunetune import cli
@@ -35,8 +35,8 @@ def test_an_unreadable_filter_is_named_with_the_grammar(bad: str) -> None:
 
 
 def test_trials_says_no_trial_matches_instead_of_printing_an_empty_table(monkeypatch, capsys) -> None:
-    monkeypatch.setattr(query, "search_and_store", lambda search, uri: (None, None))
-    monkeypatch.setattr(query, "search_runs_frame", lambda mlflow, search: frame())
+    monkeypatch.setattr(cli, "search_and_store", lambda search, uri: (None, None))
+    monkeypatch.setattr(cli, "search_runs_frame", lambda mlflow, search: frame())
     assert cli.main(["trials", "some-search", "--where", "drop<0"]) == 0
     shown = capsys.readouterr()
     assert shown.err == "no trials match: drop<0\n" and shown.out == ""
@@ -48,8 +48,8 @@ def test_trials_says_no_trial_matches_instead_of_printing_an_empty_table(monkeyp
 
 
 def test_trials_ends_an_unreadable_filter_in_one_line_with_rc_2(monkeypatch, capsys) -> None:
-    monkeypatch.setattr(query, "search_and_store", lambda search, uri: (None, None))
-    monkeypatch.setattr(query, "search_runs_frame", lambda mlflow, search: frame())
+    monkeypatch.setattr(cli, "search_and_store", lambda search, uri: (None, None))
+    monkeypatch.setattr(cli, "search_runs_frame", lambda mlflow, search: frame())
     assert cli.main(["trials", "some-search", "--where", "drop=<0.03"]) == 2
     error = capsys.readouterr().err
     assert error.startswith("prunetune trials: --where: cannot read 'drop=<0.03'; write `column op value`")

@@ -3,7 +3,7 @@ its one line, however Tune wrapped it."""
 
 from __future__ import annotations
 
-from prunetune.search.runner import _tracking_stop
+from prunetune.search.runner import tracking_stop
 from prunetune.search.store import TrackingUnreachable
 
 
@@ -15,5 +15,5 @@ def test_the_stop_is_found_in_the_exception_chain() -> None:
         except TrackingUnreachable as err:
             raise RuntimeError("The Ray Tune run failed.") from err
     except RuntimeError as wrapped:
-        assert _tracking_stop(wrapped) is stop
-    assert _tracking_stop(RuntimeError("another failure")) is None
+        assert tracking_stop(wrapped) is stop
+    assert tracking_stop(RuntimeError("another failure")) is None

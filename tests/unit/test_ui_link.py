@@ -7,7 +7,7 @@ import json
 import pytest
 from prunetune.search.store import shared_view_state, ui_link
 
-pytestmark = pytest.mark.upstream  # touches Ray's, Optuna's or MLflow's internals: scripts/test --latest
+pytestmark = pytest.mark.upstream  # relies on how Ray, Optuna or MLflow behave: scripts/test --latest
 
 
 def test_the_shared_view_names_each_column_as_the_ui_does_and_its_key_follows_its_columns() -> None:

@@ -1,7 +1,6 @@
-"""What prunetune needs of Ray's and Optuna's internals (search/upstream.py), checked on the installed releases.
+"""The search's samplers and searcher survive Tune's pickling (search/samplers.py), checked on the installed releases.
 
-A failure here names the library, the attribute and where prunetune reads it: `scripts/test --latest` runs this
-file on the newest releases pyproject.toml allows, before the lock is refreshed.
+`scripts/test --latest` runs this file on the newest releases pyproject.toml allows, before the lock is refreshed.
 """
 
 import pickle
@@ -9,38 +8,11 @@ import threading
 
 import optuna
 import pytest
-import ray
+from prunetune.search.samplers import NSGAIISampler, TPESampler
 from prunetune.search.searcher import BudgetSearch
 from prunetune.search.spec import load_spec
-from prunetune.search.upstream import (
-    PRIVATE_STATE,
-    NSGAIISampler,
-    TPESampler,
-    UnsupportedRelease,
-    check_private_state,
-)
-from ray.tune.search.optuna import OptunaSearch
 
-pytestmark = pytest.mark.upstream  # touches Ray's, Optuna's or MLflow's internals: scripts/test --latest
-
-
-def test_ray_optuna_search_still_keeps_the_state_prunetune_reads() -> None:
-    searcher = OptunaSearch(space={"x": optuna.distributions.FloatDistribution(0, 1)}, metric="m", mode="max")
-    missing = [name for name in PRIVATE_STATE if not hasattr(searcher, name)]
-    assert not missing, (
-        f"ray {ray.__version__}: OptunaSearch lost {missing}; search/upstream.py reads them. Find the new home of "
-        "the Optuna study and trials in ray/tune/search/optuna/optuna_search.py and change upstream.py alone"
-    )
-    assert isinstance(searcher._ot_trials, dict) and isinstance(searcher._completed_trials, set)
-    assert isinstance(searcher._ot_study, optuna.Study)
-
-
-def test_a_searcher_without_that_state_is_refused_in_one_line() -> None:
-    class Renamed:
-        _ot_study = None
-
-    with pytest.raises(UnsupportedRelease, match="_ot_trials, _completed_trials.*constraints.txt"):
-        check_private_state(Renamed())
+pytestmark = pytest.mark.upstream  # relies on how Ray, Optuna or MLflow behave: scripts/test --latest
 
 
 @pytest.mark.parametrize("sampler_class", [NSGAIISampler, TPESampler])
@@ -77,3 +49,31 @@ def test_the_searcher_pickles_as_tune_does_and_goes_on_suggesting(tmp_path, obje
     restored.restore(str(tmp_path / "searcher.pkl"))
     assert restored.recorded(first["optuna_trial"]).state == optuna.trial.TrialState.COMPLETE
     assert restored.suggest("t2") is not None
+
+
+def test_the_searcher_tells_optuna_every_outcome_through_its_public_api(tmp_path) -> None:
+    """Intermediate values per epoch, FAIL on an error, both values of a Pareto search; an outcome Tune repeats
+    (as it may after a resume) is told once."""
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    spec = load_spec(None, {"space.strategies": "[top, bottom]", "space.epochs": "[2, 2]"})
+    search = BudgetSearch(spec, 6, None, anchor_lr=2e-4, storage=optuna.storages.RDBStorage(storage), study_name="s")
+    ran, failed = search.suggest("ran"), search.suggest("failed")
+    search.on_trial_result("ran", {"epoch": 1, "objective": 1.5, "val_score": 0.5, "drop": 0.02})
+    search.on_trial_complete(
+        "ran", {"epoch": 2, "objective": 2.6, "val_score": 0.6, "drop": 0.01, "budget_excess": -0.01}
+    )
+    search.on_trial_complete("ran", {"epoch": 2, "objective": 9.9, "budget_excess": 0.5})  # repeated: ignored
+    search.on_trial_result("ran", {"epoch": 3, "objective": 9.9})  # after the outcome: ignored
+    search.on_trial_complete("failed", None, error=True)
+    trials = {t.number: t for t in optuna.load_study(study_name="s", storage=storage).get_trials()}
+    done = trials[ran["optuna_trial"]]
+    assert done.state == optuna.trial.TrialState.COMPLETE and done.value == 2.6
+    assert done.intermediate_values == {1: 1.5, 2: 2.6} and done.user_attrs["drop"] == 0.01
+    assert done.constraints == {"acc_drop_excess": -0.01}
+    assert trials[failed["optuna_trial"]].state == optuna.trial.TrialState.FAIL
+
+    multi = BudgetSearch(load_spec(None, {"objective": "multi", "space.epochs": "[2, 2]"}), 6, None, anchor_lr=2e-4)
+    config = multi.suggest("m")
+    multi.on_trial_complete("m", {"epoch": 2, "val_score": 0.61, "layers_kept": 4})
+    told = multi.study.get_trials()[config["optuna_trial"]]
+    assert told.state == optuna.trial.TrialState.COMPLETE and told.values == [0.61, 4.0]
