@@ -27,7 +27,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-__all__ = ["Interrupted", "handled", "interrupted", "raise_if_requested", "reclaim", "requested", "tune_loop"]
+__all__ = [
+    "STOP_SIGNALS", "Interrupted", "handled", "interrupted", "native_stderr_quiet", "raise_if_requested", "reclaim",
+    "requested", "tune_loop",
+]  # fmt: skip
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -95,6 +98,28 @@ def _detach_from_terminal() -> None:
         sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115  # lives as long as the process
     except OSError:
         pass
+
+
+@contextmanager
+def native_stderr_quiet() -> Iterator[None]:
+    """Inside: file descriptor 2 (what native code writes to: Ray's core worker) goes to /dev/null; Python's own
+    ``sys.stderr`` is flushed before and after, and writes nothing meanwhile. For a library's shutdown after a
+    stop, whose native log lines repeat what the stop line says."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+        null = os.open(os.devnull, os.O_WRONLY)
+    except OSError:  # no descriptor to spare: the lines show, nothing else changes
+        yield
+        return
+    os.dup2(null, 2)
+    os.close(null)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 @contextmanager

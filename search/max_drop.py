@@ -44,10 +44,11 @@ from prunetune.search.space import distilled
 from prunetune.search.spec import SearchSpec, decision_seeds, recheck_plan
 from prunetune.search.store import TrackingClient, client, experiment_id, paged_runs, search_lock
 from prunetune.search.trainable import MODEL_FILES
+from prunetune.search.tuner import stop_ray
 
 from prunetune import stops
 from prunetune.config import TrialConfig
-from prunetune.libs import mlflow_entities, ray
+from prunetune.libs import mlflow_entities
 from prunetune.records import (
     KIND_RECHECK,
     KIND_TRIAL,
@@ -203,8 +204,7 @@ def _max_drop(
 def _stop(spec: SearchSpec, mlflow: TrackingClient, experiment: str, say: Say) -> stops.Interrupted:
     """The search had finished: its re-check and model jobs are cancelled and their runs closed as interrupted."""
     say("stopping while re-checking the finalists: cancelling the running jobs and closing their records")
-    if ray.is_initialized():
-        ray.shutdown()
+    stop_ray()
     close_running_runs(spec, mlflow, experiment)
     done = sum(1 for _ in paged_runs(mlflow, [experiment], runs_where("FINISHED", kind=KIND_RECHECK, search=spec.name)))
     return stops.interrupted(f"after the search, with {done} re-check job(s) recorded")

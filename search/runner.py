@@ -49,11 +49,11 @@ from prunetune.search.store import (
 from prunetune.search.study import fail_orphaned_trials, study_name, study_url
 from prunetune.search.teacher import distills, teach
 from prunetune.search.tracking import TrialRecorder, close_interrupted, recorded_results
-from prunetune.search.tuner import build_tuner, start_ray
+from prunetune.search.tuner import build_tuner, start_ray, stop_ray
 from prunetune.search.view import close_search_run, log_text, mark_answer, open_search_run, search_view
 
 from prunetune import stops
-from prunetune.libs import optuna, ray, tune
+from prunetune.libs import optuna, tune
 from prunetune.records import (
     KIND_MODEL,
     KIND_RECHECK,
@@ -246,8 +246,7 @@ def _stop(spec: SearchSpec, store: Store, stage: _Stage, say: Say) -> stops.Inte
     interrupted (the search's own run too), its running Optuna trials told FAIL. Tune saved its own state
     before ``fit`` returned. ``--resume`` continues from here."""
     say(f"stopping {stage.phase}: cancelling the running jobs and closing their records (again to quit at once)")
-    if ray.is_initialized():
-        ray.shutdown()  # cancels this driver's tasks and trials, on every node
+    stop_ray()  # cancels this driver's tasks and trials, on every node
     if stage.recorder is not None:
         stage.recorder.settle(stage.results or [])  # a trial cut short: interrupted, with its epochs so far
     fail_orphaned_trials(spec, store.parent)

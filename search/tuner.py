@@ -24,10 +24,11 @@ from prunetune.search.study import study_name, study_url
 from prunetune.search.trainable import run_trial
 from ray.tune import Callback
 
+from prunetune import stops
 from prunetune.libs import optuna, ray, tune
 from prunetune.records import LayerScores
 
-__all__ = ["TuneEvents", "build_tuner", "start_ray", "trial_folder_name"]
+__all__ = ["HOOKS", "TuneEvents", "build_tuner", "start_ray", "stop_ray", "trial_folder_name"]
 
 
 HOOKS = (
@@ -96,6 +97,15 @@ def start_ray(spec: SearchSpec) -> list[dict[str, float]]:
         else:
             ray.init(address=address, runtime_env=runtime_env, logging_level=level)
     return [node["Resources"] for node in ray.nodes() if node["Alive"]]  # type: ignore[no-untyped-call]
+
+
+def stop_ray() -> None:
+    """Ray shut down after a stop: this driver's tasks and trials cancelled on every node. As it shuts down, Ray's
+    core worker logs each job it cancels as failed (``task_manager.cc`` lines, straight to file descriptor 2);
+    after a stop they repeat what the stop line says, so they are not shown."""
+    if ray.is_initialized():
+        with stops.native_stderr_quiet():
+            ray.shutdown()
 
 
 def trial_folder_name(trial: Any) -> str:

@@ -85,3 +85,16 @@ except stops.Interrupted as stop:
     assert child.returncode == 129, err
     assert done.read_text() == f"Interrupted {int(signal.SIGHUP)}"
     assert out == "" and "Traceback" not in err  # nothing more reached the closed terminal
+
+
+def test_native_stderr_is_quiet_inside_and_back_after(capfd) -> None:
+    """A library's native log lines (Ray's, at its shutdown after a stop) written to file descriptor 2 are not
+    shown; what is written after is."""
+    import os
+
+    from prunetune.stops import native_stderr_quiet
+
+    with native_stderr_quiet():
+        os.write(2, b"task_manager.cc:123 a cancelled task failed\n")
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "after\n"
