@@ -15,7 +15,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prunetune.search.spec import load_spec
 from prunetune.search.store import TrackingClient, TrackingError, check_tracking_uri, paged_runs  # noqa: F401  (paged_runs: part of this module's API)
@@ -44,6 +44,9 @@ from prunetune.records import (
     kept_layers,
     runs_where,
 )
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
 
 __all__ = [
     "AnalysisError", "COLUMNS", "Search", "client", "experiment_frame", "find_search", "open_store", "read_artifact",
@@ -145,14 +148,14 @@ def find_search(mlflow: TrackingClient, search: str) -> Search:
     return _search_of(mlflow, run, mlflow.get_experiment(run.info.experiment_id).name)
 
 
-def _get_run(mlflow: TrackingClient, run_id: str) -> Any:
+def _get_run(mlflow: TrackingClient, run_id: str) -> Run | None:
     try:
         return mlflow.get_run(run_id)
     except mlflow_exceptions.MlflowException:
         return None
 
 
-def _search_of(mlflow: TrackingClient, run: Any, experiment_name: str) -> Search:
+def _search_of(mlflow: TrackingClient, run: Run, experiment_name: str) -> Search:
     tags = run.data.tags
     best = tags.get(TAG_BEST)
     return Search(

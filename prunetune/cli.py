@@ -23,13 +23,13 @@ from prunetune.analysis import select, tables
 from prunetune.analysis.query import experiment_frame, open_store, search_and_store, search_runs_frame
 from prunetune.analysis.report import write_report
 from prunetune.analysis.tables import to_markdown
-from prunetune.config import ConfigError, DataConfig, parse_overrides
+from prunetune.config import ConfigError, DataConfig, TrialConfig, parse_overrides
 from prunetune.errors import PrunetuneError
 from prunetune.lazy import missing
 from prunetune.libs import optuna
 from prunetune.search.answer_model import ExportError, export_run
 from prunetune.search.render import render_search
-from prunetune.search.spec import load_spec
+from prunetune.search.spec import SearchSpec, load_spec
 from prunetune.trainables.data import sample_texts
 from prunetune.trainables.job_file import load_trial_config
 from prunetune.trainables.jobs import run_job
@@ -66,8 +66,7 @@ def _quiet_search() -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 
-def _data_config(args: argparse.Namespace) -> Any:
-
+def _data_config(args: argparse.Namespace) -> DataConfig:
     return DataConfig(
         source=args.data,
         text_column=args.text_column,
@@ -77,13 +76,11 @@ def _data_config(args: argparse.Namespace) -> Any:
 
 
 def cmd_strategies(args: argparse.Namespace) -> int:
-
     print(describe())
     return 0
 
 
 def cmd_scores(args: argparse.Namespace) -> int:
-
     texts = sample_texts(_data_config(args), args.rows)  # bad data ends here, before the model loads
     model = load_any(args.model)
 
@@ -111,7 +108,6 @@ def cmd_scores(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-
     params = {
         "count": args.count,
         "start": args.start,
@@ -143,7 +139,6 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-
     # The whole config, drop strategy included, is checked before the job's libraries load or data is read.
     config = load_trial_config(args.config, parse_overrides(args.set or []))
     _writable_folder(args.output, "--output")  # before any training: a model trained for nothing is lost
@@ -170,9 +165,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_teacher_run(config: Any, args: argparse.Namespace) -> Any:
+def _with_teacher_run(config: TrialConfig, args: argparse.Namespace) -> TrialConfig:
     """``--teacher-run``: the teacher is that recorded job's model, re-created here (trials keep no weights)."""
-
     if not config.distill.on or config.distill.teacher is not None:
         raise ConfigError("--teacher-run teaches a distilled job: set distill.alpha > 0 and no distill.teacher")
     mlflow = open_store(args.tracking_uri)
@@ -181,8 +175,7 @@ def _with_teacher_run(config: Any, args: argparse.Namespace) -> Any:
     return config.with_overrides({"distill.teacher": str(folder)})
 
 
-def _spec(args: argparse.Namespace) -> Any:
-
+def _spec(args: argparse.Namespace) -> SearchSpec:
     overrides: dict[str, Any] = parse_overrides(args.set or [])
     if args.address:
         overrides["address"] = args.address
@@ -231,7 +224,6 @@ def cmd_max_drop(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-
     _writable_folder(args.output, "--output")
     mlflow = open_store(args.tracking_uri)  # a store that does not exist is refused before anything trains
     folder = Path(args.output)
@@ -243,7 +235,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_trials(args: argparse.Namespace) -> int:
-
     _writable_file(args.output, "--output")
     if args.all_searches:
         mlflow = open_store(args.tracking_uri)
@@ -286,7 +277,6 @@ _SHOWN = "kind,status,strategy,layers_dropped,kept_layers,val_score,drop,learnin
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-
     if args.output and Path(args.output).is_dir():
         raise PrunetuneError(f"--output {args.output} is a folder: give the report's file name, e.g. report.html")
     _writable_folder(str(Path(args.output).parent) if args.output else None, "--output")
@@ -301,12 +291,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _data_root(args: argparse.Namespace) -> Path:
-
     return Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
 
 
 def cmd_data_list(args: argparse.Namespace) -> int:
-
     root = _data_root(args)
     print(f"data dir: {root}")
     for name in PRESET_NAMES:
@@ -322,7 +310,6 @@ def cmd_data_list(args: argparse.Namespace) -> int:
 
 
 def cmd_data_fetch(args: argparse.Namespace) -> int:
-
     root = _data_root(args)
     found = known_preset(args.preset)
     if found.local(root) is not None:

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prunetune.search.context import Say, SearchContext
 from prunetune.search.jobs import run_jobs
@@ -31,6 +31,9 @@ from prunetune.config import TrialConfig
 from prunetune.errors import PrunetuneError
 from prunetune.libs import huggingface_hub, mlflow_entities, mlflow_fluent, sentence_transformers, transformers
 from prunetune.records import JOB_KINDS, KIND_MODEL, PARENT, TAG_KIND, TAG_SEARCH, TAG_TEACHER, counted, final_value
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
 
 __all__ = [
     "ExportError", "ModelFacts", "SavedModel", "command", "describe_model", "export_run", "keep_trained",
@@ -158,7 +161,7 @@ def _teacher_of(mlflow: TrackingClient, run: Any) -> str:
     return str(found[0].info.run_id)
 
 
-def _recorded_run(mlflow: TrackingClient, run_id: str) -> Any:
+def _recorded_run(mlflow: TrackingClient, run_id: str) -> Run:
     try:
         run = mlflow.get_run(run_id)
     except Exception as err:
