@@ -21,6 +21,7 @@ from prunetune.search.packing import memory_probe, resolve_resources
 from prunetune.search.progress import Progress
 from prunetune.search.reference import tuned_reference
 from prunetune.search.render import trials_line
+from prunetune.search.results import TuneResults
 from prunetune.search.scratch import scratch_baselines
 from prunetune.search.shared import (
     check_depths,
@@ -145,7 +146,7 @@ class _Stage:
 
     phase: str = "while training the reference"
     recorder: TrialRecorder | None = None
-    results: Any = None  # Tune's results, once fit has returned
+    results: TuneResults | None = None  # Tune's results, once fit has returned
 
 
 def _search(
