@@ -204,7 +204,23 @@ def _reference_runs(tags: dict[str, str]) -> list[str]:
 
 
 def experiment_frame(mlflow: TrackingClient, experiment_name: str) -> pd.DataFrame:
-    """Every trial, reference and scratch run of every search in the experiment."""
+    """Every trial, reference and scratch run of every search in the experiment (a search run again under one
+    name adds its runs), as one typed DataFrame.
+
+    Args:
+        mlflow: an MLflow client on the store (:func:`open_store`).
+        experiment_name: the experiment, which is the spec's ``name``.
+
+    Returns:
+        The columns of :func:`search_runs_frame`, one row per run of every search in the experiment.
+
+    Raises:
+        AnalysisError: no experiment of that name in the store.
+
+    Example:
+        >>> frame = experiment_frame(open_store(None), "minilm-indicnews-en")  # doctest: +SKIP
+        >>> frame.groupby("kind").size()                                       # doctest: +SKIP
+    """
     experiment = mlflow.get_experiment_by_name(experiment_name)
     if experiment is None:
         raise AnalysisError(f"no experiment {experiment_name!r} in {mlflow.tracking_uri}")
@@ -338,8 +354,24 @@ def open_store(tracking_uri: str | None) -> TrackingClient:
 
 
 def search_and_store(search: str, tracking_uri: str | None) -> tuple[TrackingClient, Search]:
-    """Resolve what a person names: a spec file (its name and store), a folder (a storage_path holding mlflow.db:
-    its one search; or a search's own folder inside one), an experiment name, or a parent run id."""
+    """Resolve what a person names to a store and a search, as the ``trials`` and ``report`` commands do.
+
+    Args:
+        search: a spec file (its name and store), a folder (a storage_path holding mlflow.db: its one search; or
+            a search's own folder inside one), an experiment name, or a search's parent run id.
+        tracking_uri: the MLflow store; None: the spec's, the folder's, ``$MLFLOW_TRACKING_URI`` or
+            ``./prunetune-runs/mlflow.db``.
+
+    Returns:
+        (the MLflow client, the :class:`Search`: its latest parent run when the name is an experiment's).
+
+    Raises:
+        AnalysisError: no such search, a store that does not exist, or a folder holding several searches.
+
+    Example:
+        >>> mlflow, search = search_and_store("prunetune-runs", None)  # doctest: +SKIP
+        >>> search.best["layers_dropped"]                               # doctest: +SKIP
+    """
     folder = Path(search).expanduser()
     if folder.is_dir() and tracking_uri is None:
         return _search_in_folder(folder)

@@ -177,8 +177,29 @@ def max_drop(
     say: Say = print,
     register: str | None = None,
 ) -> MaxDropAnswer:
-    """Search once at the loosest tolerance, then decide each tolerance on the decision seeds; with
-    ``spec.save_model``, each tolerance's answer is saved as a model (registered as ``register`` if given)."""
+    """The most layers droppable within each tolerance: one search at the loosest, then each tolerance decided on
+    the decision seeds against the tuned reference; what ``prunetune max-drop`` runs.
+
+    Args:
+        spec: the search spec; its ``seeds`` decision seeds (at least 2) and ``budget.relative`` are used.
+        tolerances: the accuracy drops to answer, in the budget's unit (0.01 is 1 point).
+        resume: continue the max-drop of this name (finished trials and re-checks are not trained again).
+        say: where progress lines go.
+        register: the MLflow registered-model name of the answers' models, if any.
+
+    Returns:
+        The :class:`MaxDropAnswer`: per tolerance the verdict of the deepest drop whose mean is within, its mean
+        drop and interval, the deepest confidently within, and (with ``spec.save_model``) its model.
+
+    Raises:
+        PrunetuneError: a spec, model, data, storage or tracking store refused before anything starts.
+        stops.Interrupted: a stop signal; ``resume`` continues.
+
+    Example:
+        >>> from prunetune.search.spec import load_spec                                      # doctest: +SKIP
+        >>> answer = max_drop(load_spec("examples/max-drop-minilm-indicnews.yaml"), [0.01, 0.02])  # doctest: +SKIP
+        >>> [(a.tolerance, a.mean_within.candidate.layers_dropped) for a in answer.tolerances]  # doctest: +SKIP
+    """
     loosest = spec.with_overrides({"budget.tolerance": max(tolerances)})
     checked = refuse_early(loosest)  # before the lock: a refused max-drop leaves nothing behind
     with search_lock(loosest.storage, loosest.name):  # held from the search through the last re-check

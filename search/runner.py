@@ -118,10 +118,33 @@ def run_search(
     checked: Checked | None = None,
     tolerances: tuple[float, ...] = (),
 ) -> SearchResult:
-    """Run (or with ``resume`` continue) the search ``spec`` and return its best feasible trial, with its
-    model when ``save_best`` and ``spec.save_model`` (registered in MLflow as ``register`` if given).
-    ``checked``: what :func:`refuse_early` returned, when the caller ran it already. ``tolerances``: every tolerance
-    the caller will decide (max-drop's), where the search looks for answers still open; () for the budget's alone."""
+    """Run (or continue) a search: the tuned reference, the scratch baselines, the layer scores, then Optuna's
+    trials on Ray Tune, every job recorded in MLflow; what ``prunetune search`` runs.
+
+    Args:
+        spec: the search spec (:func:`~prunetune.search.spec.load_spec`).
+        resume: continue the search of this name in ``spec.storage_path`` (nothing recorded is trained again).
+        say: where progress lines go.
+        save_best: train the best trial once more and keep its model (when ``spec.save_model``).
+        register: the MLflow registered-model name of that model, if any.
+        checked: what :func:`refuse_early` returned, when the caller ran it already.
+        tolerances: every tolerance the caller will decide (max-drop's), where the search looks for answers
+            still open; () for the budget's alone.
+
+    Returns:
+        The :class:`~prunetune.search.outcome.SearchResult`: the tuned reference, the best trial within the
+        budget on the search's seed (``best``, None if no trial was within), and its model.
+
+    Raises:
+        PrunetuneError: a spec, model, data, storage or tracking store refused before anything starts.
+        stops.Interrupted: a stop signal; the search's runs are closed as interrupted, ``resume`` continues it.
+
+    Example:
+        >>> from prunetune.search.spec import load_spec                   # doctest: +SKIP
+        >>> result = run_search(load_spec("examples/search-default.yaml"))  # doctest: +SKIP
+        >>> result.best.layers_dropped, result.best.kept_layers            # doctest: +SKIP
+        (5, [5])
+    """
     num_layers, prepared, inputs = checked or refuse_early(spec)
     with search_lock(spec.storage, spec.name):  # a second driver on this search is refused here
         refuse_another_driver(spec, resume)  # and one on the same tracking server from another folder

@@ -95,6 +95,20 @@ def layers_of(model: Any) -> Sequence[Any]:
 
 
 def num_layers(model: Any) -> int:
+    """The model's encoder layers (any supported family: BERT, RoBERTa/XLM-R, ELECTRA, MPNet, DistilBERT,
+    DeBERTa-v2, a sentence-transformer).
+
+    Args:
+        model: a transformers model or a SentenceTransformer.
+
+    Returns:
+        How many layers its encoder has now (after :func:`keep_layers`, the kept ones).
+
+    Example:
+        >>> from prunetune.trainables.models import load_any          # doctest: +SKIP
+        >>> num_layers(load_any("sentence-transformers/all-MiniLM-L6-v2"))  # doctest: +SKIP
+        6
+    """
     return len(layers_of(model))
 
 
@@ -167,4 +181,12 @@ def keep_layers(model: Any, kept: Iterable[int]) -> Any:
 
 
 def parameter_count(model: Any) -> int:
+    """The model's parameters, all of them (embeddings and head included), as ``prunetune prune`` reports them.
+
+    Args:
+        model: a transformers model or a SentenceTransformer.
+
+    Returns:
+        The number of parameters.
+    """
     return sum(p.numel() for p in model.parameters())

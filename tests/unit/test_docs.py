@@ -62,9 +62,10 @@ def test_the_examples_in_the_public_docstrings_run() -> None:
     import doctest
 
     from prunetune.analysis import query, tables
+    from prunetune.search import max_drop, runner
     from prunetune.trainables import strategies, surgery
 
-    for module in (strategies, surgery, query, tables):
+    for module in (strategies, surgery, query, tables, runner, max_drop):
         failed, _ = doctest.testmod(module, extraglobs={"kept_layers": strategies.kept_layers})
         assert failed == 0, module.__name__
     found = doctest.DocTestFinder().find(strategies.kept_layers)
