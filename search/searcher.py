@@ -117,6 +117,7 @@ class BudgetSearch(Searcher):
             load_if_exists=True,  # a resumed search goes on with its study
             directions=["maximize", "minimize"] if multi else ["maximize"],
         )
+        self.study_id = self.storage.get_study_id_from_name(self.study.study_name)  # looked up once per search
         for point in self.warm_start:
             self.study.enqueue_trial(point, user_attrs={"chosen_by": "warm start"})
         self.spec = spec
@@ -143,8 +144,7 @@ class BudgetSearch(Searcher):
 
     def recorded(self, number: int) -> optuna.trial.FrozenTrial:
         """The Optuna trial ``number`` as its storage holds it."""
-        study_id = self.storage.get_study_id_from_name(self.study.study_name)
-        return self.storage.get_trial(self.storage.get_trial_id_from_study_id_trial_number(study_id, number))
+        return self.storage.get_trial(self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number))
 
     def tried(self) -> list[Tried]:
         """Every point run so far as the frontier reads it: kept layers, sampled parameters, and the drop (None while
@@ -231,13 +231,8 @@ class BudgetSearch(Searcher):
         raise RuntimeError("the search space keeps producing points no strategy can realise; widen it")
 
     def live(self, trial_id: str) -> optuna.Trial | None:
-        """The Optuna trial of a Tune trial whose outcome Optuna does not have yet; None once it has. After a
-        resume, Tune may re-run trials its last checkpoint saw running although the study (in its database)
-        recorded them since."""
-        ot_trial = self.asked.get(trial_id)
-        if trial_id in self.told or ot_trial is None or self.recorded(ot_trial.number).state.is_finished():
-            return None
-        return ot_trial
+        """The Optuna trial of a Tune trial whose outcome Optuna does not have yet; None once it has."""
+        return None if trial_id in self.told else self.asked.get(trial_id)
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         """Each epoch's validation score as the trial's intermediate value, at its epoch: learning curves,
@@ -289,6 +284,11 @@ class BudgetSearch(Searcher):
             pickle.dump(self.__dict__.copy(), file)
 
     def restore(self, checkpoint_path: str) -> None:
-        """The state :meth:`save` wrote, on resume."""
+        """The state :meth:`save` wrote, on resume. Tune may re-run trials its last checkpoint saw running although
+        the study (in its database) recorded their outcome since: those count as told, read once here."""
         with open(checkpoint_path, "rb") as file:
             self.__dict__.update(pickle.load(file))
+        for trial_id, ot_trial in list(self.asked.items()):
+            if self.recorded(ot_trial.number).state.is_finished():
+                self.told.add(trial_id)
+                del self.asked[trial_id]

@@ -158,7 +158,7 @@ class TrialRecorder:
         self.study = study  # (Optuna storage URL, study name): each trial there gets its MLflow run id
         self._worker: _Worker | None = None
         self._client: TrackingClient | None = None
-        self._optuna: optuna.storages.RDBStorage | None = None
+        self._optuna: tuple[optuna.storages.RDBStorage, int] | None = None  # the study's storage and id, once
 
     # Tune pickles callbacks with the experiment state: keep threads and clients out of it.
     def __getstate__(self) -> dict[str, Any]:
@@ -246,11 +246,12 @@ class TrialRecorder:
         if self.study is None or not number.isdigit():
             return
         url, name = self.study
-        if self._optuna is None:
-            self._optuna = optuna.storages.RDBStorage(url)
-        storage = self._optuna
         try:
-            trial = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(name), int(number))
+            if self._optuna is None:  # opened and looked up once per driver, not once per trial
+                storage = optuna.storages.RDBStorage(url)
+                self._optuna = storage, storage.get_study_id_from_name(name)
+            storage, study_id = self._optuna
+            trial = storage.get_trial_id_from_study_id_trial_number(study_id, int(number))
             storage.set_trial_user_attr(trial, "mlflow_run_id", run_id)
             if self.tracking_uri.startswith(("http://", "https://")):  # a link the dashboard's user can open
                 link = f"{self.tracking_uri.rstrip('/')}/#/experiments/{self.experiment}/runs/{run_id}"

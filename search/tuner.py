@@ -28,17 +28,11 @@ from prunetune import stops
 from prunetune.libs import optuna, ray, tune
 from prunetune.records import LayerScores
 
-__all__ = ["HOOKS", "TuneEvents", "build_tuner", "start_ray", "stop_ray", "trial_folder_name"]
-
-
-HOOKS = (
-    "on_step_begin", "on_trial_start", "on_trial_result", "on_trial_complete", "on_trial_error", "on_checkpoint",
-    "on_trial_recover", "on_experiment_end",
-)  # fmt: skip
+__all__ = ["TuneEvents", "build_tuner", "start_ray", "stop_ray", "trial_folder_name"]
 
 
 class TuneEvents(Callback):
-    """The search's Tune callback: each of Tune's events (:data:`HOOKS`, with Tune's arguments) goes to every
+    """The search's Tune callback: each of Tune's events below, with Tune's arguments, goes to every
     listener that has a method of that name, in the listeners' order. Tune pickles it with its experiment, and
     the listeners with it; a resumed search runs the listeners it pickled."""
 

@@ -77,3 +77,19 @@ def test_the_searcher_tells_optuna_every_outcome_through_its_public_api(tmp_path
     multi.on_trial_complete("m", {"epoch": 2, "val_score": 0.61, "layers_kept": 4})
     told = multi.study.get_trials()[config["optuna_trial"]]
     assert told.state == optuna.trial.TrialState.COMPLETE and told.values == [0.61, 4.0]
+
+
+def test_a_resumed_searcher_takes_an_outcome_the_study_recorded_after_its_checkpoint_as_told(tmp_path) -> None:
+    """Tune restores its searcher from the last checkpoint; a trial that finished after it is re-run by Tune but
+    told to Optuna once (the study's record is kept)."""
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    spec = load_spec(None, {"space.strategies": "[top, bottom]", "space.epochs": "[2, 2]"})
+    search = BudgetSearch(spec, 6, None, anchor_lr=2e-4, storage=storage, study_name="s")
+    config = search.suggest("t0")
+    search.save(str(tmp_path / "searcher.pkl"))  # the checkpoint sees t0 running
+    search.on_trial_complete("t0", {"epoch": 2, "objective": 2.6, "budget_excess": -0.01})  # after it
+    restored = BudgetSearch(spec, 6, None, anchor_lr=2e-4, storage=storage, study_name="s")
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    assert restored.live("t0") is None
+    restored.on_trial_complete("t0", {"epoch": 2, "objective": 9.9, "budget_excess": 0.5})  # Tune's re-run
+    assert restored.recorded(config["optuna_trial"]).value == 2.6
